@@ -1,0 +1,42 @@
+# The two commands of the README: `make dev` and `make test`. Both set up .venv first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+MIRROR_ROOT ?= $(CURDIR)/data/mirror
+MIRROR_PORT ?= 8765
+DEMO_MONTHS ?= 2021-01..2021-03
+
+.PHONY: install dev demo test bench clean
+
+$(STAMP): setup.cfg pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
+# The product on its embedded defaults (local lake folder, DuckDB file), real TLC source.
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+# Offline: a generated TLC-shaped mirror on 127.0.0.1 as the source, then the UI.
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m taxi_assets.mirror generate --root $(MIRROR_ROOT) --datasets yellow,green,fhv --months $(DEMO_MONTHS)
+	$(PY) -m taxi_assets.mirror serve --root $(MIRROR_ROOT) --port $(MIRROR_PORT) & \
+	  trap "kill $$!" EXIT INT TERM; \
+	  TAXI_SOURCE_URL="http://127.0.0.1:$(MIRROR_PORT)/{dataset}/{dataset}_tripdata_{month}.csv.gz" \
+	  TAXI_ZONES_URL="http://127.0.0.1:$(MIRROR_PORT)/misc/taxi_zone_lookup.csv" \
+	  $(VENV)/bin/dagster dev -w workspace.yaml
+
+test: install
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) data .dagster_home *.egg-info

@@ -1,0 +1,18 @@
+"""The asset factory: three layers per dataset, all derived from the spec table."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from taxi_assets.datasets import DATASETS, DatasetSpec
+from taxi_assets.defs.assets.lake import build_lake_asset
+from taxi_assets.defs.assets.raw import build_raw_asset
+from taxi_assets.defs.assets.warehouse import build_warehouse_asset
+
+
+def build_dataset_assets(spec: DatasetSpec, warehouse_kind: str) -> list[dg.AssetsDefinition]:
+    return [build_raw_asset(spec), build_lake_asset(spec), build_warehouse_asset(spec, warehouse_kind)]
+
+
+def build_all_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
+    return [a for spec in DATASETS.values() for a in build_dataset_assets(spec, warehouse_kind)]

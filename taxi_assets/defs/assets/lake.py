@@ -1,0 +1,58 @@
+"""Lake layer: the month as typed Parquet in the dataset's canonical schema."""
+
+
+import dagster as dg
+
+from taxi_assets.convert import convert
+from taxi_assets.datasets import DatasetSpec
+from taxi_assets.defs.assets.keys import lake_key, raw_key
+from taxi_assets.defs.assets.metadata import table_schema
+from taxi_assets.months import normalize_month
+from taxi_assets.partitions import monthly_partitions
+from taxi_assets.storage.lake import LakeObject, StagedFile
+
+LAKE_FILE_NAME = "part-0.parquet"
+
+
+def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=lake_key(spec),
+        ins={"raw": dg.AssetIn(raw_key(spec))},
+        partitions_def=monthly_partitions(spec),
+        io_manager_key="lake_io_manager",
+        group_name=spec.name,
+        kinds={"parquet"},
+        description=f"{spec.name} trips of one month as Parquet (zstd) with declared types.",
+        metadata={"dataset": spec.name, "layer": "lake", "dagster/column_schema": table_schema(spec)},
+    )
+    def lake(context: dg.AssetExecutionContext, raw: dict[str, LakeObject]) -> dg.Output[StagedFile]:
+        month = normalize_month(context.partition_key)
+        (source,) = raw.values()
+        staged = StagedFile.new(LAKE_FILE_NAME)
+        try:
+            with source.local_path() as path:
+                result = convert(spec, month, path, staged.path)
+        except BaseException:
+            staged.discard()
+            raise
+        if result.extra_columns:
+            context.log.warning(
+                f"{spec.name} {month}: dropped columns not in the spec: {', '.join(result.extra_columns)}"
+            )
+        context.log.info(f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
+        return dg.Output(
+            staged,
+            metadata={
+                "dagster/row_count": result.rows,
+                "dagster/column_schema": table_schema(spec),
+                "outside_month_rows": result.outside_month_rows,
+                "outside_month_share": round(result.outside_month_rows / max(result.rows, 1), 6),
+                "renamed_columns": result.renamed,
+                "dropped_columns": result.extra_columns,
+                "filled_null_columns": result.filled_columns,
+                "source_file": source.uri,
+                "seconds": round(result.seconds, 3),
+            },
+        )
+
+    return lake

@@ -1,0 +1,44 @@
+"""Warehouse layer: one table per dataset; each month replaced atomically."""
+
+
+import dagster as dg
+
+from taxi_assets.datasets import DatasetSpec
+from taxi_assets.defs.assets.keys import lake_key, warehouse_key
+from taxi_assets.defs.assets.metadata import table_schema
+from taxi_assets.months import normalize_month
+from taxi_assets.partitions import monthly_partitions
+from taxi_assets.storage.lake import LakeObject
+from taxi_assets.storage.warehouse import Warehouse
+
+
+def build_warehouse_asset(spec: DatasetSpec, warehouse_kind: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=warehouse_key(spec),
+        ins={"lake": dg.AssetIn(lake_key(spec))},
+        partitions_def=monthly_partitions(spec),
+        # A range of months loads in one run (one transaction / load job per month).
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=spec.name,
+        kinds={warehouse_kind, "table"},
+        description=f"Warehouse table {spec.table}: all months of {spec.name} trips, one row per trip.",
+        metadata={
+            "dataset": spec.name,
+            "layer": "warehouse",
+            "dagster/table_name": spec.table,
+            "dagster/column_schema": table_schema(spec),
+        },
+    )
+    def warehouse_table(
+        context: dg.AssetExecutionContext, lake: dict[str, LakeObject], warehouse: Warehouse
+    ) -> dg.MaterializeResult:
+        result = warehouse.replace_months(spec, lake)
+        rows = sum(result.rows_by_month.values())
+        months = ", ".join(normalize_month(k) for k in lake)
+        context.log.info(f"{spec.table}: replaced {months} with {rows:,} rows")
+        metadata = {"dagster/row_count": rows, **result.metadata}
+        if len(result.rows_by_month) > 1:
+            metadata["rows_by_month"] = result.rows_by_month
+        return dg.MaterializeResult(metadata=metadata)
+
+    return warehouse_table

@@ -1,0 +1,40 @@
+"""Resources from the environment: embedded defaults unless an env var says otherwise.
+
+| env var             | default                                  |
+| TAXI_SOURCE_URL     | the course mirror's CSV.gz URL template   |
+| TAXI_LAKE_URI       | ./data/lake        (or gs://bucket/prefix) |
+| TAXI_WAREHOUSE_URI  | duckdb:///./data/warehouse.duckdb (or bigquery://project/dataset) |
+| TAXI_STAGING_DIR    | ./data/staging     (scratch for files being built) |
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from taxi_assets.source.resource import DEFAULT_SOURCE_URL, TaxiSource
+from taxi_assets.storage.io_manager import LakeIOManager
+from taxi_assets.storage.lake import DEFAULT_LAKE_URI
+from taxi_assets.storage.warehouse import DEFAULT_WAREHOUSE_URI, Warehouse
+
+
+def env_or_default(name: str, default: str) -> str | dg.EnvVar:
+    """EnvVar when set (so the UI shows where a value comes from), else the default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def lake_uri() -> str:
+    return os.environ.get("TAXI_LAKE_URI") or DEFAULT_LAKE_URI
+
+
+def warehouse_uri() -> str:
+    return os.environ.get("TAXI_WAREHOUSE_URI") or DEFAULT_WAREHOUSE_URI
+
+
+def build_resources() -> dict[str, object]:
+    return {
+        "source": TaxiSource(url_template=env_or_default("TAXI_SOURCE_URL", DEFAULT_SOURCE_URL)),
+        "lake_io_manager": LakeIOManager(lake_uri=env_or_default("TAXI_LAKE_URI", DEFAULT_LAKE_URI)),
+        "warehouse": Warehouse(uri=env_or_default("TAXI_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI)),
+    }

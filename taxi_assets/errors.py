@@ -1,0 +1,21 @@
+"""Errors the pipeline raises on bad input; each message names dataset, month and URL or file."""
+
+
+class TaxiAssetsError(Exception):
+    """Base class: a problem with the input, reported to the user as it is."""
+
+
+class SourceError(TaxiAssetsError):
+    """The source answered with something that is not an acceptable file."""
+
+
+class NotPublishedError(SourceError):
+    """The month's file does not exist at the source (yet)."""
+
+
+class ConversionError(TaxiAssetsError):
+    """The file could not be converted to the dataset's canonical schema."""
+
+
+class SchemaError(ConversionError):
+    """The file's columns do not match the dataset spec."""

@@ -1,0 +1,234 @@
+"""Streaming, verified downloads of a month's file from the TLC source.
+
+Transient failures are retried by libraries: urllib3's Retry for 5xx/429 answers
+and connection set-up, tenacity for a body that breaks off mid-stream. What is
+accepted is verified first (byte count, gzip integrity, content sniffing), so a
+bad file never reaches the lake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import tenacity
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from taxi_assets.errors import NotPublishedError, SourceError
+
+CHUNK = 1 << 20
+PROGRESS_EVERY_S = 5.0
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+
+
+class TransientBodyError(Exception):
+    """The body broke off or came short: worth another attempt."""
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """What the server says about a file without sending it (HEAD)."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
+    content_length: int | None
+
+    @property
+    def token(self) -> str:
+        """A short identity of this version of the file, for run keys and cursors."""
+        return self.etag or f"{self.last_modified}|{self.content_length}"
+
+
+@dataclass(frozen=True)
+class Download:
+    url: str
+    path: Path
+    bytes: int
+    sha256: str
+    etag: str | None
+    last_modified: str | None
+    seconds: float
+
+
+def make_session(retries: int, backoff: float) -> requests.Session:
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=backoff,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def head(session: requests.Session, url: str, timeout: float) -> FileVersion | None:
+    """The file's version at the source, or None when it is not published (404/403)."""
+    response = session.head(url, allow_redirects=True, timeout=timeout)
+    if response.status_code in (403, 404):
+        return None
+    response.raise_for_status()
+    length = response.headers.get("Content-Length")
+    return FileVersion(
+        url=url,
+        etag=response.headers.get("ETag"),
+        last_modified=response.headers.get("Last-Modified"),
+        content_length=int(length) if length is not None else None,
+    )
+
+
+class _Verifier:
+    """Checks the stream while it is written: gzip integrity and content type."""
+
+    def __init__(self, label: str, url: str, is_gzip: bool, is_parquet: bool):
+        self.label, self.url = label, url
+        self.is_gzip, self.is_parquet = is_gzip, is_parquet
+        self.inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16) if is_gzip else None
+        self.first = b""
+        self.last = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if len(self.first) < 512:
+            self.first += chunk[: 512 - len(self.first)]
+            if len(self.first) >= 4:
+                self._sniff()
+        if self.inflater is not None:
+            try:
+                # Inflate and throw away: only integrity matters here.
+                self.inflater.decompress(chunk, 0)
+                while self.inflater.unconsumed_tail:
+                    self.inflater.decompress(self.inflater.unconsumed_tail, 0)
+                if self.inflater.eof and self.inflater.unused_data:
+                    # Concatenated gzip members are valid gzip.
+                    rest = self.inflater.unused_data
+                    self.inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+                    self.inflater.decompress(rest, 0)
+            except zlib.error as exc:
+                raise SourceError(f"{self.label}: corrupt gzip stream from {self.url}: {exc}") from None
+        self.last = (self.last + chunk)[-8:]
+
+    def _sniff(self) -> None:
+        head = self.first.lstrip()[:15].lower()
+        if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head")):
+            raise SourceError(f"{self.label}: {self.url} sent an HTML/XML page, not the data file")
+        if self.is_gzip and not self.first.startswith(GZIP_MAGIC):
+            raise SourceError(f"{self.label}: {self.url} is not gzip (starts with {self.first[:8]!r})")
+        if self.is_parquet and not self.first.startswith(PARQUET_MAGIC):
+            raise SourceError(f"{self.label}: {self.url} is not Parquet (starts with {self.first[:8]!r})")
+
+    def finish(self, nbytes: int) -> None:
+        if nbytes == 0:
+            raise SourceError(f"{self.label}: {self.url} sent an empty file")
+        if len(self.first) < 4:
+            self._sniff()
+        if self.inflater is not None and not self.inflater.eof:
+            raise SourceError(
+                f"{self.label}: gzip stream truncated after {nbytes:,} bytes from {self.url}"
+            )
+        if self.is_parquet and not self.last.endswith(PARQUET_MAGIC):
+            raise SourceError(f"{self.label}: Parquet file from {self.url} has no footer (truncated?)")
+
+
+def download(
+    session: requests.Session,
+    url: str,
+    dest: Path,
+    label: str,
+    timeout: float,
+    attempts: int,
+    log: logging.Logger | None = None,
+) -> Download:
+    """Stream url into dest (never fully in memory), verified; retried on broken bodies."""
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=10),
+        retry=tenacity.retry_if_exception_type(TransientBodyError),
+        reraise=True,
+    )
+    try:
+        return retrying(_download_once, session, url, dest, label, timeout, log)
+    except TransientBodyError as exc:
+        raise SourceError(f"{label}: {exc} from {url} (after {attempts} attempts)") from None
+
+
+def _download_once(session, url, dest: Path, label, timeout, log) -> Download:
+    started = time.monotonic()
+    try:
+        # identity: store the bytes as published, so Content-Length describes them.
+        response = session.get(
+            url,
+            stream=True,
+            allow_redirects=True,
+            timeout=timeout,
+            headers={"Accept-Encoding": "identity"},
+        )
+    except requests.ConnectionError as exc:
+        raise SourceError(f"{label}: cannot reach {url}: {exc}") from None
+    with response:
+        if response.status_code in (403, 404):
+            raise NotPublishedError(
+                f"{label} is not published yet: HTTP {response.status_code} from {url}"
+            )
+        if response.status_code >= 400:
+            raise SourceError(f"{label}: HTTP {response.status_code} from {url}")
+        expected = response.headers.get("Content-Length")
+        expected_bytes = int(expected) if expected is not None else None
+        lower = url.lower().split("?")[0]
+        verifier = _Verifier(label, url, lower.endswith(".gz"), lower.endswith(".parquet"))
+        sha = hashlib.sha256()
+        nbytes, last_log = 0, started
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(dest, "wb") as out:
+                for chunk in response.raw.stream(CHUNK, decode_content=False):
+                    out.write(chunk)
+                    sha.update(chunk)
+                    verifier.feed(chunk)
+                    nbytes += len(chunk)
+                    now = time.monotonic()
+                    if log and now - last_log >= PROGRESS_EVERY_S:
+                        rate = nbytes / (now - started) / 1e6
+                        total = f" of {expected_bytes:,}" if expected_bytes else ""
+                        log.info(f"{label}: {nbytes:,}{total} bytes, {rate:.1f} MB/s")
+                        last_log = now
+        except Exception as exc:
+            dest.unlink(missing_ok=True)
+            if isinstance(exc, SourceError):
+                raise
+            # urllib3 ProtocolError / ReadTimeoutError / IncompleteRead: the body broke off.
+            raise TransientBodyError(f"download broke off after {nbytes:,} bytes ({exc})") from None
+        if expected_bytes is not None and nbytes != expected_bytes:
+            dest.unlink(missing_ok=True)
+            raise TransientBodyError(
+                f"got {nbytes:,} bytes but Content-Length said {expected_bytes:,}"
+            )
+        try:
+            verifier.finish(nbytes)
+        except SourceError:
+            dest.unlink(missing_ok=True)
+            raise
+        return Download(
+            url=url,
+            path=dest,
+            bytes=nbytes,
+            sha256=sha.hexdigest(),
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
+            seconds=time.monotonic() - started,
+        )

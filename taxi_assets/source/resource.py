@@ -1,0 +1,50 @@
+"""The TLC source as a Dagster resource: where a month's file is and how to fetch it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from taxi_assets.datasets import DatasetSpec
+from taxi_assets.months import normalize_month
+from taxi_assets.source import http
+
+DEFAULT_SOURCE_URL = (
+    "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/"
+    "{dataset}/{dataset}_tripdata_{month}.csv.gz"
+)
+
+
+class TaxiSource(dg.ConfigurableResource):
+    """Monthly files at `url_template` ({dataset}, {month}=YYYY-MM); CSV.gz or Parquet."""
+
+    url_template: str = Field(default=DEFAULT_SOURCE_URL)
+    timeout_s: float = Field(default=60.0, description="Connect/read timeout per request.")
+    retries: int = Field(default=5, description="Retries of 5xx/429 answers and connection errors.")
+    backoff_s: float = Field(default=0.5, description="Base of the exponential backoff.")
+    body_attempts: int = Field(default=3, description="Attempts when a body breaks off mid-stream.")
+
+    def url(self, spec: DatasetSpec, month: str) -> str:
+        return self.url_template.format(dataset=spec.name, month=normalize_month(month))
+
+    def file_name(self, spec: DatasetSpec, month: str) -> str:
+        return self.url(spec, month).split("?")[0].rsplit("/", 1)[-1]
+
+    def _session(self):
+        return http.make_session(self.retries, self.backoff_s)
+
+    def head(self, spec: DatasetSpec, month: str) -> http.FileVersion | None:
+        with self._session() as session:
+            return http.head(session, self.url(spec, month), self.timeout_s)
+
+    def download(
+        self, spec: DatasetSpec, month: str, dest: Path, log: logging.Logger | None = None
+    ) -> http.Download:
+        label = f"{spec.name} {normalize_month(month)}"
+        with self._session() as session:
+            return http.download(
+                session, self.url(spec, month), dest, label, self.timeout_s, self.body_attempts, log
+            )

@@ -1,0 +1,138 @@
+"""The data lake: where raw files and typed Parquet live, behind one small interface.
+
+A store publishes a finished local file under its final name atomically, so a
+reader never sees half a file and a failed run leaves the previous version in
+place. `LocalLakeStore` is the embedded default; `gcs.GCSLakeStore` is production.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+DEFAULT_LAKE_URI = "./data/lake"
+DEFAULT_STAGING_DIR = "./data/staging"
+
+
+class LakeStore(Protocol):
+    def uri(self, relpath: str) -> str: ...
+
+    def publish(self, local: Path, relpath: str) -> None:
+        """Put local under relpath atomically; replaces what was there."""
+
+    def list(self, prefix: str) -> list[str]:
+        """Relative paths of the files under prefix (a folder)."""
+
+    def delete(self, relpath: str) -> None: ...
+
+    @contextmanager
+    def local_path(self, relpath: str) -> Iterator[Path]:
+        """A local file with the object's bytes, for readers that need one."""
+
+
+@dataclass(frozen=True)
+class LakeObject:
+    """A file in the lake, as handed to downstream assets."""
+
+    store: LakeStore
+    relpath: str
+
+    @property
+    def uri(self) -> str:
+        return self.store.uri(self.relpath)
+
+    @property
+    def name(self) -> str:
+        return self.relpath.rsplit("/", 1)[-1]
+
+    @contextmanager
+    def local_path(self) -> Iterator[Path]:
+        with self.store.local_path(self.relpath) as path:
+            yield path
+
+
+class LocalLakeStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().absolute()
+
+    def uri(self, relpath: str) -> str:
+        return str(self.root / relpath)
+
+    def publish(self, local: Path, relpath: str) -> None:
+        final = self.root / relpath
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # A temporary sibling then os.replace: atomic on one filesystem, and a crash
+        # leaves only a dot-file that the next publish of this folder removes.
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            try:
+                os.replace(local, tmp)
+            except OSError:  # staging on another filesystem
+                shutil.copyfile(local, tmp)
+                Path(local).unlink(missing_ok=True)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        for sibling in final.parent.iterdir():
+            if sibling.name.startswith(".") and sibling.name.endswith(".tmp"):
+                sibling.unlink(missing_ok=True)
+
+    def list(self, prefix: str) -> list[str]:
+        folder = self.root / prefix
+        if not folder.is_dir():
+            return []
+        return sorted(
+            f"{prefix.rstrip('/')}/{p.name}"
+            for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def delete(self, relpath: str) -> None:
+        (self.root / relpath).unlink(missing_ok=True)
+
+    @contextmanager
+    def local_path(self, relpath: str) -> Iterator[Path]:
+        path = self.root / relpath
+        if not path.is_file():
+            raise FileNotFoundError(f"not in the lake: {path}")
+        yield path
+
+
+def lake_store_from_uri(uri: str) -> LakeStore:
+    if uri.startswith("gs://"):
+        from taxi_assets.storage.gcs import GCSLakeStore
+
+        return GCSLakeStore.from_uri(uri)
+    if "://" in uri and not uri.startswith("file://"):
+        raise ValueError(f"unsupported lake URI {uri!r}: use a folder or gs://bucket/prefix")
+    return LocalLakeStore(uri.removeprefix("file://"))
+
+
+def staging_root() -> Path:
+    """Scratch space for files being built; on the lake's filesystem by default so
+    publishing a local lake file is a rename, not a copy."""
+    return Path(os.environ.get("TAXI_STAGING_DIR", DEFAULT_STAGING_DIR)).expanduser().absolute()
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A finished file waiting for the lake I/O manager to publish it."""
+
+    path: Path
+
+    @classmethod
+    def new(cls, name: str) -> "StagedFile":
+        root = staging_root()
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(Path(tempfile.mkdtemp(prefix="stage-", dir=root)) / name)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path.parent, ignore_errors=True)

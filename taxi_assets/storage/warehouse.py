@@ -1,0 +1,76 @@
+"""The warehouse: one table per dataset, a month replaced atomically and idempotently.
+
+`Warehouse` is the Dagster resource; it picks a backend from its URI:
+    duckdb:///path/to/file.duckdb   embedded default
+    bigquery://project/dataset      production
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import dagster as dg
+import pyarrow as pa
+from pydantic import Field
+
+from taxi_assets.datasets import DatasetSpec
+from taxi_assets.storage.lake import LakeObject
+
+DEFAULT_WAREHOUSE_URI = "duckdb:///./data/warehouse.duckdb"
+
+
+@dataclass
+class LoadResult:
+    """What a load did: rows per month now in the table, plus backend statistics."""
+
+    rows_by_month: dict[str, int]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class WarehouseBackend(Protocol):
+    kind: str
+
+    def replace_months(self, spec: DatasetSpec, objects: dict[str, LakeObject]) -> LoadResult:
+        """Replace each month's rows with the lake file's, all or nothing."""
+
+    def month_row_counts(self, spec: DatasetSpec) -> dict[str, int]:
+        """Rows per source month (YYYY-MM) in the dataset's table."""
+
+    def query(self, sql: str) -> pa.Table: ...
+
+
+def backend_from_uri(uri: str, **options: Any) -> WarehouseBackend:
+    if uri.startswith("duckdb://"):
+        from taxi_assets.storage.duckdb_warehouse import DuckDBWarehouse
+
+        return DuckDBWarehouse(uri.removeprefix("duckdb://").removeprefix("/") or ":memory:")
+    if uri.startswith("bigquery://"):
+        from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse
+
+        return BigQueryWarehouse.from_uri(uri, **options)
+    raise ValueError(f"unsupported warehouse URI {uri!r}: use duckdb:///FILE or bigquery://PROJECT/DATASET")
+
+
+def warehouse_kind(uri: str) -> str:
+    return uri.split("://", 1)[0]
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The warehouse named by `uri` (see module docstring)."""
+
+    uri: str = Field(default=DEFAULT_WAREHOUSE_URI)
+    location: str | None = Field(default=None, description="BigQuery location, e.g. US or EU.")
+
+    def backend(self) -> WarehouseBackend:
+        return backend_from_uri(self.uri, location=self.location)
+
+    def replace_months(self, spec: DatasetSpec, objects: dict[str, LakeObject]) -> LoadResult:
+        return self.backend().replace_months(spec, objects)
+
+    def month_row_counts(self, spec: DatasetSpec) -> dict[str, int]:
+        return self.backend().month_row_counts(spec)
+
+    def query(self, sql: str) -> pa.Table:
+        return self.backend().query(sql)

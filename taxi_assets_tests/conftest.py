@@ -1,0 +1,77 @@
+"""Shared fixtures: a real HTTP mirror of generated TLC files, and per-test lake/warehouse dirs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from taxi_assets.datasets import DATASETS, DatasetSpec
+from taxi_assets.defs.assets import build_dataset_assets
+from taxi_assets.mirror import MirrorServer, generate
+from taxi_assets.months import partition_key
+from taxi_assets.source.resource import TaxiSource
+from taxi_assets.storage.io_manager import LakeIOManager
+from taxi_assets.storage.lake import LocalLakeStore
+from taxi_assets.storage.warehouse import Warehouse, backend_from_uri
+
+TEST_DATA = Path(__file__).parent / "data"
+MONTHS = ["2021-01", "2021-02"]
+
+
+@pytest.fixture(scope="session")
+def mirror_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("mirror")
+    generate(root, list(DATASETS), MONTHS)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mirror(mirror_root):
+    with MirrorServer(mirror_root) as server:
+        yield server
+
+
+@dataclass
+class Platform:
+    """One isolated install of the product: a lake folder and a DuckDB file under tmp."""
+
+    root: Path
+    source_url: str
+
+    @property
+    def lake_uri(self) -> str:
+        return str(self.root / "lake")
+
+    @property
+    def warehouse_uri(self) -> str:
+        return f"duckdb:///{self.root / 'warehouse.duckdb'}"
+
+    def resources(self) -> dict:
+        return {
+            "source": TaxiSource(url_template=self.source_url, backoff_s=0.01),
+            "lake_io_manager": LakeIOManager(lake_uri=self.lake_uri),
+            "warehouse": Warehouse(uri=self.warehouse_uri),
+        }
+
+    def lake(self) -> LocalLakeStore:
+        return LocalLakeStore(self.lake_uri)
+
+    def warehouse(self):
+        return backend_from_uri(self.warehouse_uri)
+
+    def materialize(self, spec: DatasetSpec, month: str, **kwargs) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            build_dataset_assets(spec, "duckdb"),
+            partition_key=partition_key(month),
+            resources=self.resources(),
+            **kwargs,
+        )
+
+
+@pytest.fixture
+def platform(tmp_path, mirror, monkeypatch) -> Platform:
+    monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
+    return Platform(root=tmp_path, source_url=mirror.url_template)
