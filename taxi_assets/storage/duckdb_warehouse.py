@@ -105,4 +105,4 @@ class DuckDBWarehouse:
 
     def query(self, sql: str) -> pa.Table:
         with self._writing() as conn:
-            return conn.execute(sql).fetch_arrow_table()
+            return conn.execute(sql).to_arrow_table()
