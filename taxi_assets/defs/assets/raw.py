@@ -5,9 +5,10 @@ import dagster as dg
 
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
+from taxi_assets.defs.resources import source_url
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
-from taxi_assets.source.resource import TaxiSource
+from taxi_assets.source.resource import TaxiSource, download_pool
 from taxi_assets.storage.lake import StagedFile
 
 
@@ -18,6 +19,7 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         io_manager_key="lake_io_manager",
         group_name=spec.name,
         kinds={"csv"},
+        pool=download_pool(source_url()),
         description=f"{spec.name} trip records of one month: the source file as published, unchanged.",
         metadata={"dataset": spec.name, "layer": "raw"},
     )
