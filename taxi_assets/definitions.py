@@ -11,6 +11,10 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=build_all_assets(warehouse_kind(warehouse_uri())),
         resources=build_resources(),
+        # A run is a chain (a month's raw -> lake -> warehouse, or one warehouse load):
+        # its steps run one after another anyway, so a process per step would only add
+        # start-up time. Runs go in parallel through the run queue (deploy/dagster.yaml).
+        executor=dg.in_process_executor,
     )
 
 

@@ -69,10 +69,10 @@ def pg_server_url() -> str:
     return started.stdout.strip()
 
 
-@pytest.fixture
-def pg_database(pg_server_url) -> Iterator[PgDatabase]:
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[PgDatabase]:
     """A new, empty database on the test server, dropped afterwards."""
-    server = urlsplit(pg_server_url)
+    server = urlsplit(server_url)
     db = PgDatabase(
         host=server.hostname or "127.0.0.1",
         port=server.port or 5432,
@@ -82,7 +82,7 @@ def pg_database(pg_server_url) -> Iterator[PgDatabase]:
     )
 
     def admin(statement: sql.Composable) -> None:
-        with contextlib.closing(psycopg2.connect(pg_server_url)) as conn:
+        with contextlib.closing(psycopg2.connect(server_url)) as conn:
             conn.autocommit = True  # CREATE/DROP DATABASE refuse to run in a transaction
             with conn.cursor() as cur:
                 cur.execute(statement)
@@ -92,6 +92,12 @@ def pg_database(pg_server_url) -> Iterator[PgDatabase]:
         yield db
     finally:
         admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name)))
+
+
+@pytest.fixture
+def pg_database(pg_server_url) -> Iterator[PgDatabase]:
+    with fresh_database(pg_server_url) as db:
+        yield db
 
 
 def install_instance(home: Path, overrides: dict | None = None) -> Path:
