@@ -9,10 +9,10 @@ import dagster as dg
 import pytest
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
-from taxi_assets.defs.assets import build_dataset_assets
+from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.months import partition_key
-from taxi_assets.source.resource import TaxiSource
+from taxi_assets.source.resource import DEFAULT_ZONES_URL, TaxiSource
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import LocalLakeStore
 from taxi_assets.storage.warehouse import Warehouse, backend_from_uri
@@ -40,6 +40,7 @@ class Platform:
 
     root: Path
     source_url: str
+    zones_url: str = DEFAULT_ZONES_URL
 
     @property
     def lake_uri(self) -> str:
@@ -51,7 +52,7 @@ class Platform:
 
     def resources(self) -> dict:
         return {
-            "source": TaxiSource(url_template=self.source_url, backoff_s=0.01),
+            "source": TaxiSource(url_template=self.source_url, zones_url=self.zones_url, backoff_s=0.01),
             "lake_io_manager": LakeIOManager(lake_uri=self.lake_uri),
             "warehouse": Warehouse(uri=self.warehouse_uri),
         }
@@ -70,8 +71,18 @@ class Platform:
             **kwargs,
         )
 
+    def materialize_selection(self, selection: str, month: str | None = None, **kwargs):
+        """Materialize the assets `selection` (Dagster selection syntax) picks from the whole graph."""
+        return dg.materialize(
+            build_all_assets("duckdb"),
+            selection=selection,
+            partition_key=partition_key(month) if month else None,
+            resources=self.resources(),
+            **kwargs,
+        )
+
 
 @pytest.fixture
 def platform(tmp_path, mirror, monkeypatch) -> Platform:
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
-    return Platform(root=tmp_path, source_url=mirror.url_template)
+    return Platform(root=tmp_path, source_url=mirror.url_template, zones_url=mirror.zones_url)

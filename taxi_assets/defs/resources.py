@@ -2,6 +2,7 @@
 
 | env var             | default                                  |
 | TAXI_SOURCE_URL     | the course mirror's CSV.gz URL template   |
+| TAXI_ZONES_URL      | the course mirror's taxi_zone_lookup.csv  |
 | TAXI_LAKE_URI       | ./data/lake        (or gs://bucket/prefix) |
 | TAXI_WAREHOUSE_URI  | duckdb:///./data/warehouse.duckdb (or bigquery://project/dataset) |
 | TAXI_STAGING_DIR    | ./data/staging     (scratch for files being built) |
@@ -13,7 +14,7 @@ import os
 
 import dagster as dg
 
-from taxi_assets.source.resource import DEFAULT_SOURCE_URL, TaxiSource
+from taxi_assets.source.resource import DEFAULT_SOURCE_URL, DEFAULT_ZONES_URL, TaxiSource
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import DEFAULT_LAKE_URI
 from taxi_assets.storage.warehouse import DEFAULT_WAREHOUSE_URI, Warehouse
@@ -34,7 +35,10 @@ def warehouse_uri() -> str:
 
 def build_resources() -> dict[str, object]:
     return {
-        "source": TaxiSource(url_template=env_or_default("TAXI_SOURCE_URL", DEFAULT_SOURCE_URL)),
+        "source": TaxiSource(
+            url_template=env_or_default("TAXI_SOURCE_URL", DEFAULT_SOURCE_URL),
+            zones_url=env_or_default("TAXI_ZONES_URL", DEFAULT_ZONES_URL),
+        ),
         "lake_io_manager": LakeIOManager(lake_uri=env_or_default("TAXI_LAKE_URI", DEFAULT_LAKE_URI)),
         "warehouse": Warehouse(uri=env_or_default("TAXI_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI)),
     }
