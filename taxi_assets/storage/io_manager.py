@@ -11,6 +11,7 @@ from __future__ import annotations
 import dagster as dg
 
 from taxi_assets.months import normalize_month
+from taxi_assets.storage.gcp import credentials_field
 from taxi_assets.storage.lake import LakeObject, LakeStore, StagedFile, lake_store_from_uri
 
 
@@ -25,9 +26,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
     """Stores `StagedFile` outputs in the lake; loads inputs as {partition_key: LakeObject}."""
 
     lake_uri: str
+    gcp_credentials_json: str | None = credentials_field()
 
     def store(self) -> LakeStore:
-        return lake_store_from_uri(self.lake_uri)
+        return lake_store_from_uri(self.lake_uri, credentials_json=self.gcp_credentials_json)
 
     def handle_output(self, context: dg.OutputContext, obj: StagedFile) -> None:
         if obj is None:
