@@ -101,3 +101,13 @@ def gcs_bucket(fake_gcs):
 
     client = storage.Client(project="test", credentials=AnonymousCredentials())
     return client.create_bucket(f"lake-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def fake_google():
+    """Google's token endpoint and BigQuery REST API at the HTTP boundary (see fake_google.py)."""
+    from taxi_assets_tests.fake_google import DATASET, PROJECT, FakeGoogleServer
+
+    with FakeGoogleServer() as fake:
+        fake.datasets.add((PROJECT, DATASET))
+        yield fake

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 BQ = "/bigquery/v2/projects/"
 UPLOAD = "/upload/bigquery/v2/projects/"
 SLOT_MS = 4321  # what the fake reports as each load job's slot time
+PROJECT, DATASET = "taxi-project", "trips"  # the dataset the `fake_google` fixture serves
 
 
 @dataclass
@@ -213,7 +214,8 @@ ROUTES = [
 
 def error(status: int, message: str):
     reason = {404: "notFound", 409: "duplicate"}.get(status, "invalid")
-    return status, {"error": {"code": status, "message": message, "errors": [{"reason": reason, "message": message}]}}, {}
+    problem = {"code": status, "message": message, "errors": [{"reason": reason, "message": message}]}
+    return status, {"error": problem}, {}
 
 
 def read_gs(uri: str) -> bytes:

@@ -19,10 +19,9 @@ from taxi_assets.months import partition_key
 from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse, WarehouseError
 from taxi_assets.storage.lake import LakeObject, LocalLakeStore, lake_store_from_uri
 from taxi_assets_tests.conftest import MONTHS
-from taxi_assets_tests.fake_google import SLOT_MS, FakeGoogleServer
+from taxi_assets_tests.fake_google import DATASET, PROJECT, SLOT_MS
 from taxi_assets_tests.helpers import mirror_file
 
-PROJECT, DATASET = "taxi-project", "trips"
 YELLOW = DATASETS["yellow"]
 
 # Written out by hand (not derived from the spec) so the test checks the mapping.
@@ -37,17 +36,11 @@ YELLOW_BQ_SCHEMA = [
 ]
 
 
-@pytest.fixture
-def fake():
-    with FakeGoogleServer() as fake:
-        fake.datasets.add((PROJECT, DATASET))
-        yield fake
-
 
 @pytest.fixture
-def warehouse(fake) -> BigQueryWarehouse:
+def warehouse(fake_google) -> BigQueryWarehouse:
     client = bigquery.Client(
-        project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": fake.url}
+        project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": fake_google.url}
     )
     return BigQueryWarehouse(PROJECT, DATASET, client=client)
 
@@ -77,11 +70,13 @@ def gcs_objects(gcs_bucket, lake_files):
     return objects
 
 
-def test_months_load_from_gcs_into_a_month_partitioned_clustered_table(fake, warehouse, gcs_objects, gcs_bucket, lake_files):
+def test_months_load_from_gcs_into_a_month_partitioned_clustered_table(
+    fake_google, warehouse, gcs_objects, gcs_bucket, lake_files
+):
     _, files = lake_files
     result = warehouse.replace_months(YELLOW, gcs_objects)
 
-    (create,) = fake.calls("POST", f"/projects/{PROJECT}/datasets/{DATASET}/tables")
+    (create,) = fake_google.calls("POST", f"/projects/{PROJECT}/datasets/{DATASET}/tables")
     body = create.json
     assert body["tableReference"] == {"projectId": PROJECT, "datasetId": DATASET, "tableId": "yellow_trips"}
     assert body["timePartitioning"] == {"type": "MONTH", "field": "source_month"}
@@ -90,7 +85,7 @@ def test_months_load_from_gcs_into_a_month_partitioned_clustered_table(fake, war
         (name, t, "NULLABLE") for name, t in YELLOW_BQ_SCHEMA
     ]
 
-    jobs = fake.calls("POST", f"/projects/{PROJECT}/jobs")
+    jobs = fake_google.calls("POST", f"/projects/{PROJECT}/jobs")
     assert len(jobs) == 2  # one load job per month
     for job, month in zip(jobs, MONTHS):
         load = job.json["configuration"]["load"]
@@ -102,7 +97,7 @@ def test_months_load_from_gcs_into_a_month_partitioned_clustered_table(fake, war
                 "projectId": PROJECT, "datasetId": DATASET, "tableId": f"yellow_trips${month.replace('-', '')}",
             },
         }
-    assert not fake.calls("POST", "/upload/")  # the rows never passed through this process
+    assert not fake_google.calls("POST", "/upload/")  # the rows never passed through this process
 
     rows = {m: pq.ParquetFile(p).metadata.num_rows for m, p in files.items()}
     assert result.rows_by_month == rows
@@ -112,33 +107,33 @@ def test_months_load_from_gcs_into_a_month_partitioned_clustered_table(fake, war
     assert set(md["load_jobs"]) == set(MONTHS)
     for month, stats in md["load_jobs"].items():
         assert stats["job_id"].startswith(f"taxi_yellow_{month.replace('-', '')}_")
-        assert stats["job_id"] in fake.jobs
+        assert stats["job_id"] in fake_google.jobs
         assert stats["rows"] == rows[month]
         assert stats["input_file_bytes"] == files[month].stat().st_size
     assert md["output_bytes"] == sum(s["output_bytes"] for s in md["load_jobs"].values()) > 0
 
 
-def test_reloading_a_month_reuses_the_table_and_truncates_only_its_partition(fake, warehouse, gcs_objects):
+def test_reloading_a_month_reuses_the_table_and_truncates_only_its_partition(fake_google, warehouse, gcs_objects):
     jan = {k: v for k, v in gcs_objects.items() if k.startswith("2021-01")}
     warehouse.replace_months(YELLOW, jan)
     warehouse.replace_months(YELLOW, jan)
-    creates = fake.calls("POST", "/tables")
-    assert [r.path for r in fake.calls("GET", "/tables/yellow_trips")] == [
+    creates = fake_google.calls("POST", "/tables")
+    assert [r.path for r in fake_google.calls("GET", "/tables/yellow_trips")] == [
         f"/bigquery/v2/projects/{PROJECT}/datasets/{DATASET}/tables/yellow_trips"
     ]  # the second run found the table (409) and read it back
     assert len(creates) == 2
-    loads = fake.load_configs()
+    loads = fake_google.load_configs()
     assert [c["destinationTable"]["tableId"] for c in loads] == ["yellow_trips$202101"] * 2
     assert {c["writeDisposition"] for c in loads} == {"WRITE_TRUNCATE"}
 
 
-def test_a_local_lake_uploads_the_file_to_the_load_job(fake, warehouse, lake_files):
+def test_a_local_lake_uploads_the_file_to_the_load_job(fake_google, warehouse, lake_files):
     root, files = lake_files
     store = LocalLakeStore(root)
     objects = {partition_key(m): LakeObject(store, f"yellow/month={m}/part-0.parquet") for m in MONTHS}
     result = warehouse.replace_months(YELLOW, objects)
 
-    starts = fake.calls("POST", f"/upload/bigquery/v2/projects/{PROJECT}/jobs")
+    starts = fake_google.calls("POST", f"/upload/bigquery/v2/projects/{PROJECT}/jobs")
     assert [r.query["uploadType"] for r in starts] == [["resumable"]] * 2
     for start, month in zip(starts, MONTHS):
         load = start.json["configuration"]["load"]
@@ -146,13 +141,15 @@ def test_a_local_lake_uploads_the_file_to_the_load_job(fake, warehouse, lake_fil
         assert load["sourceFormat"] == "PARQUET"
         assert load["writeDisposition"] == "WRITE_TRUNCATE"
         assert load["destinationTable"]["tableId"] == f"yellow_trips${month.replace('-', '')}"
-    sent = b"".join(r.body for r in fake.calls("PUT", "/upload/"))
+    sent = b"".join(r.body for r in fake_google.calls("PUT", "/upload/"))
     assert sent == b"".join(files[m].read_bytes() for m in MONTHS)
     assert result.rows_by_month == {m: pq.ParquetFile(p).metadata.num_rows for m, p in files.items()}
 
 
-def test_a_failed_load_names_dataset_month_and_file_and_keeps_earlier_months(fake, warehouse, gcs_objects, gcs_bucket):
-    fake.failing_partitions["202102"] = "Error while reading data, error message: corrupt Parquet file"
+def test_a_failed_load_names_dataset_month_and_file_and_keeps_earlier_months(
+    fake_google, warehouse, gcs_objects, gcs_bucket
+):
+    fake_google.failing_partitions["202102"] = "Error while reading data, error message: corrupt Parquet file"
     with pytest.raises(WarehouseError) as failure:
         warehouse.replace_months(YELLOW, gcs_objects)
     text = str(failure.value)
@@ -160,10 +157,11 @@ def test_a_failed_load_names_dataset_month_and_file_and_keeps_earlier_months(fak
     assert f"gs://{gcs_bucket.name}/lake/yellow/month=2021-02/part-0.parquet" in text
     assert "yellow_trips$202102" in text and "corrupt Parquet file" in text
     # January's job ran (its partition is replaced, whole); February's partition is untouched.
-    assert [c["destinationTable"]["tableId"] for c in fake.load_configs()] == ["yellow_trips$202101", "yellow_trips$202102"]
+    tables = [c["destinationTable"]["tableId"] for c in fake_google.load_configs()]
+    assert tables == ["yellow_trips$202101", "yellow_trips$202102"]
 
 
-def test_the_fake_rejects_rows_outside_the_decorated_partition(fake, warehouse, gcs_objects):
+def test_the_fake_rejects_rows_outside_the_decorated_partition(fake_google, warehouse, gcs_objects):
     """Guards the fake itself: the partition check it does is what makes the load tests able to fail."""
     jan = gcs_objects[partition_key("2021-01")]
     warehouse.ensure_table(YELLOW)
@@ -171,40 +169,43 @@ def test_the_fake_rejects_rows_outside_the_decorated_partition(fake, warehouse, 
         warehouse._load(YELLOW, "2021-02", jan)
 
 
-def test_an_unpartitioned_existing_table_is_refused_before_any_load(fake, warehouse, gcs_objects):
-    fake.tables[(PROJECT, DATASET, "yellow_trips")] = {
+def test_an_unpartitioned_existing_table_is_refused_before_any_load(fake_google, warehouse, gcs_objects):
+    fake_google.tables[(PROJECT, DATASET, "yellow_trips")] = {
         "tableReference": {"projectId": PROJECT, "datasetId": DATASET, "tableId": "yellow_trips"},
         "schema": {"fields": [{"name": "VendorID", "type": "INT64"}]},
     }
     with pytest.raises(WarehouseError, match="not partitioned by MONTH on source_month"):
         warehouse.replace_months(YELLOW, gcs_objects)
-    assert not fake.jobs
+    assert not fake_google.jobs
 
 
-def test_a_missing_dataset_is_a_clear_error(fake, warehouse, gcs_objects):
-    fake.datasets.clear()
+def test_a_missing_dataset_is_a_clear_error(fake_google, warehouse, gcs_objects):
+    fake_google.datasets.clear()
     with pytest.raises(WarehouseError, match=f"dataset {PROJECT}.{DATASET} does not exist"):
         warehouse.replace_months(YELLOW, gcs_objects)
 
 
-def test_month_row_counts_sends_one_grouping_query_and_reads_its_rows(fake, warehouse):
-    fake.query_answers.append(
-        ([{"name": "month", "type": "STRING"}, {"name": "row_count", "type": "INTEGER"}], [("2021-01", 990), ("2021-02", 1010)])
+def test_month_row_counts_sends_one_grouping_query_and_reads_its_rows(fake_google, warehouse):
+    fake_google.query_answers.append(
+        (
+            [{"name": "month", "type": "STRING"}, {"name": "row_count", "type": "INTEGER"}],
+            [("2021-01", 990), ("2021-02", 1010)],
+        )
     )
     assert warehouse.month_row_counts(YELLOW) == {"2021-01": 990, "2021-02": 1010}
-    (query,) = fake.calls("POST", f"/projects/{PROJECT}/queries")
+    (query,) = fake_google.calls("POST", f"/projects/{PROJECT}/queries")
     assert query.json["query"] == (
         "SELECT FORMAT_DATE('%Y-%m', source_month) AS month, COUNT(*) AS row_count "
         f"FROM `{PROJECT}.{DATASET}.yellow_trips` GROUP BY month ORDER BY month"
     )
     assert query.json["useLegacySql"] is False
 
-    fake.query_answers.append((404, f"Not found: Table {PROJECT}:{DATASET}.yellow_trips"))
+    fake_google.query_answers.append((404, f"Not found: Table {PROJECT}:{DATASET}.yellow_trips"))
     assert warehouse.month_row_counts(YELLOW) == {}
 
 
-def test_query_resolves_table_names_in_the_warehouse_dataset(fake, warehouse):
-    fake.query_answers.append(([{"name": "n", "type": "INTEGER"}], [(3,)]))
+def test_query_resolves_table_names_in_the_warehouse_dataset(fake_google, warehouse):
+    fake_google.query_answers.append(([{"name": "n", "type": "INTEGER"}], [(3,)]))
     assert warehouse.query("SELECT count(*) AS n FROM yellow_trips").to_pylist() == [{"n": 3}]
-    (query,) = fake.calls("POST", "/queries")
+    (query,) = fake_google.calls("POST", "/queries")
     assert query.json["defaultDataset"] == {"projectId": PROJECT, "datasetId": DATASET}

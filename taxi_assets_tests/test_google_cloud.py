@@ -26,10 +26,9 @@ from taxi_assets.defs.resources import build_resources
 from taxi_assets.months import partition_key
 from taxi_assets.storage.gcp import CredentialsError, credentials_from_json
 from taxi_assets.storage.gcs import GCSLakeStore
-from taxi_assets_tests.fake_google import SLOT_MS, FakeGoogleServer
+from taxi_assets_tests.fake_google import DATASET, PROJECT, SLOT_MS
 from taxi_assets_tests.helpers import csv_data_rows, mirror_file
 
-PROJECT, DATASET = "taxi-project", "trips"
 EMAIL = "taxi-loader@taxi-project.iam.gserviceaccount.com"
 
 
@@ -45,15 +44,9 @@ def rsa_key():
     return private, public
 
 
-@pytest.fixture
-def fake():
-    with FakeGoogleServer() as fake:
-        fake.datasets.add((PROJECT, DATASET))
-        yield fake
-
 
 @pytest.fixture
-def key_json(rsa_key, fake) -> str:
+def key_json(rsa_key, fake_google) -> str:
     private, _ = rsa_key
     return json.dumps({
         "type": "service_account",
@@ -62,12 +55,12 @@ def key_json(rsa_key, fake) -> str:
         "private_key": private,
         "client_email": EMAIL,
         "client_id": "112233445566778899",
-        "token_uri": f"{fake.url}/token",
+        "token_uri": f"{fake_google.url}/token",
     })
 
 
 @pytest.fixture
-def cloud_env(monkeypatch, tmp_path, mirror, gcs_bucket, fake, key_json):
+def cloud_env(monkeypatch, tmp_path, mirror, gcs_bucket, fake_google, key_json):
     """The environment of a Google Cloud deployment, pointed at the local stand-ins."""
     monkeypatch.setenv("TAXI_SOURCE_URL", mirror.url_template)
     monkeypatch.setenv("TAXI_LAKE_URI", f"gs://{gcs_bucket.name}/lake")
@@ -76,7 +69,7 @@ def cloud_env(monkeypatch, tmp_path, mirror, gcs_bucket, fake, key_json):
     monkeypatch.setenv("TAXI_GCP_CREDENTIALS_JSON", key_json)
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
     # The real client's own switch for another endpoint (STORAGE_EMULATOR_HOST is set by fake_gcs).
-    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", fake.url)
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", fake_google.url)
     return gcs_bucket
 
 
@@ -90,7 +83,9 @@ def materialize(spec, month: str, instance=None, **kwargs) -> dg.ExecuteInProces
     )
 
 
-def test_a_month_materializes_on_google_cloud_signed_with_the_key_from_the_env(cloud_env, fake, mirror_root, rsa_key):
+def test_a_month_materializes_on_google_cloud_signed_with_the_key_from_the_env(
+    cloud_env, fake_google, mirror_root, rsa_key
+):
     spec = DATASETS["green"]
     result = materialize(spec, "2021-01")
     assert result.success
@@ -101,17 +96,18 @@ def test_a_month_materializes_on_google_cloud_signed_with_the_key_from_the_env(c
     assert md["slot_ms"].value == SLOT_MS
     assert md["output_bytes"].value > 0
     (job_id,) = md["job_ids"].value.split(", ")
-    load = fake.jobs[job_id]
+    load = fake_google.jobs[job_id]
     assert load["jobReference"]["location"] == "EU"
     assert load["configuration"]["load"]["sourceUris"] == [f"gs://{cloud_env.name}/lake/green/month=2021-01/part-0.parquet"]
     assert load["configuration"]["load"]["destinationTable"]["tableId"] == "green_trips$202101"
 
     # Every BigQuery call carried a token the token endpoint issued for a JWT signed by our key.
-    bigquery_calls = [r for r in fake.requests if r.path.startswith("/bigquery/")]
+    bigquery_calls = [r for r in fake_google.requests if r.path.startswith("/bigquery/")]
     assert bigquery_calls
-    assert {r.headers.get("authorization") for r in bigquery_calls} <= {f"Bearer {t}" for t in fake.issued_tokens}
+    issued = {f"Bearer {t}" for t in fake_google.issued_tokens}
+    assert {r.headers.get("authorization") for r in bigquery_calls} <= issued
     _, public = rsa_key
-    for assertion in fake.token_assertions:
+    for assertion in fake_google.token_assertions:
         claims = jwt.decode(assertion, certs=public)  # verifies the signature
         assert claims["iss"] == EMAIL
         assert "https://www.googleapis.com/auth/cloud-platform" in claims["scope"]
@@ -126,15 +122,15 @@ def test_the_gcs_client_uses_the_key_from_the_env(key_json):
     assert credentials_from_json(encoded).service_account_email == EMAIL
 
 
-def secret_fragments(key_json: str, fake) -> list[str]:
+def secret_fragments(key_json: str, fake_google) -> list[str]:
     info = json.loads(key_json)
     body = [line for line in info["private_key"].splitlines() if line and not line.startswith("-----")]
     return [
         *body,
         info["private_key_id"],
         base64.b64encode(key_json.encode()).decode()[:48],
-        *fake.issued_tokens,
-        *fake.token_assertions,
+        *fake_google.issued_tokens,
+        *fake_google.token_assertions,
     ]
 
 
@@ -149,7 +145,7 @@ def run_record_text(instance: dg.DagsterInstance, run_id: str) -> str:
     return "\n".join(parts)
 
 
-def test_secrets_never_logged(cloud_env, fake, key_json, caplog, capfd, monkeypatch):
+def test_secrets_never_logged(cloud_env, fake_google, key_json, caplog, capfd, monkeypatch):
     caplog.set_level(logging.DEBUG)
     instance = dg.DagsterInstance.ephemeral()
     spec = DATASETS["yellow"]
@@ -157,11 +153,11 @@ def test_secrets_never_logged(cloud_env, fake, key_json, caplog, capfd, monkeypa
 
     # 1. A successful run (the key signs token requests for GCS and BigQuery).
     ok = materialize(spec, "2021-01", instance=instance)
-    assert ok.success and fake.issued_tokens
+    assert ok.success and fake_google.issued_tokens
     texts.append(run_record_text(instance, ok.run_id))
 
     # 2. A run whose BigQuery load fails: the error travels through Dagster's events.
-    fake.failing_partitions["202102"] = "Error while reading data, error message: bad file"
+    fake_google.failing_partitions["202102"] = "Error while reading data, error message: bad file"
     failed = materialize(spec, "2021-02", instance=instance, raise_on_error=False)
     assert not failed.success
     failure_text = run_record_text(instance, failed.run_id)
@@ -188,7 +184,7 @@ def test_secrets_never_logged(cloud_env, fake, key_json, caplog, capfd, monkeypa
     everything = "\n".join(texts)
     assert f"gs://{cloud_env.name}/lake" in everything  # the scan covers the runs' real content
 
-    fragments = secret_fragments(key_json, fake)
+    fragments = secret_fragments(key_json, fake_google)
     assert len(fragments) > 20
     assert leaks(fragments, "x" + fragments[3] + "y")  # the scan can find a leak
     assert leaks(fragments, everything) == []

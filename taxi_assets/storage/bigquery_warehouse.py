@@ -78,7 +78,9 @@ class BigQueryWarehouse:
         self.client = client or bigquery.Client(project=project, credentials=credentials, location=location)
 
     @classmethod
-    def from_uri(cls, uri: str, location: str | None = None, credentials_json: str | None = None) -> "BigQueryWarehouse":
+    def from_uri(
+        cls, uri: str, location: str | None = None, credentials_json: str | None = None
+    ) -> "BigQueryWarehouse":
         project, dataset = parse_bigquery_uri(uri)
         return cls(project, dataset, location, credentials=credentials_from_json(credentials_json))
 
