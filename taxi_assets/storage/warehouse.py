@@ -16,6 +16,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.storage.gcp import credentials_field
 from taxi_assets.storage.lake import LakeObject
 
 DEFAULT_WAREHOUSE_URI = "duckdb:///./data/warehouse.duckdb"
@@ -72,9 +73,10 @@ class Warehouse(dg.ConfigurableResource):
 
     uri: str = Field(default=DEFAULT_WAREHOUSE_URI)
     location: str | None = Field(default=None, description="BigQuery location, e.g. US or EU.")
+    gcp_credentials_json: str | None = credentials_field()
 
     def backend(self) -> WarehouseBackend:
-        return backend_from_uri(self.uri, location=self.location)
+        return backend_from_uri(self.uri, location=self.location, credentials_json=self.gcp_credentials_json)
 
     def replace_months(self, spec: DatasetSpec, objects: dict[str, LakeObject]) -> LoadResult:
         return self.backend().replace_months(spec, objects)
