@@ -19,13 +19,14 @@ from filelock import FileLock
 
 from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import Fault
+from taxi_assets.storage.lake import LocalLakeStore
 from taxi_assets_tests.reliability import State, clean_platform, clean_state, lake_files, materialize  # noqa: F401
 
 PROJECT = Path(__file__).resolve().parents[1]
 SPEC = DATASETS["yellow"]
 MONTH = "2021-01"
 FILE = "yellow/yellow_tripdata_2021-01.csv.gz"
-WAREHOUSE_STEP_STARTED = 'Started execution of step "warehouse__yellow_trips"'
+WAITING_FOR_LOCK = "waiting for the warehouse lock"
 
 
 @pytest.fixture
@@ -106,7 +107,7 @@ def test_killed_between_lake_write_and_warehouse_load_then_rerun_equals_a_clean_
     log = tmp_path / "run.log"
     with warehouse_lock(platform):
         run = start_run(platform, log)
-        wait_for(lambda: WAREHOUSE_STEP_STARTED in log.read_text(), [run], "the warehouse step")
+        wait_for(lambda: WAITING_FOR_LOCK in log.read_text(), [run], "the run waiting to load")
         kill(run)
 
     # Raw and lake files were published whole; the warehouse never got the month.
@@ -122,9 +123,31 @@ def test_two_runs_of_the_same_month_at_once_leave_one_copy(platform, source, cle
     logs = [tmp_path / f"run{i}.log" for i in range(2)]
     with warehouse_lock(platform):
         runs = [start_run(platform, log) for log in logs]
-        # Both have published to the lake and wait to load: on release they race for the lock.
-        wait_for(lambda: all(WAREHOUSE_STEP_STARTED in log.read_text() for log in logs), runs, "both warehouse steps")
+        # Both have published to the lake and wait for the lock to load; on release they race for it.
+        wait_for(lambda: all(WAITING_FOR_LOCK in log.read_text() for log in logs), runs, "both runs waiting to load")
     for run, log in zip(runs, logs):
         assert run.wait(120) == 0, log.read_text()[-3000:]
     clean_state.assert_same(State.of(platform, SPEC))
     assert list(staging.iterdir()) == []
+
+
+def test_publish_removes_temporary_files_of_dead_publishers_only(tmp_path):
+    """A run killed mid-publish leaves a dot-named temporary file in the lake folder;
+    the next publish there removes it, but not one a live run is still writing."""
+    store = LocalLakeStore(tmp_path / "lake")
+    folder = store.root / "yellow" / f"month={MONTH}"
+    folder.mkdir(parents=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as alive:
+        try:
+            crashed = folder / f".part-0.parquet.pid{int(gone.stdout)}.0123.tmp"
+            in_flight = folder / f".part-0.parquet.pid{alive.pid}.4567.tmp"
+            for tmp in (crashed, in_flight):
+                tmp.write_bytes(b"half a file")
+            staged = tmp_path / "part-0.parquet"
+            staged.write_bytes(b"a whole file")
+            store.publish(staged, f"yellow/month={MONTH}/part-0.parquet")
+            assert sorted(p.name for p in folder.iterdir()) == sorted([in_flight.name, "part-0.parquet"])
+            assert store.list(f"yellow/month={MONTH}") == [f"yellow/month={MONTH}/part-0.parquet"]
+        finally:
+            alive.kill()

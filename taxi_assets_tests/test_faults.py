@@ -84,7 +84,8 @@ def test_unpublished_month_says_so(platform, good, source):
     source.set_fault(FILE, Fault("status", status=404))
     result = materialize(platform, SPEC, MONTH)
     url = re.escape(source.url(FILE))
-    assert_failed_cleanly(platform, good, result, "NotPublishedError", f"yellow 2021-01 is not published yet: HTTP 404 from {url}")
+    message = f"yellow 2021-01 is not published yet: HTTP 404 from {url}"
+    assert_failed_cleanly(platform, good, result, "NotPublishedError", message)
     assert source.request_count(FILE, "GET") == 1  # not retried
 
 
@@ -116,7 +117,10 @@ def test_stalled_trickle_hits_the_read_timeout(platform, good, source):
     source.set_fault(FILE, Fault("trickle", nbytes=1024, delay=3.0))
     result = materialize(platform, SPEC, MONTH, timeout_s=0.2, body_attempts=2)
     url = re.escape(source.url(FILE))
-    message = f"yellow 2021-01: no data for 0.2 s after [\\d,]+ bytes \\(read timeout\\) from {url} \\(after 2 attempts\\)"
+    message = (
+        f"yellow 2021-01: no data for 0.2 s after [\\d,]+ bytes \\(read timeout\\) "
+        f"from {url} \\(after 2 attempts\\)"
+    )
     assert_failed_cleanly(platform, good, result, "SourceError", message)
     assert source.request_count(FILE, "GET") == 2
 
