@@ -28,7 +28,9 @@ def materialize(
 ) -> dg.ExecuteInProcessResult:
     """All three layers of one month, never raising; source_options configure TaxiSource."""
     resources = platform.resources()
-    resources["source"] = TaxiSource(url_template=platform.source_url, **{"backoff_s": 0.01, **source_options})
+    resources["source"] = TaxiSource(
+        url_template=platform.source_url, zones_url=platform.zones_url, **{"backoff_s": 0.01, **source_options}
+    )
     return dg.materialize(
         build_dataset_assets(spec, "duckdb"),
         partition_key=partition_key(month),
