@@ -23,3 +23,7 @@ class SchemaError(ConversionError):
 
 class NotLoadedError(TaxiAssetsError):
     """A table a derived table is built from lacks the rows it needs: load it first."""
+
+
+class MalformedRowsError(ConversionError):
+    """Too many of the file's rows are malformed to trust the rest."""

@@ -32,10 +32,15 @@ class TaxiSource(dg.ConfigurableResource):
 
     url_template: str = Field(default=DEFAULT_SOURCE_URL)
     zones_url: str = Field(default=DEFAULT_ZONES_URL, description="The taxi zone lookup CSV.")
-    timeout_s: float = Field(default=60.0, description="Connect/read timeout per request.")
+    timeout_s: float = Field(
+        default=60.0, description="Connect timeout, and the longest wait for the next bytes of a body."
+    )
     retries: int = Field(default=5, description="Retries of 5xx/429 answers and connection errors.")
-    backoff_s: float = Field(default=0.5, description="Base of the exponential backoff.")
+    backoff_s: float = Field(default=0.5, description="Base of the exponential backoff (both retry kinds).")
     body_attempts: int = Field(default=3, description="Attempts when a body breaks off mid-stream.")
+    deadline_s: float = Field(
+        default=3600.0, description="Longest one download attempt may take (a trickle that never stalls)."
+    )
 
     def url(self, spec: DatasetSpec, month: str) -> str:
         return self.url_template.format(dataset=spec.name, month=normalize_month(month))
@@ -53,17 +58,24 @@ class TaxiSource(dg.ConfigurableResource):
     def download(
         self, spec: DatasetSpec, month: str, dest: Path, log: logging.Logger | None = None
     ) -> http.Download:
-        label = f"{spec.name} {normalize_month(month)}"
-        with self._session() as session:
-            return http.download(
-                session, self.url(spec, month), dest, label, self.timeout_s, self.body_attempts, log
-            )
+        return self._download(self.url(spec, month), dest, f"{spec.name} {normalize_month(month)}", log)
 
     def zones_file_name(self) -> str:
         return url_file_name(self.zones_url)
 
     def download_zones(self, dest: Path, log: logging.Logger | None = None) -> http.Download:
+        return self._download(self.zones_url, dest, "taxi zones", log)
+
+    def _download(self, url: str, dest: Path, label: str, log: logging.Logger | None) -> http.Download:
         with self._session() as session:
             return http.download(
-                session, self.zones_url, dest, "taxi zones", self.timeout_s, self.body_attempts, log
+                session,
+                url,
+                dest,
+                label,
+                self.timeout_s,
+                self.body_attempts,
+                log,
+                backoff=self.backoff_s,
+                deadline=self.deadline_s,
             )

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
-from filelock import FileLock
+from dagster import get_dagster_logger
+from filelock import FileLock, Timeout
 
 from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec
 from taxi_assets.months import normalize_month
@@ -80,7 +81,14 @@ class DuckDBWarehouse:
         lock = FileLock(f"{self.path}.lock") if self.path != ":memory:" else None
         with ExitStack() as stack:
             if lock is not None:
-                stack.enter_context(lock.acquire(timeout=LOCK_TIMEOUT_S))
+                try:
+                    stack.enter_context(lock.acquire(timeout=0))
+                except Timeout:
+                    # Say why the run stands still (another run's long load, or a stuck one).
+                    get_dagster_logger().info(
+                        f"waiting for the warehouse lock {lock.lock_file}: another run is writing"
+                    )
+                    stack.enter_context(lock.acquire(timeout=LOCK_TIMEOUT_S))
             yield stack.enter_context(self.resource.get_connection())
 
     def create_table(self, conn, spec: DatasetSpec) -> None:

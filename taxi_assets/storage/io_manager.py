@@ -4,9 +4,13 @@ downstream assets the published objects, so assets never know where the lake is.
 Layout (hive-style, readable by DuckDB/BigQuery/Spark as it is):
     raw/{dataset}/month=YYYY-MM/{file name as published}
     {dataset}/month=YYYY-MM/part-0.parquet
+    quarantine/{dataset}/month=YYYY-MM/rows.csv   malformed rows set aside (only if any)
 Unpartitioned assets (the zone lookup) have no month folder:
     raw/{name}/{file name as published}
     {name}/part-0.parquet
+
+Quarantine files live under their own prefix so that readers of a dataset's
+folders only ever see its Parquet files.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ def stage_dataframe(df: pd.DataFrame) -> StagedFile:
     return staged
 
 
+def quarantine_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
+    return f"quarantine/{partition_folder(asset_key, partition_key)}"
+
+
 class LakeIOManager(dg.ConfigurableIOManager):
     """Stores `StagedFile` (or DataFrame, as Parquet) outputs in the lake; loads inputs
     as {partition_key: LakeObject}, or one LakeObject from an unpartitioned asset."""
@@ -64,16 +72,24 @@ class LakeIOManager(dg.ConfigurableIOManager):
         partition = context.asset_partition_key if context.has_asset_partitions else None
         folder = partition_folder(context.asset_key, partition)
         relpath = f"{folder}/{obj.path.name}"
+        quarantine = quarantine_folder(context.asset_key, partition)
+        quarantined = f"{quarantine}/{obj.quarantine.name}" if obj.quarantine else None
         try:
+            # Set-aside rows first: once the new version is visible, its rows are all somewhere.
+            if obj.quarantine is not None:
+                store.publish(obj.quarantine, quarantined)
             store.publish(obj.path, relpath)
         finally:
             obj.discard()
         # A month (or an unpartitioned asset) has one file: drop an older one of another name
-        # (e.g. csv.gz -> parquet source).
-        for other in store.list(folder):
-            if other != relpath:
+        # (e.g. csv.gz -> parquet source), and set-aside rows of an older version.
+        for other in store.list(folder) + store.list(quarantine):
+            if other not in (relpath, quarantined):
                 store.delete(other)
-        context.add_output_metadata({"uri": dg.MetadataValue.path(store.uri(relpath))})
+        metadata = {"uri": dg.MetadataValue.path(store.uri(relpath))}
+        if quarantined:
+            metadata["quarantine_uri"] = dg.MetadataValue.path(store.uri(quarantined))
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> dict[str, LakeObject] | LakeObject:
         store = self.store()
