@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 MIRROR_ROOT ?= $(CURDIR)/data/mirror
 MIRROR_PORT ?= 8765
 DEMO_MONTHS ?= 2021-01..2021-03
@@ -24,7 +24,7 @@ $(DAGSTER_HOME)/dagster.yaml:
 
 # The product on its embedded defaults (local lake folder, DuckDB file), real TLC source.
 dev: install $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -w workspace.yaml
 
 # Offline: a generated TLC-shaped mirror on 127.0.0.1 as the source, then the UI.
 demo: install $(DAGSTER_HOME)/dagster.yaml
@@ -33,7 +33,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	  trap "kill $$!" EXIT INT TERM; \
 	  TAXI_SOURCE_URL="http://127.0.0.1:$(MIRROR_PORT)/{dataset}/{dataset}_tripdata_{month}.csv.gz" \
 	  TAXI_ZONES_URL="http://127.0.0.1:$(MIRROR_PORT)/misc/taxi_zone_lookup.csv" \
-	  $(VENV)/bin/dagster dev -w workspace.yaml
+	  DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -w workspace.yaml
 
 test: install
 	$(PY) -m pytest

@@ -51,6 +51,8 @@ class DatasetSpec:
     pickup_column: str
     dropoff_column: str
     first_month: str  # YYYY-MM
+    # The pickup zone (a LocationID of the zone lookup), joined with the zones by the mart.
+    pickup_location_column: str = "PULocationID"
     # Columns the money/distance/location checks look at (None when the dataset has none).
     amount_column: str | None = "total_amount"
     distance_column: str | None = "trip_distance"

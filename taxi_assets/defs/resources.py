@@ -2,9 +2,12 @@
 
 | env var             | default                                  |
 | TAXI_SOURCE_URL     | the course mirror's CSV.gz URL template   |
+| TAXI_ZONES_URL      | the course mirror's taxi_zone_lookup.csv  |
 | TAXI_LAKE_URI       | ./data/lake        (or gs://bucket/prefix) |
 | TAXI_WAREHOUSE_URI  | duckdb:///./data/warehouse.duckdb (or bigquery://project/dataset) |
 | TAXI_STAGING_DIR    | ./data/staging     (scratch for files being built) |
+| TAXI_GCP_CREDENTIALS_JSON | unset: GOOGLE_APPLICATION_CREDENTIALS, else application-default credentials |
+| TAXI_BIGQUERY_LOCATION    | unset: the dataset's location |
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import os
 
 import dagster as dg
 
-from taxi_assets.source.resource import DEFAULT_SOURCE_URL, TaxiSource
+from taxi_assets.source.resource import DEFAULT_SOURCE_URL, DEFAULT_ZONES_URL, TaxiSource
+from taxi_assets.storage.gcp import CREDENTIALS_ENV
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import DEFAULT_LAKE_URI
 from taxi_assets.storage.warehouse import DEFAULT_WAREHOUSE_URI, Warehouse
 
 
-def env_or_default(name: str, default: str) -> str | dg.EnvVar:
+def env_or_default(name: str, default: str | None) -> str | dg.EnvVar | None:
     """EnvVar when set (so the UI shows where a value comes from), else the default."""
     return dg.EnvVar(name) if os.environ.get(name) else default
 
@@ -37,8 +41,19 @@ def warehouse_uri() -> str:
 
 
 def build_resources() -> dict[str, object]:
+    # The key's JSON is only ever an EnvVar: Dagster then shows and stores its name, not its value.
+    credentials = env_or_default(CREDENTIALS_ENV, None)
     return {
-        "source": TaxiSource(url_template=env_or_default("TAXI_SOURCE_URL", DEFAULT_SOURCE_URL)),
-        "lake_io_manager": LakeIOManager(lake_uri=env_or_default("TAXI_LAKE_URI", DEFAULT_LAKE_URI)),
-        "warehouse": Warehouse(uri=env_or_default("TAXI_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI)),
+        "source": TaxiSource(
+            url_template=env_or_default("TAXI_SOURCE_URL", DEFAULT_SOURCE_URL),
+            zones_url=env_or_default("TAXI_ZONES_URL", DEFAULT_ZONES_URL),
+        ),
+        "lake_io_manager": LakeIOManager(
+            lake_uri=env_or_default("TAXI_LAKE_URI", DEFAULT_LAKE_URI), gcp_credentials_json=credentials
+        ),
+        "warehouse": Warehouse(
+            uri=env_or_default("TAXI_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI),
+            location=env_or_default("TAXI_BIGQUERY_LOCATION", None),
+            gcp_credentials_json=credentials,
+        ),
     }

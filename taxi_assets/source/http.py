@@ -9,6 +9,7 @@ bad file never reaches the lake.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import time
 import zlib
@@ -18,6 +19,7 @@ from pathlib import Path
 import requests
 import tenacity
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from taxi_assets.errors import NotPublishedError, SourceError
@@ -152,22 +154,41 @@ def download(
     timeout: float,
     attempts: int,
     log: logging.Logger | None = None,
+    *,
+    backoff: float = 0.5,
+    deadline: float | None = None,
 ) -> Download:
-    """Stream url into dest (never fully in memory), verified; retried on broken bodies."""
+    """Stream url into dest (never fully in memory), verified; retried on broken bodies.
+
+    `timeout` bounds the connection set-up and every single read (a stalled body);
+    `deadline` bounds one whole attempt (a body that trickles without ever stalling).
+    """
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(attempts),
-        wait=tenacity.wait_exponential(multiplier=0.5, max=10),
+        wait=tenacity.wait_exponential(multiplier=backoff, max=max(backoff, 30)),
         retry=tenacity.retry_if_exception_type(TransientBodyError),
         reraise=True,
     )
     try:
-        return retrying(_download_once, session, url, dest, label, timeout, log)
+        return retrying(_download_once, session, url, dest, label, timeout, deadline, log)
     except TransientBodyError as exc:
         raise SourceError(f"{label}: {exc} from {url} (after {attempts} attempts)") from None
 
 
-def _download_once(session, url, dest: Path, label, timeout, log) -> Download:
+def _broken_body(exc: Exception, nbytes: int, expected: int | None, timeout: float) -> TransientBodyError:
+    """Say in words how a body broke off (urllib3 wraps the cause in ProtocolError)."""
+    cause = exc.args[1] if isinstance(exc, ProtocolError) and len(exc.args) > 1 else exc
+    if isinstance(exc, ReadTimeoutError) or isinstance(cause, (ReadTimeoutError, TimeoutError)):
+        return TransientBodyError(f"no data for {timeout:g} s after {nbytes:,} bytes (read timeout)")
+    if isinstance(cause, http.client.IncompleteRead) and expected is not None:
+        return TransientBodyError(
+            f"connection closed after {nbytes:,} of the {expected:,} bytes its Content-Length announced"
+        )
+    return TransientBodyError(f"download broke off after {nbytes:,} bytes ({cause})")
+
+
+def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> Download:
     started = time.monotonic()
     try:
         # identity: store the bytes as published, so Content-Length describes them.
@@ -178,7 +199,7 @@ def _download_once(session, url, dest: Path, label, timeout, log) -> Download:
             timeout=timeout,
             headers={"Accept-Encoding": "identity"},
         )
-    except requests.ConnectionError as exc:
+    except requests.RequestException as exc:
         raise SourceError(f"{label}: cannot reach {url}: {exc}") from None
     with response:
         if response.status_code in (403, 404):
@@ -186,7 +207,10 @@ def _download_once(session, url, dest: Path, label, timeout, log) -> Download:
                 f"{label} is not published yet: HTTP {response.status_code} from {url}"
             )
         if response.status_code >= 400:
-            raise SourceError(f"{label}: HTTP {response.status_code} from {url}")
+            retried = len(response.raw.retries.history) if response.raw.retries else 0
+            raise SourceError(
+                f"{label}: HTTP {response.status_code} {response.reason} from {url} (after {retried} retries)"
+            )
         expected = response.headers.get("Content-Length")
         expected_bytes = int(expected) if expected is not None else None
         lower = url.lower().split("?")[0]
@@ -196,12 +220,18 @@ def _download_once(session, url, dest: Path, label, timeout, log) -> Download:
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(dest, "wb") as out:
-                for chunk in response.raw.stream(CHUNK, decode_content=False):
+                # read1: whatever has arrived (up to CHUNK), so a trickle is written,
+                # hashed and timed as it comes instead of blocking for a full chunk.
+                for chunk in iter(lambda: response.raw.read1(CHUNK, decode_content=False), b""):
                     out.write(chunk)
                     sha.update(chunk)
                     verifier.feed(chunk)
                     nbytes += len(chunk)
                     now = time.monotonic()
+                    if deadline is not None and now - started > deadline:
+                        raise TransientBodyError(
+                            f"too slow: {nbytes:,} bytes in {now - started:.1f} s (limit {deadline:g} s per attempt)"
+                        )
                     if log and now - last_log >= PROGRESS_EVERY_S:
                         rate = nbytes / (now - started) / 1e6
                         total = f" of {expected_bytes:,}" if expected_bytes else ""
@@ -209,10 +239,10 @@ def _download_once(session, url, dest: Path, label, timeout, log) -> Download:
                         last_log = now
         except Exception as exc:
             dest.unlink(missing_ok=True)
-            if isinstance(exc, SourceError):
+            if isinstance(exc, (SourceError, TransientBodyError)):
                 raise
             # urllib3 ProtocolError / ReadTimeoutError / IncompleteRead: the body broke off.
-            raise TransientBodyError(f"download broke off after {nbytes:,} bytes ({exc})") from None
+            raise _broken_body(exc, nbytes, expected_bytes, timeout) from None
         if expected_bytes is not None and nbytes != expected_bytes:
             dest.unlink(missing_ok=True)
             raise TransientBodyError(

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
-from filelock import FileLock
+from dagster import get_dagster_logger
+from filelock import FileLock, Timeout
 
 from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec
 from taxi_assets.months import normalize_month
@@ -44,6 +45,28 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def column_names(schema: pa.Schema) -> str:
+    return ", ".join(quote(f.name) for f in schema)
+
+
+def column_definitions(schema: pa.Schema) -> str:
+    return ", ".join(
+        f"{quote(f.name)} {duckdb_type(f.type)}{'' if f.nullable else ' NOT NULL'}" for f in schema
+    )
+
+
+@contextmanager
+def transaction(conn):
+    """All statements inside commit together or not at all."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class DuckDBWarehouse:
     kind = "duckdb"
 
@@ -58,34 +81,35 @@ class DuckDBWarehouse:
         lock = FileLock(f"{self.path}.lock") if self.path != ":memory:" else None
         with ExitStack() as stack:
             if lock is not None:
-                stack.enter_context(lock.acquire(timeout=LOCK_TIMEOUT_S))
+                try:
+                    stack.enter_context(lock.acquire(timeout=0))
+                except Timeout:
+                    # Say why the run stands still (another run's long load, or a stuck one).
+                    get_dagster_logger().info(
+                        f"waiting for the warehouse lock {lock.lock_file}: another run is writing"
+                    )
+                    stack.enter_context(lock.acquire(timeout=LOCK_TIMEOUT_S))
             yield stack.enter_context(self.resource.get_connection())
 
     def create_table(self, conn, spec: DatasetSpec) -> None:
-        columns = ", ".join(f"{quote(f.name)} {duckdb_type(f.type)}" for f in spec.arrow_schema())
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(spec.table)} ({columns})")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(spec.table)} ({column_definitions(spec.arrow_schema())})")
 
     def replace_months(self, spec: DatasetSpec, objects: dict[str, LakeObject]) -> LoadResult:
         started = time.monotonic()
-        names = ", ".join(quote(f.name) for f in spec.arrow_schema())
+        names = column_names(spec.arrow_schema())
         table = quote(spec.table)
         with ExitStack() as files:
             local = {m: str(files.enter_context(o.local_path())) for m, o in objects.items()}
             with self._writing() as conn:
                 self.create_table(conn, spec)
                 # One transaction for all months: a failure leaves every month as it was.
-                conn.execute("BEGIN TRANSACTION")
-                try:
+                with transaction(conn):
                     for month, path in local.items():
                         first_day = f"{normalize_month(month)}-01"
                         conn.execute(f"DELETE FROM {table} WHERE {SOURCE_MONTH_COLUMN} = ?::DATE", [first_day])
                         conn.execute(
                             f"INSERT INTO {table} ({names}) SELECT {names} FROM read_parquet(?)", [path]
                         )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
                 counts = self._counts(conn, spec, [normalize_month(m) for m in objects])
         return LoadResult(counts, {"seconds": round(time.monotonic() - started, 3), "database": self.path})
 
@@ -102,6 +126,28 @@ class DuckDBWarehouse:
         with self._writing() as conn:
             self.create_table(conn, spec)
             return self._counts(conn, spec)
+
+    def replace_table(self, name: str, obj: LakeObject, schema: pa.Schema) -> int:
+        names = column_names(schema)
+        with obj.local_path() as path, self._writing() as conn:
+            # DuckDB DDL is transactional: readers see the old table or the new one.
+            with transaction(conn):
+                conn.execute(f"CREATE OR REPLACE TABLE {quote(name)} ({column_definitions(schema)})")
+                conn.execute(
+                    f"INSERT INTO {quote(name)} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)]
+                )
+            return conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
+
+    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
+        names = column_names(schema)
+        first_day = f"{normalize_month(month)}-01"
+        where = f"WHERE {SOURCE_MONTH_COLUMN} = ?::DATE"
+        with self._writing() as conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} ({column_definitions(schema)})")
+            with transaction(conn):
+                conn.execute(f"DELETE FROM {quote(table)} {where}", [first_day])
+                conn.execute(f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM ({select_sql}) AS q")
+            return conn.execute(f"SELECT count(*) FROM {quote(table)} {where}", [first_day]).fetchone()[0]
 
     def query(self, sql: str) -> pa.Table:
         with self._writing() as conn:

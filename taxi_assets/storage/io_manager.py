@@ -4,57 +4,108 @@ downstream assets the published objects, so assets never know where the lake is.
 Layout (hive-style, readable by DuckDB/BigQuery/Spark as it is):
     raw/{dataset}/month=YYYY-MM/{file name as published}
     {dataset}/month=YYYY-MM/part-0.parquet
+    quarantine/{dataset}/month=YYYY-MM/rows.csv   malformed rows set aside (only if any)
+Unpartitioned assets (the zone lookup) have no month folder:
+    raw/{name}/{file name as published}
+    {name}/part-0.parquet
+
+Quarantine files live under their own prefix so that readers of a dataset's
+folders only ever see its Parquet files.
 """
 
 from __future__ import annotations
 
 import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from taxi_assets.convert import PARQUET_COMPRESSION
 from taxi_assets.months import normalize_month
+from taxi_assets.storage.gcp import credentials_field
 from taxi_assets.storage.lake import LakeObject, LakeStore, StagedFile, lake_store_from_uri
 
+DATAFRAME_FILE_NAME = "part-0.parquet"
 
-def partition_folder(asset_key: dg.AssetKey, partition_key: str) -> str:
-    """The lake folder of one month of one asset: raw/{dataset}/... or {dataset}/..."""
+
+def partition_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
+    """The lake folder of one month of one asset (raw/{dataset}/... or {dataset}/...),
+    or of an unpartitioned asset when partition_key is None."""
     layer, name = asset_key.path[0], asset_key.path[-1]
     base = f"raw/{name}" if layer == "raw" else name
+    if partition_key is None:
+        return base
     return f"{base}/month={normalize_month(partition_key)}"
 
 
+def stage_dataframe(df: pd.DataFrame) -> StagedFile:
+    """A DataFrame output (typed by its asset's DagsterType) as a staged Parquet file."""
+    staged = StagedFile.new(DATAFRAME_FILE_NAME)
+    try:
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), staged.path, compression=PARQUET_COMPRESSION)
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def quarantine_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
+    return f"quarantine/{partition_folder(asset_key, partition_key)}"
+
+
 class LakeIOManager(dg.ConfigurableIOManager):
-    """Stores `StagedFile` outputs in the lake; loads inputs as {partition_key: LakeObject}."""
+    """Stores `StagedFile` (or DataFrame, as Parquet) outputs in the lake; loads inputs
+    as {partition_key: LakeObject}, or one LakeObject from an unpartitioned asset."""
 
     lake_uri: str
+    gcp_credentials_json: str | None = credentials_field()
 
     def store(self) -> LakeStore:
-        return lake_store_from_uri(self.lake_uri)
+        return lake_store_from_uri(self.lake_uri, credentials_json=self.gcp_credentials_json)
 
-    def handle_output(self, context: dg.OutputContext, obj: StagedFile) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: StagedFile | pd.DataFrame | None) -> None:
         if obj is None:
             return
+        if isinstance(obj, pd.DataFrame):
+            obj = stage_dataframe(obj)
         store = self.store()
-        folder = partition_folder(context.asset_key, context.asset_partition_key)
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        folder = partition_folder(context.asset_key, partition)
         relpath = f"{folder}/{obj.path.name}"
+        quarantine = quarantine_folder(context.asset_key, partition)
+        quarantined = f"{quarantine}/{obj.quarantine.name}" if obj.quarantine else None
         try:
+            # Set-aside rows first: once the new version is visible, its rows are all somewhere.
+            if obj.quarantine is not None:
+                store.publish(obj.quarantine, quarantined)
             store.publish(obj.path, relpath)
         finally:
             obj.discard()
-        # A month has one file: drop an older one of another name (e.g. csv.gz -> parquet source).
-        for other in store.list(folder):
-            if other != relpath:
+        # A month (or an unpartitioned asset) has one file: drop an older one of another name
+        # (e.g. csv.gz -> parquet source), and set-aside rows of an older version.
+        for other in store.list(folder) + store.list(quarantine):
+            if other not in (relpath, quarantined):
                 store.delete(other)
-        context.add_output_metadata({"uri": dg.MetadataValue.path(store.uri(relpath))})
+        metadata = {"uri": dg.MetadataValue.path(store.uri(relpath))}
+        if quarantined:
+            metadata["quarantine_uri"] = dg.MetadataValue.path(store.uri(quarantined))
+        context.add_output_metadata(metadata)
 
-    def load_input(self, context: dg.InputContext) -> dict[str, LakeObject]:
+    def load_input(self, context: dg.InputContext) -> dict[str, LakeObject] | LakeObject:
         store = self.store()
         upstream = context.upstream_output.asset_key if context.upstream_output else context.asset_key
-        objects: dict[str, LakeObject] = {}
-        for key in context.asset_partition_keys:
-            files = store.list(partition_folder(upstream, key))
-            if not files:
-                raise FileNotFoundError(
-                    f"{upstream.to_user_string()} {normalize_month(key)} is not in the lake "
-                    f"({store.uri(partition_folder(upstream, key))}): materialize it first"
-                )
-            objects[key] = LakeObject(store, files[0])
-        return objects
+        if not context.has_asset_partitions:
+            return published(store, upstream, None)
+        return {key: published(store, upstream, key) for key in context.asset_partition_keys}
+
+
+def published(store: LakeStore, asset_key: dg.AssetKey, partition_key: str | None) -> LakeObject:
+    """The lake file of one month of an asset (or of an unpartitioned asset)."""
+    folder = partition_folder(asset_key, partition_key)
+    files = store.list(folder)
+    if not files:
+        month = f" {normalize_month(partition_key)}" if partition_key is not None else ""
+        raise FileNotFoundError(
+            f"{asset_key.to_user_string()}{month} is not in the lake ({store.uri(folder)}): materialize it first"
+        )
+    return LakeObject(store, files[0])

@@ -8,6 +8,7 @@ place. `LocalLakeStore` is the embedded default; `gcs.GCSLakeStore` is productio
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -67,9 +68,10 @@ class LocalLakeStore:
     def publish(self, local: Path, relpath: str) -> None:
         final = self.root / relpath
         final.parent.mkdir(parents=True, exist_ok=True)
-        # A temporary sibling then os.replace: atomic on one filesystem, and a crash
-        # leaves only a dot-file that the next publish of this folder removes.
-        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        # A temporary sibling then os.replace: atomic on one filesystem. The name
+        # carries our pid, so a crash leaves only a dot-file that the next publish
+        # into this folder removes, and a concurrent publisher's file is left alone.
+        tmp = final.parent / f".{final.name}.{owner_tag()}.{uuid.uuid4().hex}.tmp"
         try:
             try:
                 os.replace(local, tmp)
@@ -82,7 +84,7 @@ class LocalLakeStore:
         finally:
             tmp.unlink(missing_ok=True)
         for sibling in final.parent.iterdir():
-            if sibling.name.startswith(".") and sibling.name.endswith(".tmp"):
+            if sibling.name.startswith(".") and sibling.name.endswith(".tmp") and abandoned(sibling.name):
                 sibling.unlink(missing_ok=True)
 
     def list(self, prefix: str) -> list[str]:
@@ -106,11 +108,11 @@ class LocalLakeStore:
         yield path
 
 
-def lake_store_from_uri(uri: str) -> LakeStore:
+def lake_store_from_uri(uri: str, credentials_json: str | None = None) -> LakeStore:
     if uri.startswith("gs://"):
         from taxi_assets.storage.gcs import GCSLakeStore
 
-        return GCSLakeStore.from_uri(uri)
+        return GCSLakeStore.from_uri(uri, credentials_json=credentials_json)
     if "://" in uri and not uri.startswith("file://"):
         raise ValueError(f"unsupported lake URI {uri!r}: use a folder or gs://bucket/prefix")
     return LocalLakeStore(uri.removeprefix("file://"))
@@ -122,17 +124,43 @@ def staging_root() -> Path:
     return Path(os.environ.get("TAXI_STAGING_DIR", DEFAULT_STAGING_DIR)).expanduser().absolute()
 
 
+def owner_tag() -> str:
+    """Marks scratch files and folders with the process that owns them."""
+    return f"pid{os.getpid()}"
+
+
+def abandoned(name: str) -> bool:
+    """Whether a scratch name made with `owner_tag()` belongs to a process that is gone
+    (killed mid-run). Untagged names and live processes' names never are."""
+    match = re.search(r"\bpid(\d+)\b", name)
+    if match is None or int(match.group(1)) == os.getpid():
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class StagedFile:
-    """A finished file waiting for the lake I/O manager to publish it."""
+    """A finished file waiting for the lake I/O manager to publish it, plus the
+    rows set aside while building it (`quarantine`), if there were any."""
 
     path: Path
+    quarantine: Path | None = None
 
     @classmethod
     def new(cls, name: str) -> "StagedFile":
         root = staging_root()
         root.mkdir(parents=True, exist_ok=True)
-        return cls(Path(tempfile.mkdtemp(prefix="stage-", dir=root)) / name)
+        # Folders left by killed runs are removed by the next run (on any month).
+        for folder in root.glob("stage-pid*"):
+            if abandoned(folder.name):
+                shutil.rmtree(folder, ignore_errors=True)
+        return cls(Path(tempfile.mkdtemp(prefix=f"stage-{owner_tag()}-", dir=root)) / name)
 
     def discard(self) -> None:
         shutil.rmtree(self.path.parent, ignore_errors=True)

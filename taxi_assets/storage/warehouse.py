@@ -16,6 +16,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.storage.gcp import credentials_field
 from taxi_assets.storage.lake import LakeObject
 
 DEFAULT_WAREHOUSE_URI = "duckdb:///./data/warehouse.duckdb"
@@ -37,6 +38,16 @@ class WarehouseBackend(Protocol):
 
     def month_row_counts(self, spec: DatasetSpec) -> dict[str, int]:
         """Rows per source month (YYYY-MM) in the dataset's table."""
+
+    def replace_table(self, name: str, obj: LakeObject, schema: pa.Schema) -> int:
+        """Make table `name` (columns `schema`) hold exactly the lake Parquet file's rows,
+        atomically; returns its row count."""
+
+    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
+        """Replace the rows of `month` in `table` (columns `schema`, partitioned by its
+        `source_month` DATE column; created if missing) with the rows of `select_sql`,
+        atomically; returns the month's row count. `select_sql` must yield only that
+        month's rows, with `schema`'s column names."""
 
     def query(self, sql: str) -> pa.Table: ...
 
@@ -62,15 +73,22 @@ class Warehouse(dg.ConfigurableResource):
 
     uri: str = Field(default=DEFAULT_WAREHOUSE_URI)
     location: str | None = Field(default=None, description="BigQuery location, e.g. US or EU.")
+    gcp_credentials_json: str | None = credentials_field()
 
     def backend(self) -> WarehouseBackend:
-        return backend_from_uri(self.uri, location=self.location)
+        return backend_from_uri(self.uri, location=self.location, credentials_json=self.gcp_credentials_json)
 
     def replace_months(self, spec: DatasetSpec, objects: dict[str, LakeObject]) -> LoadResult:
         return self.backend().replace_months(spec, objects)
 
     def month_row_counts(self, spec: DatasetSpec) -> dict[str, int]:
         return self.backend().month_row_counts(spec)
+
+    def replace_table(self, name: str, obj: LakeObject, schema: pa.Schema) -> int:
+        return self.backend().replace_table(name, obj, schema)
+
+    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
+        return self.backend().replace_month_from_query(table, month, select_sql, schema)
 
     def query(self, sql: str) -> pa.Table:
         return self.backend().query(sql)

@@ -1,4 +1,5 @@
-"""The asset factory: three layers per dataset, all derived from the spec table."""
+"""The asset factory: three layers per dataset, all derived from the spec table, plus the
+zone lookup's three layers and the trips-by-zone mart built on them."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import dagster as dg
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.lake import build_lake_asset
+from taxi_assets.defs.assets.mart import build_mart_asset
 from taxi_assets.defs.assets.raw import build_raw_asset
 from taxi_assets.defs.assets.warehouse import build_warehouse_asset
+from taxi_assets.defs.assets.zones import build_zone_assets
 
 
 def build_dataset_assets(spec: DatasetSpec, warehouse_kind: str) -> list[dg.AssetsDefinition]:
@@ -15,4 +18,8 @@ def build_dataset_assets(spec: DatasetSpec, warehouse_kind: str) -> list[dg.Asse
 
 
 def build_all_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
-    return [a for spec in DATASETS.values() for a in build_dataset_assets(spec, warehouse_kind)]
+    return [
+        *(a for spec in DATASETS.values() for a in build_dataset_assets(spec, warehouse_kind)),
+        *build_zone_assets(warehouse_kind),
+        build_mart_asset(warehouse_kind),
+    ]

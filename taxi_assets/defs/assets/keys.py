@@ -1,8 +1,10 @@
-"""Asset keys per layer: raw/{dataset}, lake/{dataset}, warehouse/{dataset}_trips."""
+"""Asset keys per layer: raw/{dataset}, lake/{dataset}, warehouse/{dataset}_trips;
+the zone lookup's {layer}/taxi_zone_lookup and the marts' mart/{table}."""
 
 import dagster as dg
 
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.zones import ZONES_TABLE
 
 
 def raw_key(spec: DatasetSpec) -> dg.AssetKey:
@@ -15,3 +17,12 @@ def lake_key(spec: DatasetSpec) -> dg.AssetKey:
 
 def warehouse_key(spec: DatasetSpec) -> dg.AssetKey:
     return dg.AssetKey(["warehouse", spec.table])
+
+
+def zones_key(layer: str) -> dg.AssetKey:
+    """raw/, lake/ or warehouse/taxi_zone_lookup."""
+    return dg.AssetKey([layer, ZONES_TABLE])
+
+
+def mart_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["mart", table])

@@ -3,12 +3,12 @@
 
 import dagster as dg
 
-from taxi_assets.convert import convert
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key, raw_key
 from taxi_assets.defs.assets.metadata import table_schema
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
+from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
 from taxi_assets.storage.lake import LakeObject, StagedFile
 
 LAKE_FILE_NAME = "part-0.parquet"
@@ -31,19 +31,28 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         staged = StagedFile.new(LAKE_FILE_NAME)
         try:
             with source.local_path() as path:
-                result = convert(spec, month, path, staged.path)
+                result, quarantine = convert_quarantining(
+                    spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME)
+                )
         except BaseException:
             staged.discard()
             raise
+        if quarantine.rows:
+            context.log.warning(
+                f"{spec.name} {month}: set aside {quarantine.rows:,} malformed of {quarantine.records:,} rows "
+                f"({quarantine.share:.3%}) in the lake's quarantine; e.g. {' | '.join(quarantine.examples)}"
+            )
         if result.extra_columns:
             context.log.warning(
                 f"{spec.name} {month}: dropped columns not in the spec: {', '.join(result.extra_columns)}"
             )
         context.log.info(f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
         return dg.Output(
-            staged,
+            StagedFile(staged.path, quarantine=quarantine.path),
             metadata={
                 "dagster/row_count": result.rows,
+                "quarantined_rows": quarantine.rows,
+                "quarantined_share": round(quarantine.share, 6),
                 "dagster/column_schema": table_schema(spec),
                 "outside_month_rows": result.outside_month_rows,
                 "outside_month_share": round(result.outside_month_rows / max(result.rows, 1), 6),

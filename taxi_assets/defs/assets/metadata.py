@@ -1,18 +1,39 @@
-"""Dagster metadata derived from the dataset specs."""
+"""Dagster metadata derived from the dataset specs, schemas and downloads."""
 
 import dagster as dg
+import pyarrow as pa
 
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.source.http import Download
 
 
-def table_schema(spec: DatasetSpec) -> dg.TableSchema:
+def arrow_table_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=f.name,
                 type=str(f.type),
-                constraints=dg.TableColumnConstraints(nullable=True),
+                constraints=dg.TableColumnConstraints(nullable=f.nullable),
             )
-            for f in spec.arrow_schema()
+            for f in schema
         ]
     )
+
+
+def table_schema(spec: DatasetSpec) -> dg.TableSchema:
+    return arrow_table_schema(spec.arrow_schema())
+
+
+def download_metadata(got: Download) -> dict:
+    """What a raw asset records about the file it fetched."""
+    metadata = {
+        "url": dg.MetadataValue.url(got.url),
+        "bytes": got.bytes,
+        "sha256": got.sha256,
+        "seconds": round(got.seconds, 3),
+    }
+    if got.etag:
+        metadata["etag"] = got.etag
+    if got.last_modified:
+        metadata["last_modified"] = got.last_modified
+    return metadata

@@ -1,0 +1,181 @@
+"""The production warehouse: BigQuery, one table per dataset, natively partitioned by month.
+
+A table is partitioned by MONTH on `source_month` and clustered on the pickup and
+dropoff zones. A month is replaced by one load job into its partition decorator
+(`table$YYYYMM`) with WRITE_TRUNCATE: BigQuery swaps the partition when the job
+succeeds and leaves it as it was when the job fails, and a rerun gives the same
+table. From a GCS lake the job reads the `gs://` Parquet itself (the rows never
+pass through this process); from a local lake the client uploads the file.
+
+Several months are one job each (load jobs cannot join a transaction): a failure
+stops at that month; the months before it are replaced, each whole, and the rest
+are untouched, so no month is ever duplicated or half replaced.
+
+Not dagster-gcp's BigQuery I/O managers: they replace a partition by DELETE and an
+INSERT of a DataFrame built in the Dagster process, and create tables without
+native partitioning (Dagster issue #15975).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pyarrow as pa
+from google.api_core.exceptions import GoogleAPICallError, NotFound
+from google.cloud import bigquery
+
+from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec
+from taxi_assets.errors import TaxiAssetsError
+from taxi_assets.months import normalize_month
+from taxi_assets.storage.gcp import credentials_from_json
+from taxi_assets.storage.lake import LakeObject
+from taxi_assets.storage.warehouse import LoadResult
+
+
+class WarehouseError(TaxiAssetsError):
+    """The warehouse refused a table or a load."""
+
+
+def bigquery_type(t: pa.DataType) -> str:
+    if pa.types.is_integer(t):
+        return "INT64"
+    if pa.types.is_floating(t):
+        return "FLOAT64"
+    if pa.types.is_timestamp(t):
+        # TLC times are New York wall-clock times without a zone: DATETIME, which is
+        # also what BigQuery makes of Parquet timestamps that are not adjusted to UTC.
+        return "TIMESTAMP" if t.tz else "DATETIME"
+    if pa.types.is_date(t):
+        return "DATE"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "STRING"
+    raise TypeError(f"no BigQuery type for {t}")
+
+
+def table_schema(spec: DatasetSpec) -> list[bigquery.SchemaField]:
+    return [bigquery.SchemaField(f.name, bigquery_type(f.type), mode="NULLABLE") for f in spec.arrow_schema()]
+
+
+def partition_decorator(month: str) -> str:
+    return "$" + normalize_month(month).replace("-", "")
+
+
+def parse_bigquery_uri(uri: str) -> tuple[str, str]:
+    project, _, dataset = uri.removeprefix("bigquery://").partition("/")
+    if not uri.startswith("bigquery://") or not project or not dataset or "/" in dataset.strip("/"):
+        raise ValueError(f"not a BigQuery warehouse URI: {uri!r} (expected bigquery://PROJECT/DATASET)")
+    return project, dataset.strip("/")
+
+
+class BigQueryWarehouse:
+    kind = "bigquery"
+
+    def __init__(self, project: str, dataset: str, location: str | None = None,
+                 client: bigquery.Client | None = None, credentials=None):
+        self.project = project
+        self.dataset = dataset
+        self.client = client or bigquery.Client(project=project, credentials=credentials, location=location)
+
+    @classmethod
+    def from_uri(
+        cls, uri: str, location: str | None = None, credentials_json: str | None = None
+    ) -> "BigQueryWarehouse":
+        project, dataset = parse_bigquery_uri(uri)
+        return cls(project, dataset, location, credentials=credentials_from_json(credentials_json))
+
+    def table_id(self, spec: DatasetSpec) -> str:
+        return f"{self.project}.{self.dataset}.{spec.table}"
+
+    def ensure_table(self, spec: DatasetSpec) -> bigquery.Table:
+        wanted = bigquery.Table(self.table_id(spec), schema=table_schema(spec))
+        wanted.time_partitioning = bigquery.TimePartitioning(
+            type_=bigquery.TimePartitioningType.MONTH, field=SOURCE_MONTH_COLUMN
+        )
+        wanted.clustering_fields = list(spec.location_columns)
+        wanted.description = f"NYC TLC {spec.name} trips, one row per trip, partitioned by source month."
+        try:
+            table = self.client.create_table(wanted, exists_ok=True)
+        except NotFound:
+            raise WarehouseError(
+                f"BigQuery dataset {self.project}.{self.dataset} does not exist: create it first"
+            ) from None
+        partitioning = table.time_partitioning
+        if (
+            partitioning is None
+            or partitioning.type_ != bigquery.TimePartitioningType.MONTH
+            or partitioning.field != SOURCE_MONTH_COLUMN
+        ):
+            raise WarehouseError(
+                f"BigQuery table {self.table_id(spec)} exists but is not partitioned by MONTH on "
+                f"{SOURCE_MONTH_COLUMN}: months cannot be replaced in it; drop or rename it"
+            )
+        return table
+
+    def replace_months(self, spec: DatasetSpec, objects: dict[str, LakeObject]) -> LoadResult:
+        started = time.monotonic()
+        self.ensure_table(spec)
+        jobs = {normalize_month(key): self._load(spec, normalize_month(key), obj) for key, obj in objects.items()}
+        stats = {month: load_stats(job) for month, job in jobs.items()}
+        metadata: dict[str, Any] = {
+            "table": self.table_id(spec),
+            "job_ids": ", ".join(s["job_id"] for s in stats.values()),
+            "output_bytes": sum(s["output_bytes"] or 0 for s in stats.values()),
+            "load_jobs": stats,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+        slot_ms = [s["slot_ms"] for s in stats.values() if s["slot_ms"] is not None]
+        if slot_ms:
+            metadata["slot_ms"] = sum(slot_ms)
+        # After WRITE_TRUNCATE of a partition, the partition holds exactly the job's rows.
+        return LoadResult({month: s["rows"] for month, s in stats.items()}, metadata)
+
+    def _load(self, spec: DatasetSpec, month: str, obj: LakeObject) -> bigquery.LoadJob:
+        destination = self.table_id(spec) + partition_decorator(month)
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+        )
+        prefix = f"taxi_{spec.name}_{partition_decorator(month)[1:]}_"
+        job = None
+        try:
+            if obj.uri.startswith("gs://"):
+                job = self.client.load_table_from_uri(obj.uri, destination, job_config=config, job_id_prefix=prefix)
+            else:
+                with obj.local_path() as path, open(path, "rb") as f:
+                    job = self.client.load_table_from_file(f, destination, job_config=config, job_id_prefix=prefix)
+            job.result()
+        except GoogleAPICallError as exc:
+            job_text = f" (job {job.job_id})" if job is not None else ""
+            raise WarehouseError(
+                f"{spec.name} {month}: BigQuery load of {obj.uri} into {destination} failed{job_text}: {exc.message}"
+            ) from None
+        return job
+
+    def month_row_counts(self, spec: DatasetSpec) -> dict[str, int]:
+        sql = (
+            f"SELECT FORMAT_DATE('%Y-%m', {SOURCE_MONTH_COLUMN}) AS month, COUNT(*) AS row_count "
+            f"FROM `{self.table_id(spec)}` GROUP BY month ORDER BY month"
+        )
+        try:
+            rows = self.query(sql).to_pylist()
+        except NotFound:  # no table yet
+            return {}
+        return {r["month"]: r["row_count"] for r in rows}
+
+    def query(self, sql: str) -> pa.Table:
+        # Unqualified table names resolve in the warehouse's dataset, as in DuckDB.
+        config = bigquery.QueryJobConfig(default_dataset=f"{self.project}.{self.dataset}")
+        return self.client.query_and_wait(sql, job_config=config).to_arrow(create_bqstorage_client=False)
+
+
+def load_stats(job: bigquery.LoadJob) -> dict[str, Any]:
+    # LoadJob has no accessor for the job's slot time (QueryJob has slot_millis).
+    slot_ms = job._properties.get("statistics", {}).get("totalSlotMs")
+    return {
+        "job_id": job.job_id,
+        "rows": job.output_rows or 0,
+        "output_bytes": job.output_bytes,
+        "input_file_bytes": job.input_file_bytes,
+        "slot_ms": int(slot_ms) if slot_ms is not None else None,
+    }

@@ -1,0 +1,211 @@
+"""The BigQuery warehouse at the HTTP boundary of the real google-cloud-bigquery client.
+
+No BigQuery emulator runs offline here, so the server is `fake_google.FakeGoogle`: these
+tests prove what the real client sends (table definition, load-job configuration,
+partition decorators, uploads, SQL) and how our code reads the answers. They do not
+prove that BigQuery itself accepts them. Lake objects live in the real fake-gcs-server.
+"""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
+
+from taxi_assets.convert import convert
+from taxi_assets.datasets import DATASETS
+from taxi_assets.months import partition_key
+from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse, WarehouseError
+from taxi_assets.storage.lake import LakeObject, LocalLakeStore, lake_store_from_uri
+from taxi_assets_tests.conftest import MONTHS
+from taxi_assets_tests.fake_google import DATASET, PROJECT, SLOT_MS
+from taxi_assets_tests.helpers import mirror_file
+
+YELLOW = DATASETS["yellow"]
+
+# Written out by hand (not derived from the spec) so the test checks the mapping.
+YELLOW_BQ_SCHEMA = [
+    ("VendorID", "INT64"), ("tpep_pickup_datetime", "DATETIME"), ("tpep_dropoff_datetime", "DATETIME"),
+    ("passenger_count", "INT64"), ("trip_distance", "FLOAT64"), ("RatecodeID", "INT64"),
+    ("store_and_fwd_flag", "STRING"), ("PULocationID", "INT64"), ("DOLocationID", "INT64"),
+    ("payment_type", "INT64"), ("fare_amount", "FLOAT64"), ("extra", "FLOAT64"), ("mta_tax", "FLOAT64"),
+    ("tip_amount", "FLOAT64"), ("tolls_amount", "FLOAT64"), ("improvement_surcharge", "FLOAT64"),
+    ("total_amount", "FLOAT64"), ("congestion_surcharge", "FLOAT64"), ("airport_fee", "FLOAT64"),
+    ("cbd_congestion_fee", "FLOAT64"), ("source_month", "DATE"),
+]
+
+
+
+@pytest.fixture
+def warehouse(fake_google) -> BigQueryWarehouse:
+    client = bigquery.Client(
+        project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": fake_google.url}
+    )
+    return BigQueryWarehouse(PROJECT, DATASET, client=client)
+
+
+@pytest.fixture
+def lake_files(tmp_path_factory, mirror_root):
+    """The yellow lake Parquet of each test month, converted from the mirror's files."""
+    root = tmp_path_factory.mktemp("lake")
+    files = {}
+    for month in MONTHS:
+        dst = root / "yellow" / f"month={month}" / "part-0.parquet"
+        dst.parent.mkdir(parents=True)
+        convert(YELLOW, month, mirror_file(mirror_root, "yellow", month), dst)
+        files[month] = dst
+    return root, files
+
+
+@pytest.fixture
+def gcs_objects(gcs_bucket, lake_files):
+    store = lake_store_from_uri(f"gs://{gcs_bucket.name}/lake")
+    _, files = lake_files
+    objects = {}
+    for month, path in files.items():
+        relpath = f"yellow/month={month}/part-0.parquet"
+        store.publish(path, relpath)
+        objects[partition_key(month)] = LakeObject(store, relpath)
+    return objects
+
+
+def test_months_load_from_gcs_into_a_month_partitioned_clustered_table(
+    fake_google, warehouse, gcs_objects, gcs_bucket, lake_files
+):
+    _, files = lake_files
+    result = warehouse.replace_months(YELLOW, gcs_objects)
+
+    (create,) = fake_google.calls("POST", f"/projects/{PROJECT}/datasets/{DATASET}/tables")
+    body = create.json
+    assert body["tableReference"] == {"projectId": PROJECT, "datasetId": DATASET, "tableId": "yellow_trips"}
+    assert body["timePartitioning"] == {"type": "MONTH", "field": "source_month"}
+    assert body["clustering"] == {"fields": ["PULocationID", "DOLocationID"]}
+    assert [(f["name"], f["type"], f["mode"]) for f in body["schema"]["fields"]] == [
+        (name, t, "NULLABLE") for name, t in YELLOW_BQ_SCHEMA
+    ]
+
+    jobs = fake_google.calls("POST", f"/projects/{PROJECT}/jobs")
+    assert len(jobs) == 2  # one load job per month
+    for job, month in zip(jobs, MONTHS):
+        load = job.json["configuration"]["load"]
+        assert load == {
+            "sourceUris": [f"gs://{gcs_bucket.name}/lake/yellow/month={month}/part-0.parquet"],
+            "sourceFormat": "PARQUET",
+            "writeDisposition": "WRITE_TRUNCATE",
+            "destinationTable": {
+                "projectId": PROJECT, "datasetId": DATASET, "tableId": f"yellow_trips${month.replace('-', '')}",
+            },
+        }
+    assert not fake_google.calls("POST", "/upload/")  # the rows never passed through this process
+
+    rows = {m: pq.ParquetFile(p).metadata.num_rows for m, p in files.items()}
+    assert result.rows_by_month == rows
+    md = result.metadata
+    assert md["table"] == f"{PROJECT}.{DATASET}.yellow_trips"
+    assert md["slot_ms"] == 2 * SLOT_MS
+    assert set(md["load_jobs"]) == set(MONTHS)
+    for month, stats in md["load_jobs"].items():
+        assert stats["job_id"].startswith(f"taxi_yellow_{month.replace('-', '')}_")
+        assert stats["job_id"] in fake_google.jobs
+        assert stats["rows"] == rows[month]
+        assert stats["input_file_bytes"] == files[month].stat().st_size
+    assert md["output_bytes"] == sum(s["output_bytes"] for s in md["load_jobs"].values()) > 0
+
+
+def test_reloading_a_month_reuses_the_table_and_truncates_only_its_partition(fake_google, warehouse, gcs_objects):
+    jan = {k: v for k, v in gcs_objects.items() if k.startswith("2021-01")}
+    warehouse.replace_months(YELLOW, jan)
+    warehouse.replace_months(YELLOW, jan)
+    creates = fake_google.calls("POST", "/tables")
+    assert [r.path for r in fake_google.calls("GET", "/tables/yellow_trips")] == [
+        f"/bigquery/v2/projects/{PROJECT}/datasets/{DATASET}/tables/yellow_trips"
+    ]  # the second run found the table (409) and read it back
+    assert len(creates) == 2
+    loads = fake_google.load_configs()
+    assert [c["destinationTable"]["tableId"] for c in loads] == ["yellow_trips$202101"] * 2
+    assert {c["writeDisposition"] for c in loads} == {"WRITE_TRUNCATE"}
+
+
+def test_a_local_lake_uploads_the_file_to_the_load_job(fake_google, warehouse, lake_files):
+    root, files = lake_files
+    store = LocalLakeStore(root)
+    objects = {partition_key(m): LakeObject(store, f"yellow/month={m}/part-0.parquet") for m in MONTHS}
+    result = warehouse.replace_months(YELLOW, objects)
+
+    starts = fake_google.calls("POST", f"/upload/bigquery/v2/projects/{PROJECT}/jobs")
+    assert [r.query["uploadType"] for r in starts] == [["resumable"]] * 2
+    for start, month in zip(starts, MONTHS):
+        load = start.json["configuration"]["load"]
+        assert "sourceUris" not in load
+        assert load["sourceFormat"] == "PARQUET"
+        assert load["writeDisposition"] == "WRITE_TRUNCATE"
+        assert load["destinationTable"]["tableId"] == f"yellow_trips${month.replace('-', '')}"
+    sent = b"".join(r.body for r in fake_google.calls("PUT", "/upload/"))
+    assert sent == b"".join(files[m].read_bytes() for m in MONTHS)
+    assert result.rows_by_month == {m: pq.ParquetFile(p).metadata.num_rows for m, p in files.items()}
+
+
+def test_a_failed_load_names_dataset_month_and_file_and_keeps_earlier_months(
+    fake_google, warehouse, gcs_objects, gcs_bucket
+):
+    fake_google.failing_partitions["202102"] = "Error while reading data, error message: corrupt Parquet file"
+    with pytest.raises(WarehouseError) as failure:
+        warehouse.replace_months(YELLOW, gcs_objects)
+    text = str(failure.value)
+    assert "yellow 2021-02" in text
+    assert f"gs://{gcs_bucket.name}/lake/yellow/month=2021-02/part-0.parquet" in text
+    assert "yellow_trips$202102" in text and "corrupt Parquet file" in text
+    # January's job ran (its partition is replaced, whole); February's partition is untouched.
+    tables = [c["destinationTable"]["tableId"] for c in fake_google.load_configs()]
+    assert tables == ["yellow_trips$202101", "yellow_trips$202102"]
+
+
+def test_the_fake_rejects_rows_outside_the_decorated_partition(fake_google, warehouse, gcs_objects):
+    """Guards the fake itself: the partition check it does is what makes the load tests able to fail."""
+    jan = gcs_objects[partition_key("2021-01")]
+    warehouse.ensure_table(YELLOW)
+    with pytest.raises(WarehouseError, match="different partitions"):
+        warehouse._load(YELLOW, "2021-02", jan)
+
+
+def test_an_unpartitioned_existing_table_is_refused_before_any_load(fake_google, warehouse, gcs_objects):
+    fake_google.tables[(PROJECT, DATASET, "yellow_trips")] = {
+        "tableReference": {"projectId": PROJECT, "datasetId": DATASET, "tableId": "yellow_trips"},
+        "schema": {"fields": [{"name": "VendorID", "type": "INT64"}]},
+    }
+    with pytest.raises(WarehouseError, match="not partitioned by MONTH on source_month"):
+        warehouse.replace_months(YELLOW, gcs_objects)
+    assert not fake_google.jobs
+
+
+def test_a_missing_dataset_is_a_clear_error(fake_google, warehouse, gcs_objects):
+    fake_google.datasets.clear()
+    with pytest.raises(WarehouseError, match=f"dataset {PROJECT}.{DATASET} does not exist"):
+        warehouse.replace_months(YELLOW, gcs_objects)
+
+
+def test_month_row_counts_sends_one_grouping_query_and_reads_its_rows(fake_google, warehouse):
+    fake_google.query_answers.append(
+        (
+            [{"name": "month", "type": "STRING"}, {"name": "row_count", "type": "INTEGER"}],
+            [("2021-01", 990), ("2021-02", 1010)],
+        )
+    )
+    assert warehouse.month_row_counts(YELLOW) == {"2021-01": 990, "2021-02": 1010}
+    (query,) = fake_google.calls("POST", f"/projects/{PROJECT}/queries")
+    assert query.json["query"] == (
+        "SELECT FORMAT_DATE('%Y-%m', source_month) AS month, COUNT(*) AS row_count "
+        f"FROM `{PROJECT}.{DATASET}.yellow_trips` GROUP BY month ORDER BY month"
+    )
+    assert query.json["useLegacySql"] is False
+
+    fake_google.query_answers.append((404, f"Not found: Table {PROJECT}:{DATASET}.yellow_trips"))
+    assert warehouse.month_row_counts(YELLOW) == {}
+
+
+def test_query_resolves_table_names_in_the_warehouse_dataset(fake_google, warehouse):
+    fake_google.query_answers.append(([{"name": "n", "type": "INTEGER"}], [(3,)]))
+    assert warehouse.query("SELECT count(*) AS n FROM yellow_trips").to_pylist() == [{"n": 3}]
+    (query,) = fake_google.calls("POST", "/queries")
+    assert query.json["defaultDataset"] == {"projectId": PROJECT, "datasetId": DATASET}

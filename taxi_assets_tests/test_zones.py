@@ -1,0 +1,98 @@
+"""The taxi zone lookup: raw -> lake -> warehouse over the real mirror, NA/NV kept as
+text, and the dagster-pandas type check stopping a broken file before it is published."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from taxi_assets.defs.assets.keys import zones_key
+from taxi_assets.mirror import MirrorServer
+from taxi_assets_tests.conftest import TEST_DATA, Platform
+
+ZONES_CSV = TEST_DATA / "taxi_zone_lookup.csv"
+LAKE_FILE = Path("taxi_zone_lookup") / "part-0.parquet"
+
+
+def csv_rows(path: Path) -> list[dict]:
+    """The zones as the stdlib reads them: every field text, nothing turned into null."""
+    with open(path, newline="") as f:
+        return [{**row, "LocationID": int(row["LocationID"])} for row in csv.DictReader(f)]
+
+
+def type_check_of(result: dg.ExecuteInProcessResult, step: str):
+    """The type check of the step's output (Dagster reports it with the output, passed or not)."""
+    (output,) = [e for e in result.all_events if e.step_key == step and e.event_type_value == "STEP_OUTPUT"]
+    return output.event_specific_data.type_check_data
+
+
+def test_zones_land_in_every_layer_with_na_and_nv_as_text(platform, mirror_root):
+    result = platform.materialize_selection("group:zones")
+    assert result.success
+
+    source = mirror_root / "misc" / "taxi_zone_lookup.csv"
+    raw = platform.lake().root / "raw" / "taxi_zone_lookup" / "taxi_zone_lookup.csv"
+    assert raw.read_bytes() == source.read_bytes()
+
+    expected = csv_rows(source)
+    assert len(expected) == 265
+    lake = pq.read_table(platform.lake().root / LAKE_FILE)
+    assert lake.schema.field("LocationID").type == "int32"
+    assert lake.to_pylist() == expected
+    warehouse = platform.warehouse().query("SELECT * FROM taxi_zone_lookup ORDER BY LocationID")
+    assert warehouse.to_pylist() == expected
+
+    by_id = {row["LocationID"]: row for row in warehouse.to_pylist()}
+    assert (by_id[264]["Zone"], by_id[265]["Zone"]) == ("NV", "NA")
+    assert by_id[265]["service_zone"] == "N/A"
+    nulls = platform.warehouse().query(
+        "SELECT count(*) AS n FROM taxi_zone_lookup "
+        "WHERE LocationID IS NULL OR Borough IS NULL OR Zone IS NULL OR service_zone IS NULL"
+    )
+    assert nulls.to_pylist() == [{"n": 0}]
+
+    check = type_check_of(result, "lake__taxi_zone_lookup")
+    assert check.success
+    assert check.metadata["rows"].value == 265
+    wh_md = result.asset_materializations_for_node("warehouse__taxi_zone_lookup")[0].metadata
+    assert wh_md["dagster/row_count"].value == 265
+
+
+def test_zone_type_check_fails_on_a_missing_column_and_keeps_the_published_zones(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
+    served = tmp_path / "mirror" / "misc" / "taxi_zone_lookup.csv"
+    served.parent.mkdir(parents=True)
+    served.write_bytes(ZONES_CSV.read_bytes())
+    with MirrorServer(tmp_path / "mirror") as mirror:
+        platform = Platform(tmp_path / "platform", source_url=mirror.url_template, zones_url=mirror.zones_url)
+        assert platform.materialize_selection("group:zones").success
+        lake_file = platform.lake().root / LAKE_FILE
+        published = lake_file.read_bytes()
+
+        # The publisher drops a column.
+        with open(ZONES_CSV, newline="") as f:
+            rows = [row[:3] for row in csv.reader(f)]
+        out = io.StringIO()
+        csv.writer(out, quoting=csv.QUOTE_NONNUMERIC).writerows(rows)
+        served.write_text(out.getvalue())
+
+        result = platform.materialize_selection("group:zones", raise_on_error=False)
+
+    assert not result.success
+    check = type_check_of(result, "lake__taxi_zone_lookup")
+    assert not check.success
+    assert "service_zone" in check.description
+    failure = result.failure_data_for_node("lake__taxi_zone_lookup")
+    assert failure.error.cls_name == "DagsterTypeCheckDidNotPass"
+    # The warehouse step never ran; the lake and the warehouse keep the last good zones.
+    assert zones_key("warehouse") not in {
+        e.asset_key for e in result.get_asset_materialization_events()
+    }
+    assert lake_file.read_bytes() == published
+    assert not list(lake_file.parent.glob(".*.tmp"))
+    kept = platform.warehouse().query("SELECT count(*) AS n, count(service_zone) AS s FROM taxi_zone_lookup")
+    assert kept.to_pylist() == [{"n": 265, "s": 265}]
