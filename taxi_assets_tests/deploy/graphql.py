@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
-
 import dagster as dg
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 ERROR_FIELDS = "... on Error { message } ... on PythonError { message stack }"
 
@@ -41,7 +40,7 @@ class TaxiGraphQL(DagsterGraphQLClient):
                 return "LOADED" if loaded["__typename"] == "RepositoryLocation" else str(loaded)
         return None
 
-    def launch_backfill(self, partition_keys: list[str], asset_keys: list[dg.AssetKey], title: str, run_config: dict | None = None) -> str:
+    def launch_backfill(self, partition_keys: list[str], asset_keys: list[dg.AssetKey], title: str) -> str:
         result = self.query(
             f"""mutation($params: LaunchBackfillParams!) {{
                  launchPartitionBackfill(backfillParams: $params) {{
@@ -49,7 +48,7 @@ class TaxiGraphQL(DagsterGraphQLClient):
             params={
                 "partitionNames": partition_keys,
                 "assetSelection": [{"path": key.path} for key in asset_keys],
-                "title": title, **({"runConfigData": run_config} if run_config else {}),
+                "title": title,
             },
         )
         return self._ok(result, "launchPartitionBackfill", "LaunchBackfillSuccess")["backfillId"]
@@ -65,12 +64,12 @@ class TaxiGraphQL(DagsterGraphQLClient):
     def materialized_partitions(self, key: dg.AssetKey) -> dict:
         """partitionStats plus the materialized key ranges of a time-partitioned asset."""
         result = self.query(
-            f"""query($key: AssetKeyInput!) {{ assetNodeOrError(assetKey: $key) {{
-                 __typename ... on AssetNode {{
-                   partitionStats {{ numMaterialized numFailed numMaterializing }}
-                   assetPartitionStatuses {{ ... on TimePartitionStatuses {{
-                     ranges {{ status startKey endKey }} }} }} }}
-                 ... on AssetNotFoundError {{ message }} }} }}""",
+            """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) {
+                 __typename ... on AssetNode {
+                   partitionStats { numMaterialized numFailed numMaterializing }
+                   assetPartitionStatuses { ... on TimePartitionStatuses {
+                     ranges { status startKey endKey } } } }
+                 ... on AssetNotFoundError { message } } }""",
             key={"path": key.path},
         )
         node = self._ok(result, "assetNodeOrError", "AssetNode")
@@ -85,8 +84,8 @@ class TaxiGraphQL(DagsterGraphQLClient):
 
     def runs(self, tags: dict[str, str]) -> list[dict]:
         result = self.query(
-            f"""query($filter: RunsFilter!) {{ runsOrError(filter: $filter) {{
-                 __typename ... on Runs {{ results {{ runId status tags {{ key value }} }} }} {ERROR_FIELDS} }} }}""",
+            f"""query($filter: RunsFilter!) {{ runsOrError(filter: $filter) {{ __typename
+                 ... on Runs {{ results {{ runId status tags {{ key value }} }} }} {ERROR_FIELDS} }} }}""",
             filter={"tags": [{"key": k, "value": v} for k, v in tags.items()]},
         )
         runs = self._ok(result, "runsOrError", "Runs")["results"]
@@ -95,8 +94,9 @@ class TaxiGraphQL(DagsterGraphQLClient):
     def sensor_state(self, location: str, name: str) -> dict | None:
         """The sensor's name, state and targets; None when the location has no such sensor."""
         result = self.query(
-            f"""query($selector: SensorSelector!) {{ sensorOrError(sensorSelector: $selector) {{
-                 __typename ... on Sensor {{ name sensorState {{ status }} targets {{ pipelineName }} }} {ERROR_FIELDS} }} }}""",
+            f"""query($selector: SensorSelector!) {{ sensorOrError(sensorSelector: $selector) {{ __typename
+                 ... on Sensor {{ name sensorState {{ status }} targets {{ pipelineName }} }}
+                 {ERROR_FIELDS} }} }}""",
             selector=self._sensor_selector(location, name),
         )
         if result["sensorOrError"]["__typename"] == "SensorNotFoundError":

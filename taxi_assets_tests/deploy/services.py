@@ -42,7 +42,13 @@ def grpc_serving(port: int) -> bool:
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.5, on_timeout: Callable[[], str] = lambda: "") -> T:
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float,
+    every: float = 0.5,
+    on_timeout: Callable[[], str] = lambda: "",
+) -> T:
     """Poll `probe` until it returns something truthy; fail naming `what` after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -62,7 +68,10 @@ class Service:
 
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace").splitlines()[-lines:]
-        return f"--- {self.name} (pid {self.process.pid}, exit {self.process.poll()}) {self.log}\n" + "\n".join(text)
+        return (
+            f"--- {self.name} (pid {self.process.pid}, exit {self.process.poll()}) {self.log}\n"
+            + "\n".join(text)
+        )
 
     def stop(self, grace: float = 20.0) -> None:
         """SIGTERM to this process, SIGKILL after `grace` s; then whatever is left in its own
@@ -129,10 +138,23 @@ class Deployment:
              "--location-name", LOCATION, "-h", "127.0.0.1", "-p", str(code_port)],
         )  # fmt: skip
         # The webserver and daemon load the location once at start: give them a loaded one.
-        wait_for("the code server", lambda: self._alive() and grpc_serving(code_port), timeout, on_timeout=self.tails)
+        wait_for(
+            "the code server",
+            lambda: self._alive() and grpc_serving(code_port),
+            timeout,
+            on_timeout=self.tails,
+        )
         self._start(
             "webserver",
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.webserver_port), "-w", workspace],
+            [
+                str(BIN / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.webserver_port),
+                "-w",
+                workspace,
+            ],
         )
         self._start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
         wait_for("the webserver", self._answers, timeout, on_timeout=self.tails)

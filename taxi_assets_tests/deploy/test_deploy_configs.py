@@ -67,7 +67,13 @@ def test_the_single_machine_instance_and_workspace_are_valid(tmp_path, monkeypat
     config = load_instance(tmp_path, monkeypatch, DEPLOY / "dagster.yaml")
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     process_class(config["run_coordinator"])
-    storage = process_class({"module": "dagster_postgres", "class": "DagsterPostgresStorage", "config": config["storage"]["postgres"]})
+    storage = process_class(
+        {
+            "module": "dagster_postgres",
+            "class": "DagsterPostgresStorage",
+            "config": config["storage"]["postgres"],
+        }
+    )
     assert storage["postgres_db"]["db_name"] == "test-dagster_pg_db"
     assert storage["postgres_db"]["scheme"] == "postgresql+psycopg2"  # the driver that is installed
     assert config["concurrency"]["pools"] == {"granularity": "op", "default_limit": 2}
@@ -93,7 +99,9 @@ def test_the_kubernetes_instance_is_the_single_machine_one_plus_the_run_launcher
     process_class(config["compute_logs"])
     # The raw Kubernetes parts of the run pods are what the kubernetes client accepts.
     run_k8s = launcher["run_k8s_config"]
-    k8s_model_from_dict(k8s.V1Container, {"name": "run", **k8s_snake_case_dict(k8s.V1Container, run_k8s["container_config"])})
+    k8s_model_from_dict(
+        k8s.V1Container, {"name": "run", **k8s_snake_case_dict(k8s.V1Container, run_k8s["container_config"])}
+    )
     k8s_snake_case_dict(k8s.V1JobSpec, run_k8s["job_spec_config"])
 
 
@@ -127,8 +135,10 @@ def test_the_kubernetes_manifests_parse_and_agree_with_the_instance(manifests, t
         for volume in pod.volumes or []:
             assert volume.config_map.name in config_maps, (name, volume.name)
         for source in pod.containers[0].env_from:
-            assert (source.config_map_ref.name in config_maps) if source.config_map_ref else (
-                source.secret_ref.name in DOCUMENTED_SECRETS
+            assert (
+                (source.config_map_ref.name in config_maps)
+                if source.config_map_ref
+                else (source.secret_ref.name in DOCUMENTED_SECRETS)
             ), name
     assert launcher["instance_config_map"] in config_maps
     assert set(launcher["env_config_maps"]) <= config_maps
