@@ -57,25 +57,26 @@ def test_checks_pass_on_good_data(platform, mirror_root, dataset):
     assert platform.warehouse().month_row_counts(spec)["2021-01"] == rows
 
 
-def _spoil(path):
+def _spoil(path, only_outside_month=False):
     """Rewrite a generated yellow month with rows that break each rule; returns the rows."""
     with gzip.open(path, "rt", newline="") as f:
         reader = csv.reader(f)
         header, rows = next(reader), list(reader)
     col = {name: i for i, name in enumerate(header)}
     pickup, dropoff = col["tpep_pickup_datetime"], col["tpep_dropoff_datetime"]
-    for r in rows[0:20]:
-        r[col["total_amount"]] = "-" + r[col["total_amount"]]
-    for r in rows[20:35]:
-        r[dropoff] = (dt.datetime.strptime(r[pickup], TS) - dt.timedelta(minutes=10)).strftime(TS)
-    for r in rows[35:47]:
-        r[col["PULocationID"]] = "0"
-    for r in rows[47:53]:
-        r[col["DOLocationID"]] = "300"
-    for r in rows[53:65]:
-        r[col["trip_distance"]] = "-1.50"
     for r in rows[65:75]:
         r[pickup], r[dropoff] = "2020-12-15 10:00:00", "2020-12-15 10:20:00"
+    if not only_outside_month:
+        for r in rows[0:20]:
+            r[col["total_amount"]] = "-" + r[col["total_amount"]]
+        for r in rows[20:35]:
+            r[dropoff] = (dt.datetime.strptime(r[pickup], TS) - dt.timedelta(minutes=10)).strftime(TS)
+        for r in rows[35:47]:
+            r[col["PULocationID"]] = "0"
+        for r in rows[47:53]:
+            r[col["DOLocationID"]] = "300"
+        for r in rows[53:65]:
+            r[col["trip_distance"]] = "-1.50"
     with gzip.open(path, "wt", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
@@ -101,20 +102,20 @@ def _expected_counts(rows):
     }
 
 
-@pytest.fixture
-def bad_platform(tmp_path, monkeypatch):
+def _bad_platform(tmp_path, monkeypatch, **spoil):
     root = tmp_path / "mirror"
     generate(root, ["yellow"], ["2021-01"], rows=200)
-    rows = _spoil(root / relpath("yellow", "2021-01"))
+    rows = _spoil(root / relpath("yellow", "2021-01"), **spoil)
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
+    return root, rows
+
+
+def test_checks_fail_on_bad_data_and_block_the_warehouse(tmp_path, monkeypatch):
+    root, rows = _bad_platform(tmp_path, monkeypatch)
     with MirrorServer(root) as server:
-        yield Platform(root=tmp_path, source_url=server.url_template), rows
-
-
-def test_checks_fail_on_bad_data_and_block_the_warehouse(bad_platform):
-    platform, rows = bad_platform
+        platform = Platform(root=tmp_path, source_url=server.url_template)
+        result = run_with_checks(platform, YELLOW, "2021-01")
     expected = _expected_counts(rows)
-    result = run_with_checks(platform, YELLOW, "2021-01")
     assert not result.success
     checks = evaluations(result)
 
@@ -140,6 +141,19 @@ def test_checks_fail_on_bad_data_and_block_the_warehouse(bad_platform):
     assert result.asset_materializations_for_node("lake__yellow")
     assert not result.asset_materializations_for_node("warehouse__yellow_trips")
     assert "2021-01" not in platform.warehouse().month_row_counts(YELLOW)
+
+
+def test_a_warning_does_not_block_the_warehouse(tmp_path, monkeypatch):
+    root, rows = _bad_platform(tmp_path, monkeypatch, only_outside_month=True)
+    with MirrorServer(root) as server:
+        platform = Platform(root=tmp_path, source_url=server.url_template)
+        result = run_with_checks(platform, YELLOW, "2021-01")
+    assert result.success
+    checks = evaluations(result)
+    assert not checks["pickups_in_month"].passed
+    assert checks["pickups_in_month"].severity == dg.AssetCheckSeverity.WARN
+    assert [n for n, e in checks.items() if not e.passed] == ["pickups_in_month"]
+    assert platform.warehouse().month_row_counts(YELLOW) == {"2021-01": len(rows)}
 
 
 def test_an_empty_month_fails_the_row_check_and_blocks_the_warehouse(tmp_path, monkeypatch):

@@ -28,8 +28,10 @@ class WatchLimits:
 
     @classmethod
     def from_env(cls) -> "WatchLimits":
-        interval = os.environ.get(INTERVAL_ENV)
-        start = os.environ.get(START_MONTH_ENV)
+        interval = os.environ.get(INTERVAL_ENV, "").strip()
+        start = os.environ.get(START_MONTH_ENV, "").strip()
+        if interval and not interval.isdigit():
+            raise ValueError(f"{INTERVAL_ENV} must be a whole number of seconds, got {interval!r}")
         return cls(
             interval_s=int(interval) if interval else cls.interval_s,
             start_month=normalize_month(start) if start else None,
