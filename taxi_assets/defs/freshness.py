@@ -1,12 +1,14 @@
-"""Freshness: a FreshnessPolicy on every asset, and per-month freshness checks.
+"""Freshness: a FreshnessPolicy on every monthly asset, and per-month freshness checks.
 
 The source publishes one month per month, `publication_lag_months` after it ends,
 and the latest partition is that month (see partitions.py). So:
-- every layer should get a new materialization about monthly: the policy warns
+- every monthly layer (and the mart) should get a new materialization about monthly: the policy warns
   after 35 days without one and fails after 45 (a month plus two weeks of slack
   for the source's irregular publication dates);
 - by the 15th of each month the latest partition should be in every layer: the
   time-partition freshness checks (run by their sensor) look for exactly that month.
+The zone lookup is unpartitioned and changes rarely (nothing refreshes it on a
+clock), so it has neither.
 """
 
 import warnings
@@ -27,18 +29,33 @@ def freshness_policy() -> dg.FreshnessPolicy:
     return dg.FreshnessPolicy.time_window(fail_window=FRESHNESS_FAIL_WINDOW, warn_window=FRESHNESS_WARN_WINDOW)
 
 
+def is_monthly(asset: dg.AssetsDefinition) -> bool:
+    """Monthly assets follow the source's publication; the unpartitioned zone lookup does not."""
+    return isinstance(asset.partitions_def, dg.TimeWindowPartitionsDefinition)
+
+
 def with_freshness_policy(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
-    return list(dg.map_asset_specs(lambda spec: spec.replace_attributes(freshness_policy=freshness_policy()), assets))
+    """The assets, the monthly ones with the freshness policy."""
+    policy = freshness_policy()
+    return [
+        dg.map_asset_specs(lambda spec: spec.replace_attributes(freshness_policy=policy), [a])[0]
+        if is_monthly(a)
+        else a
+        for a in assets
+    ]
 
 
 def build_partition_freshness_checks(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+    """One per-month freshness check for every monthly asset."""
     # Superseded in Dagster by FreshnessPolicy, which judges an asset as a whole; only
     # these checks say which *month* is overdue, so both are used.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.SupersessionWarning)
         return list(
             dg.build_time_partition_freshness_checks(
-                assets=list(assets), deadline_cron=PARTITION_DEADLINE_CRON, severity=dg.AssetCheckSeverity.WARN
+                assets=[a for a in assets if is_monthly(a)],
+                deadline_cron=PARTITION_DEADLINE_CRON,
+                severity=dg.AssetCheckSeverity.WARN,
             )
         )
 

@@ -2,8 +2,8 @@
 
 Enabled by TAXI_GCS_DROP_URI=gs://bucket/prefix. A file is recognised by its
 published name, `{dataset}_tripdata_{YYYY-MM}.csv.gz` (or `.csv`, `.parquet`),
-anywhere under the prefix. The client is google-cloud-storage's own: application
-default credentials, or the emulator named by STORAGE_EMULATOR_HOST.
+anywhere under the prefix. The client is google-cloud-storage's, with the lake's
+credentials (or the emulator named by STORAGE_EMULATOR_HOST).
 """
 
 from __future__ import annotations
@@ -22,18 +22,12 @@ from google.cloud import storage
 
 from taxi_assets.errors import NotPublishedError, SourceError
 from taxi_assets.source.http import Download
+from taxi_assets.storage.gcp import CREDENTIALS_ENV, credentials_from_json
+from taxi_assets.storage.gcs import parse_gs_uri
 
 DROP_URI_ENV = "TAXI_GCS_DROP_URI"
 FILE_NAME = re.compile(r"(?P<dataset>[a-z]+)_tripdata_(?P<month>\d{4}-\d{2})\.(?:csv\.gz|csv|parquet)")
 HASH_CHUNK = 1 << 20
-
-
-def parse_gs_uri(uri: str) -> tuple[str, str]:
-    """'gs://bucket/a/b' -> ('bucket', 'a/b')."""
-    if not uri.startswith("gs://") or len(uri) <= 5:
-        raise ValueError(f"not a gs:// URI: {uri!r}")
-    bucket, _, path = uri[5:].partition("/")
-    return bucket, path
 
 
 def dataset_month(key: str) -> tuple[str, str] | None:
@@ -43,7 +37,8 @@ def dataset_month(key: str) -> tuple[str, str] | None:
 
 
 def client() -> storage.Client:
-    return storage.Client()
+    """The lake's credentials (TAXI_GCP_CREDENTIALS_JSON, else Google's default chain)."""
+    return storage.Client(credentials=credentials_from_json(os.environ.get(CREDENTIALS_ENV)))
 
 
 @dataclass(frozen=True)
@@ -53,7 +48,7 @@ class GCSDropZone:
 
     @classmethod
     def from_uri(cls, uri: str) -> GCSDropZone:
-        bucket, path = parse_gs_uri(uri.rstrip("/"))
+        bucket, path = parse_gs_uri(uri)
         return cls(bucket=bucket, prefix=f"{path}/" if path else "")
 
     @classmethod
