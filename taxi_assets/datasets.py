@@ -42,6 +42,8 @@ class CheckThresholds:
     dropoff_before_pickup_error: float = 0.05
     bad_location_error: float = 0.05
     malformed_rows_error: float = 0.01
+    # TLC taxi zones are numbered 1..265 (264 and 265 are the "unknown" zones).
+    location_id_range: tuple[int, int] = (1, 265)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class DatasetSpec:
     distance_column: str | None = "trip_distance"
     location_columns: tuple[str, ...] = ("PULocationID", "DOLocationID")
     thresholds: CheckThresholds = field(default_factory=CheckThresholds)
+    # The source publishes a month roughly this many months after it ends (TLC.md):
+    # the latest partition is the latest month that should be published by now.
+    publication_lag_months: int = 2
 
     @property
     def table(self) -> str:

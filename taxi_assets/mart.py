@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 
@@ -87,8 +86,11 @@ def dialect_for(uri: str) -> SqlDialect:
     if kind == "duckdb":
         return DUCKDB
     if kind == "bigquery":
-        parts = urlsplit(uri)
-        return replace(BIGQUERY, table_prefix=f"{parts.netloc}.{parts.path.strip('/')}.")
+        # The URI is read by the backend's own parser, so the SQL names the tables it writes.
+        from taxi_assets.storage.bigquery_warehouse import parse_bigquery_uri
+
+        project, dataset = parse_bigquery_uri(uri)
+        return replace(BIGQUERY, table_prefix=f"{project}.{dataset}.")
     raise ValueError(f"no SQL dialect for warehouse {uri!r}")
 
 

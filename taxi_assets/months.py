@@ -39,3 +39,8 @@ def month_range(spec: str) -> list[str]:
         elif part:
             months.append(normalize_month(part))
     return months
+
+
+def next_month(month: str) -> str:
+    """'2021-12' -> '2022-01'."""
+    return normalize_month(month_bounds(month)[1].isoformat())

@@ -1,4 +1,4 @@
-"""Monthly partitions, one definition per dataset's first published month."""
+"""Monthly partitions, one definition per dataset's first published month and publication lag."""
 
 from __future__ import annotations
 
@@ -11,14 +11,18 @@ from taxi_assets.datasets import DatasetSpec
 
 
 @cache
-def _monthly(start: str) -> dg.MonthlyPartitionsDefinition:
-    return dg.MonthlyPartitionsDefinition(start_date=start)
+def _monthly(start: str, lag_months: int) -> dg.MonthlyPartitionsDefinition:
+    # A negative end_offset ends the partitions `lag_months` before the last complete
+    # month, so months the source cannot have published yet are not offered, and the
+    # schedule and the freshness checks expect exactly the latest publishable month.
+    return dg.MonthlyPartitionsDefinition(start_date=start, end_offset=-lag_months)
 
 
 def monthly_partitions(spec: DatasetSpec) -> dg.MonthlyPartitionsDefinition:
-    return _monthly(spec.first_partition)
+    return _monthly(spec.first_partition, spec.publication_lag_months)
 
 
 def common_monthly_partitions(specs: Iterable[DatasetSpec]) -> dg.MonthlyPartitionsDefinition:
-    """The months every one of `specs` has: from the latest first month."""
-    return _monthly(max(spec.first_partition for spec in specs))
+    """The months every one of `specs` has: from the latest first month to the earliest last."""
+    specs = list(specs)
+    return _monthly(max(s.first_partition for s in specs), max(s.publication_lag_months for s in specs))

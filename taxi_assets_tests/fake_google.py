@@ -5,8 +5,15 @@ client (no BigQuery emulator runs offline here; see the README's testing notes).
 It records every request (method, path, query, headers, body) so tests can assert the
 exact bodies the real client sends. Load jobs are checked the way BigQuery checks them
 where it is cheap to do: the source Parquet is really read (from the fake GCS server or
-from the uploaded bytes), its columns must be in the table, and every row must belong
-to the destination partition; the job's statistics are computed from the file.
+from the uploaded bytes), its columns must be in the table (or in the job's schema, which
+creates or, with WRITE_TRUNCATE, replaces a whole table), REQUIRED columns must have no
+nulls, and every row must belong to the destination partition; the job's statistics are
+computed from the file.
+
+The fake runs no SQL: a query (jobs.query, or a query job and its jobs.getQueryResults)
+is answered with the next of `query_answers`, which tests queue. A query job writing to a
+destination is checked like a load: the table must exist (CREATE_NEVER), the answer's
+columns must be the table's, and its rows must belong to the destination partition.
 """
 
 from __future__ import annotations
@@ -56,12 +63,24 @@ class FakeGoogle:
     # Partition decorators ("202102") whose load jobs fail with the given message.
     failing_partitions: dict[str, str] = field(default_factory=dict)
     uploads: dict[str, dict] = field(default_factory=dict)
+    # job id -> the (fields, rows) answer of a query job, for jobs.getQueryResults.
+    query_results: dict[str, tuple] = field(default_factory=dict)
     url: str = ""
 
     def __post_init__(self):
         self._lock = threading.Lock()
 
     # -- what tests look at -------------------------------------------------
+    def bigquery_client(self, project: str = PROJECT, location: str | None = None):
+        """The real google-cloud-bigquery client, talking to this fake."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import bigquery
+
+        return bigquery.Client(
+            project=project, credentials=AnonymousCredentials(), location=location,
+            client_options={"api_endpoint": self.url},
+        )
+
     def calls(self, method: str, path_part: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and path_part in r.path]
 
@@ -140,32 +159,79 @@ class FakeGoogle:
             "status": {"state": "DONE"},
             "statistics": {"creationTime": "1700000000000", "startTime": "1700000000001", "endTime": "1700000000002"},
         }
-        if "load" in body["configuration"]:
-            try:
+        try:
+            if "load" in body["configuration"]:
                 job["statistics"]["load"] = self._run_load(project, body["configuration"]["load"], uploaded)
                 job["statistics"]["totalSlotMs"] = str(SLOT_MS)
-            except LoadError as exc:
-                problem = {"reason": "invalid", "message": str(exc)}
-                job["status"] = {"state": "DONE", "errorResult": problem, "errors": [problem]}
+            elif "query" in body["configuration"]:
+                self.query_results[ref["jobId"]] = self._run_query_job(body["configuration"]["query"])
+        except LoadError as exc:
+            problem = {"reason": exc.reason, "message": str(exc)}
+            job["status"] = {"state": "DONE", "errorResult": problem, "errors": [problem]}
         self.jobs[ref["jobId"]] = job
         return 200, job, {}
+
+    def _run_query_job(self, query: dict) -> tuple:
+        if not self.query_answers:
+            raise LoadError("the fake has no answer queued for this query")
+        answer = self.query_answers.pop(0)
+        if isinstance(answer[0], int):
+            raise LoadError(answer[1], reason={404: "notFound"}.get(answer[0], "invalid"))
+        dest = query.get("destinationTable")
+        if dest is not None:
+            fields, rows = answer
+            table_id, _, decorator = dest["tableId"].partition("$")
+            table = self.tables.get((dest["projectId"], dest["datasetId"], table_id))
+            if table is None:  # the table is not created: the jobs here say CREATE_NEVER
+                raise LoadError(f"Not found: Table {dest['projectId']}:{dest['datasetId']}.{table_id}", "notFound")
+            if [f["name"] for f in fields] != [f["name"] for f in table["schema"]["fields"]]:
+                raise LoadError(f"Query column list does not match table {table_id}'s schema")
+            field_name = table.get("timePartitioning", {}).get("field")
+            if decorator and field_name:
+                column = [f["name"] for f in fields].index(field_name)
+                months = {str(row[column]).replace("-", "")[:6] for row in rows}
+                if months - {decorator}:
+                    raise LoadError(
+                        f"Some rows belong to different partitions rather than destination partition {decorator}"
+                    )
+        return answer
+
+    def _get_query_results(self, req: Recorded, project: str, job: str):
+        if job not in self.query_results:
+            return error(404, f"Not found: Job {project}:{job}")
+        fields, rows = self.query_results[job]
+        return 200, query_response(self.jobs[job]["jobReference"], fields, rows), {}
 
     def _run_load(self, project: str, load: dict, uploaded: bytes | None) -> dict:
         dest = load["destinationTable"]
         table_id, _, decorator = dest["tableId"].partition("$")
-        table = self.tables.get((dest["projectId"], dest["datasetId"], table_id))
-        if table is None:
-            raise LoadError(f"Not found: Table {dest['projectId']}:{dest['datasetId']}.{table_id}")
+        key = (dest["projectId"], dest["datasetId"], table_id)
+        table = self.tables.get(key)
+        if table is None and "schema" not in load:
+            raise LoadError(f"Not found: Table {dest['projectId']}:{dest['datasetId']}.{table_id}", "notFound")
         if decorator in self.failing_partitions:
             raise LoadError(self.failing_partitions[decorator])
         if load.get("sourceFormat") != "PARQUET":
             raise LoadError("the fake only loads PARQUET")
         data = uploaded if uploaded is not None else b"".join(read_gs(uri) for uri in load["sourceUris"])
         rows = pq.read_table(io.BytesIO(data))
-        known = {f["name"].lower() for f in table["schema"]["fields"]}
+        fields = load["schema"]["fields"] if "schema" in load else table["schema"]["fields"]
+        known = {f["name"].lower() for f in fields}
         unknown = [n for n in rows.column_names if n.lower() not in known]
         if unknown:
             raise LoadError(f"Provided Schema does not match Table: no such field: {unknown[0]}")
+        for f in fields:
+            if f.get("mode") == "REQUIRED" and (f["name"] not in rows.column_names or rows[f["name"]].null_count):
+                raise LoadError(f"Required field {f['name']} cannot be null")
+        replaces = table is None or load.get("writeDisposition") == "WRITE_TRUNCATE"
+        if "schema" in load and not decorator and replaces:
+            # A whole-table load with a schema creates the table, or replaces it with WRITE_TRUNCATE.
+            self.tables[key] = {
+                "tableReference": {"projectId": key[0], "datasetId": key[1], "tableId": table_id},
+                "schema": load["schema"],
+                "numRows": str(rows.num_rows),
+            }
+            table = self.tables[key]
         field_name = table.get("timePartitioning", {}).get("field")
         if decorator and field_name:
             months = pc.unique(pc.strftime(rows[field_name], format="%Y%m")).to_pylist()
@@ -187,18 +253,27 @@ class FakeGoogle:
         if isinstance(answer[0], int):
             return error(*answer)
         fields, rows = answer
-        return 200, {
-            "kind": "bigquery#queryResponse",
-            "jobReference": {"projectId": project, "jobId": f"q_{uuid.uuid4().hex}", "location": "US"},
-            "schema": {"fields": fields},
-            "rows": [{"f": [{"v": None if v is None else str(v)} for v in row]} for row in rows],
-            "totalRows": str(len(rows)),
-            "jobComplete": True,
-        }, {}
+        ref = {"projectId": project, "jobId": f"q_{uuid.uuid4().hex}", "location": "US"}
+        return 200, query_response(ref, fields, rows), {}
+
+
+def query_response(job_reference: dict, fields: list[dict], rows: list[tuple]) -> dict:
+    return {
+        "kind": "bigquery#queryResponse",
+        "jobReference": job_reference,
+        "schema": {"fields": fields},
+        "rows": [{"f": [{"v": None if v is None else str(v)} for v in row]} for row in rows],
+        "totalRows": str(len(rows)),
+        "jobComplete": True,
+    }
 
 
 class LoadError(Exception):
-    pass
+    """A job's failure (its errorResult)."""
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason
 
 
 ROUTES = [
@@ -208,6 +283,7 @@ ROUTES = [
     ("POST", BQ + r"(?P<project>[^/]+)/jobs", "_post_job"),
     ("GET", BQ + r"(?P<project>[^/]+)/jobs/(?P<job>[^/]+)", "_get_job"),
     ("POST", BQ + r"(?P<project>[^/]+)/queries", "_query"),
+    ("GET", BQ + r"(?P<project>[^/]+)/queries/(?P<job>[^/]+)", "_get_query_results"),
     (None, UPLOAD + r"(?P<project>[^/]+)/jobs", "_upload"),
 ]
 
@@ -263,7 +339,8 @@ class FakeGoogleServer:
         self.fake.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> FakeGoogle:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll interval: shutdown() waits for the loop's next poll.
+        threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
         return self.fake
 
     def __exit__(self, *exc):

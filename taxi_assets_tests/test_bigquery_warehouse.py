@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import bigquery
 
 from taxi_assets.convert import convert
 from taxi_assets.datasets import DATASETS
@@ -36,13 +34,9 @@ YELLOW_BQ_SCHEMA = [
 ]
 
 
-
 @pytest.fixture
 def warehouse(fake_google) -> BigQueryWarehouse:
-    client = bigquery.Client(
-        project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": fake_google.url}
-    )
-    return BigQueryWarehouse(PROJECT, DATASET, client=client)
+    return BigQueryWarehouse(PROJECT, DATASET, client=fake_google.bigquery_client())
 
 
 @pytest.fixture

@@ -7,17 +7,19 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqlglot
 
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
 from taxi_assets.defs.assets import build_all_assets
 from taxi_assets.defs.assets.keys import mart_key, warehouse_key, zones_key
 from taxi_assets.errors import NotLoadedError
-from taxi_assets.mart import DUCKDB, build_trips_by_zone_month
+from taxi_assets.mart import DUCKDB, build_trips_by_zone_month, dialect_for, month_totals_sql, trips_by_zone_sql
 from taxi_assets.months import partition_key
 from taxi_assets.storage.duckdb_warehouse import DuckDBWarehouse
 from taxi_assets.storage.lake import LakeObject, LocalLakeStore
@@ -175,6 +177,39 @@ def test_rematerializing_months_does_not_duplicate_them(loaded):
     events = {e.partition: e for e in ranged.get_asset_materialization_events()}
     for c in counts:
         assert events[partition_key(c["m"])].materialization.metadata["total_trips"].value == c["trips"]
+
+
+def test_the_bigquery_sql_transpiled_to_duckdb_gives_the_same_rows(loaded):
+    """The mart's BigQuery text, parsed with sqlglot's BigQuery grammar and transpiled to DuckDB,
+    gives the rows the DuckDB text gives on the same warehouse: evidence that the two texts say
+    the same thing and that the BigQuery one reads as BigQuery SQL (to sqlglot, not to BigQuery)."""
+    platform, _ = loaded
+    specs = list(DATASETS.values())
+    # A DuckDB file's catalog is named after the file: `warehouse.main.t` is table t of warehouse.duckdb.
+    bigquery = dialect_for("bigquery://warehouse/main")
+    with duckdb.connect(str(platform.root / "warehouse.duckdb"), read_only=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")  # BigQuery casts a DATETIME to TIMESTAMP as UTC
+
+        def rows(sql: str, read: str | None = None) -> pd.DataFrame:
+            text = sqlglot.transpile(sql, read=read, write="duckdb")[0] if read else sql
+            return conn.execute(text).fetchdf()
+
+        for month in MONTHS:
+            expected = rows(trips_by_zone_sql(specs, DUCKDB, month))
+            assert len(expected) > 200
+            actual = rows(trips_by_zone_sql(specs, bigquery, month), read="bigquery")
+            pd.testing.assert_frame_equal(
+                normalized(actual.drop(columns=[SOURCE_MONTH_COLUMN])),
+                normalized(expected.drop(columns=[SOURCE_MONTH_COLUMN])),
+                check_exact=False, rtol=1e-12,
+            )
+            assert set(actual[SOURCE_MONTH_COLUMN]) == set(expected[SOURCE_MONTH_COLUMN])
+            totals = rows(month_totals_sql(bigquery, month), read="bigquery").sort_values("dataset")
+            pd.testing.assert_frame_equal(
+                totals.reset_index(drop=True),
+                rows(month_totals_sql(DUCKDB, month)).sort_values("dataset").reset_index(drop=True),
+                check_exact=False, rtol=1e-12,
+            )
 
 
 def test_asset_graph_shows_the_join():

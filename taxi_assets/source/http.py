@@ -48,6 +48,15 @@ class FileVersion:
         """A short identity of this version of the file, for run keys and cursors."""
         return self.etag or f"{self.last_modified}|{self.content_length}"
 
+    def differs_from(self, other: FileVersion) -> bool:
+        """True when a validator both versions carry has changed (ETag, Last-Modified, Content-Length)."""
+        pairs = [
+            (self.etag, other.etag),
+            (self.last_modified, other.last_modified),
+            (self.content_length, other.content_length),
+        ]
+        return any(a is not None and b is not None and a != b for a, b in pairs)
+
 
 @dataclass(frozen=True)
 class Download:

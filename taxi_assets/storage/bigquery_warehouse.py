@@ -11,6 +11,11 @@ Several months are one job each (load jobs cannot join a transaction): a failure
 stops at that month; the months before it are replaced, each whole, and the rest
 are untouched, so no month is ever duplicated or half replaced.
 
+The same two moves serve the zones and the mart: a whole table (the zone lookup)
+is one WRITE_TRUNCATE load job without a decorator; a month built by SQL (the
+mart) is one query job writing its result into `table$YYYYMM` with WRITE_TRUNCATE,
+so it is replaced exactly like a loaded month.
+
 Not dagster-gcp's BigQuery I/O managers: they replace a partition by DELETE and an
 INSERT of a DataFrame built in the Dagster process, and create tables without
 native partitioning (Dagster issue #15975).
@@ -53,8 +58,17 @@ def bigquery_type(t: pa.DataType) -> str:
     raise TypeError(f"no BigQuery type for {t}")
 
 
-def table_schema(spec: DatasetSpec) -> list[bigquery.SchemaField]:
-    return [bigquery.SchemaField(f.name, bigquery_type(f.type), mode="NULLABLE") for f in spec.arrow_schema()]
+def table_schema(schema: pa.Schema) -> list[bigquery.SchemaField]:
+    """The BigQuery columns of an arrow schema; a non-nullable field is REQUIRED."""
+    return [
+        bigquery.SchemaField(f.name, bigquery_type(f.type), mode="NULLABLE" if f.nullable else "REQUIRED")
+        for f in schema
+    ]
+
+
+def ident(name: str) -> str:
+    """A quoted GoogleSQL identifier (also a whole `project.dataset.table` path)."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 def partition_decorator(month: str) -> str:
@@ -84,16 +98,28 @@ class BigQueryWarehouse:
         project, dataset = parse_bigquery_uri(uri)
         return cls(project, dataset, location, credentials=credentials_from_json(credentials_json))
 
-    def table_id(self, spec: DatasetSpec) -> str:
-        return f"{self.project}.{self.dataset}.{spec.table}"
+    def table_id(self, name: str) -> str:
+        return f"{self.project}.{self.dataset}.{name}"
 
     def ensure_table(self, spec: DatasetSpec) -> bigquery.Table:
-        wanted = bigquery.Table(self.table_id(spec), schema=table_schema(spec))
+        return self.ensure_month_partitioned_table(
+            spec.table,
+            spec.arrow_schema(),
+            clustering=list(spec.location_columns),
+            description=f"NYC TLC {spec.name} trips, one row per trip, partitioned by source month.",
+        )
+
+    def ensure_month_partitioned_table(
+        self, name: str, schema: pa.Schema, clustering: list[str] | None = None, description: str | None = None
+    ) -> bigquery.Table:
+        """Table `name`, created if missing, partitioned by MONTH on source_month; refuses an
+        existing table partitioned otherwise (a month could not be replaced in it)."""
+        wanted = bigquery.Table(self.table_id(name), schema=table_schema(schema))
         wanted.time_partitioning = bigquery.TimePartitioning(
             type_=bigquery.TimePartitioningType.MONTH, field=SOURCE_MONTH_COLUMN
         )
-        wanted.clustering_fields = list(spec.location_columns)
-        wanted.description = f"NYC TLC {spec.name} trips, one row per trip, partitioned by source month."
+        wanted.clustering_fields = clustering
+        wanted.description = description
         try:
             table = self.client.create_table(wanted, exists_ok=True)
         except NotFound:
@@ -107,7 +133,7 @@ class BigQueryWarehouse:
             or partitioning.field != SOURCE_MONTH_COLUMN
         ):
             raise WarehouseError(
-                f"BigQuery table {self.table_id(spec)} exists but is not partitioned by MONTH on "
+                f"BigQuery table {self.table_id(name)} exists but is not partitioned by MONTH on "
                 f"{SOURCE_MONTH_COLUMN}: months cannot be replaced in it; drop or rename it"
             )
         return table
@@ -118,7 +144,7 @@ class BigQueryWarehouse:
         jobs = {normalize_month(key): self._load(spec, normalize_month(key), obj) for key, obj in objects.items()}
         stats = {month: load_stats(job) for month, job in jobs.items()}
         metadata: dict[str, Any] = {
-            "table": self.table_id(spec),
+            "table": self.table_id(spec.table),
             "job_ids": ", ".join(s["job_id"] for s in stats.values()),
             "output_bytes": sum(s["output_bytes"] or 0 for s in stats.values()),
             "load_jobs": stats,
@@ -131,31 +157,78 @@ class BigQueryWarehouse:
         return LoadResult({month: s["rows"] for month, s in stats.items()}, metadata)
 
     def _load(self, spec: DatasetSpec, month: str, obj: LakeObject) -> bigquery.LoadJob:
-        destination = self.table_id(spec) + partition_decorator(month)
+        """One month of a dataset into its partition."""
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
         )
-        prefix = f"taxi_{spec.name}_{partition_decorator(month)[1:]}_"
+        decorator = partition_decorator(month)
+        return self._load_job(
+            f"{spec.name} {month}", obj, self.table_id(spec.table) + decorator, config,
+            job_id_prefix=f"taxi_{spec.name}_{decorator[1:]}_",
+        )
+
+    def _load_job(
+        self, label: str, obj: LakeObject, destination: str, config: bigquery.LoadJobConfig, job_id_prefix: str
+    ) -> bigquery.LoadJob:
+        """A finished load job of the lake file into `destination`: read by BigQuery from a
+        gs:// lake, uploaded from a local one. Errors start with `label`."""
         job = None
         try:
             if obj.uri.startswith("gs://"):
-                job = self.client.load_table_from_uri(obj.uri, destination, job_config=config, job_id_prefix=prefix)
+                job = self.client.load_table_from_uri(
+                    obj.uri, destination, job_config=config, job_id_prefix=job_id_prefix
+                )
             else:
                 with obj.local_path() as path, open(path, "rb") as f:
-                    job = self.client.load_table_from_file(f, destination, job_config=config, job_id_prefix=prefix)
+                    job = self.client.load_table_from_file(
+                        f, destination, job_config=config, job_id_prefix=job_id_prefix
+                    )
             job.result()
         except GoogleAPICallError as exc:
-            job_text = f" (job {job.job_id})" if job is not None else ""
-            raise WarehouseError(
-                f"{spec.name} {month}: BigQuery load of {obj.uri} into {destination} failed{job_text}: {exc.message}"
-            ) from None
+            raise job_failed(label, f"load of {obj.uri}", destination, job, exc) from None
         return job
+
+    def replace_table(self, name: str, obj: LakeObject, schema: pa.Schema) -> int:
+        # WRITE_TRUNCATE of the whole table: data and schema are swapped when the job
+        # succeeds, untouched when it fails; the job creates the table the first time.
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            schema=table_schema(schema),
+        )
+        job = self._load_job(name, obj, self.table_id(name), config, job_id_prefix=f"taxi_{name}_")
+        return job.output_rows or 0
+
+    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
+        month = normalize_month(month)
+        description = f"Built in the warehouse by SQL, one month per {SOURCE_MONTH_COLUMN} partition."
+        self.ensure_month_partitioned_table(table, schema, description=description)
+        decorator = partition_decorator(month)
+        destination = self.table_id(table) + decorator
+        config = bigquery.QueryJobConfig(
+            destination=destination,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            # The table was made (partitioned) above: never let the job make an unpartitioned one.
+            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+        )
+        columns = ", ".join(ident(f.name) for f in schema)
+        job = None
+        try:
+            job = self.client.query(
+                f"SELECT {columns} FROM ({select_sql})", job_config=config,
+                job_id_prefix=f"taxi_{table}_{decorator[1:]}_",
+            )
+            # A query with a destination reports the rows it wrote; after WRITE_TRUNCATE of
+            # the partition, that is the month's row count.
+            return job.result().total_rows or 0
+        except GoogleAPICallError as exc:
+            raise job_failed(f"{table} {month}", "query", destination, job, exc) from None
 
     def month_row_counts(self, spec: DatasetSpec) -> dict[str, int]:
         sql = (
             f"SELECT FORMAT_DATE('%Y-%m', {SOURCE_MONTH_COLUMN}) AS month, COUNT(*) AS row_count "
-            f"FROM `{self.table_id(spec)}` GROUP BY month ORDER BY month"
+            f"FROM {ident(self.table_id(spec.table))} GROUP BY month ORDER BY month"
         )
         try:
             rows = self.query(sql).to_pylist()
@@ -167,6 +240,12 @@ class BigQueryWarehouse:
         # Unqualified table names resolve in the warehouse's dataset, as in DuckDB.
         config = bigquery.QueryJobConfig(default_dataset=f"{self.project}.{self.dataset}")
         return self.client.query_and_wait(sql, job_config=config).to_arrow(create_bqstorage_client=False)
+
+
+def job_failed(label: str, action: str, destination: str, job, exc: GoogleAPICallError) -> WarehouseError:
+    """The error of a failed job: what, where, which job and BigQuery's reason; starts with `label`."""
+    job_text = f" (job {job.job_id})" if job is not None else ""
+    return WarehouseError(f"{label}: BigQuery {action} into {destination} failed{job_text}: {exc.message}")
 
 
 def load_stats(job: bigquery.LoadJob) -> dict[str, Any]:

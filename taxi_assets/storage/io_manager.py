@@ -54,7 +54,8 @@ def quarantine_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
-    """Stores `StagedFile` (or DataFrame, as Parquet) outputs in the lake; loads inputs
+    """Stores `StagedFile` (or DataFrame, as Parquet) outputs in the lake, one per month of
+    the run ({partition key: StagedFile} for a range); loads inputs
     as {partition_key: LakeObject}, or one LakeObject from an unpartitioned asset."""
 
     lake_uri: str
@@ -63,33 +64,60 @@ class LakeIOManager(dg.ConfigurableIOManager):
     def store(self) -> LakeStore:
         return lake_store_from_uri(self.lake_uri, credentials_json=self.gcp_credentials_json)
 
-    def handle_output(self, context: dg.OutputContext, obj: StagedFile | pd.DataFrame | None) -> None:
+    def handle_output(
+        self, context: dg.OutputContext, obj: StagedFile | pd.DataFrame | dict[str, StagedFile] | None
+    ) -> None:
+        """Publish one output, or {partition key: staged file} from a run over a range of months."""
         if obj is None:
             return
         if isinstance(obj, pd.DataFrame):
             obj = stage_dataframe(obj)
+        if isinstance(obj, dict):
+            files: dict[str | None, StagedFile] = dict(obj)
+        else:
+            files = {context.asset_partition_key if context.has_asset_partitions else None: obj}
         store = self.store()
-        partition = context.asset_partition_key if context.has_asset_partitions else None
-        folder = partition_folder(context.asset_key, partition)
-        relpath = f"{folder}/{obj.path.name}"
-        quarantine = quarantine_folder(context.asset_key, partition)
-        quarantined = f"{quarantine}/{obj.quarantine.name}" if obj.quarantine else None
+        published: dict[str | None, dict[str, str]] = {}
         try:
-            # Set-aside rows first: once the new version is visible, its rows are all somewhere.
-            if obj.quarantine is not None:
-                store.publish(obj.quarantine, quarantined)
-            store.publish(obj.path, relpath)
+            missing = set(context.asset_partition_keys if context.has_asset_partitions else [None]) - set(files)
+            if missing:
+                raise ValueError(f"{context.asset_key.to_user_string()}: no file for {sorted(missing)}")
+            for key, staged in files.items():
+                published[key] = self._publish(store, context.asset_key, key, staged)
         finally:
-            obj.discard()
+            for staged in files.values():
+                staged.discard()
+        if len(published) == 1:
+            (uris,) = published.values()
+            context.add_output_metadata({name: dg.MetadataValue.path(uri) for name, uri in uris.items()})
+        else:  # a range: every month's materialization lists the run's files
+            months = {normalize_month(key): uris for key, uris in published.items()}
+            metadata = {"uris": {month: uris["uri"] for month, uris in months.items()}}
+            quarantined = {month: uris["quarantine_uri"] for month, uris in months.items() if "quarantine_uri" in uris}
+            if quarantined:
+                metadata["quarantine_uris"] = quarantined
+            context.add_output_metadata(metadata)
+
+    def _publish(
+        self, store: LakeStore, asset_key: dg.AssetKey, partition: str | None, obj: StagedFile
+    ) -> dict[str, str]:
+        folder = partition_folder(asset_key, partition)
+        relpath = f"{folder}/{obj.path.name}"
+        quarantine = quarantine_folder(asset_key, partition)
+        quarantined = f"{quarantine}/{obj.quarantine.name}" if obj.quarantine else None
+        # Set-aside rows first: once the new version is visible, its rows are all somewhere.
+        if obj.quarantine is not None:
+            store.publish(obj.quarantine, quarantined)
+        store.publish(obj.path, relpath)
         # A month (or an unpartitioned asset) has one file: drop an older one of another name
         # (e.g. csv.gz -> parquet source), and set-aside rows of an older version.
         for other in store.list(folder) + store.list(quarantine):
             if other not in (relpath, quarantined):
                 store.delete(other)
-        metadata = {"uri": dg.MetadataValue.path(store.uri(relpath))}
+        uris = {"uri": store.uri(relpath)}
         if quarantined:
-            metadata["quarantine_uri"] = dg.MetadataValue.path(store.uri(quarantined))
-        context.add_output_metadata(metadata)
+            uris["quarantine_uri"] = store.uri(quarantined)
+        return uris
 
     def load_input(self, context: dg.InputContext) -> dict[str, LakeObject] | LakeObject:
         store = self.store()

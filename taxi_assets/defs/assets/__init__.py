@@ -11,6 +11,7 @@ from taxi_assets.defs.assets.mart import build_mart_asset
 from taxi_assets.defs.assets.raw import build_raw_asset
 from taxi_assets.defs.assets.warehouse import build_warehouse_asset
 from taxi_assets.defs.assets.zones import build_zone_assets
+from taxi_assets.defs.freshness import with_freshness_policy
 
 
 def build_dataset_assets(spec: DatasetSpec, warehouse_kind: str) -> list[dg.AssetsDefinition]:
@@ -18,8 +19,10 @@ def build_dataset_assets(spec: DatasetSpec, warehouse_kind: str) -> list[dg.Asse
 
 
 def build_all_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
-    return [
-        *(a for spec in DATASETS.values() for a in build_dataset_assets(spec, warehouse_kind)),
-        *build_zone_assets(warehouse_kind),
-        build_mart_asset(warehouse_kind),
-    ]
+    return with_freshness_policy(
+        [
+            *(a for spec in DATASETS.values() for a in build_dataset_assets(spec, warehouse_kind)),
+            *build_zone_assets(warehouse_kind),
+            build_mart_asset(warehouse_kind),
+        ]
+    )

@@ -6,6 +6,7 @@ import dagster as dg
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key, raw_key
 from taxi_assets.defs.assets.metadata import table_schema
+from taxi_assets.defs.assets.staging import stage_each_partition
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
@@ -19,37 +20,33 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         key=lake_key(spec),
         ins={"raw": dg.AssetIn(raw_key(spec))},
         partitions_def=monthly_partitions(spec),
+        # A range of months is converted in one run, one month after the other.
+        backfill_policy=dg.BackfillPolicy.single_run(),
         io_manager_key="lake_io_manager",
         group_name=spec.name,
         kinds={"parquet"},
         description=f"{spec.name} trips of one month as Parquet (zstd) with declared types.",
         metadata={"dataset": spec.name, "layer": "lake", "dagster/column_schema": table_schema(spec)},
     )
-    def lake(context: dg.AssetExecutionContext, raw: dict[str, LakeObject]) -> dg.Output[StagedFile]:
-        month = normalize_month(context.partition_key)
-        (source,) = raw.values()
-        staged = StagedFile.new(LAKE_FILE_NAME)
-        try:
+    def lake(context: dg.AssetExecutionContext, raw: dict[str, LakeObject]) -> dict[str, StagedFile]:
+        def convert_month(key: str, staged: StagedFile) -> tuple[StagedFile, dict]:
+            month = normalize_month(key)
+            source = raw[key]
             with source.local_path() as path:
                 result, quarantine = convert_quarantining(
                     spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME)
                 )
-        except BaseException:
-            staged.discard()
-            raise
-        if quarantine.rows:
-            context.log.warning(
-                f"{spec.name} {month}: set aside {quarantine.rows:,} malformed of {quarantine.records:,} rows "
-                f"({quarantine.share:.3%}) in the lake's quarantine; e.g. {' | '.join(quarantine.examples)}"
-            )
-        if result.extra_columns:
-            context.log.warning(
-                f"{spec.name} {month}: dropped columns not in the spec: {', '.join(result.extra_columns)}"
-            )
-        context.log.info(f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
-        return dg.Output(
-            StagedFile(staged.path, quarantine=quarantine.path),
-            metadata={
+            if quarantine.rows:
+                context.log.warning(
+                    f"{spec.name} {month}: set aside {quarantine.rows:,} malformed of {quarantine.records:,} rows "
+                    f"({quarantine.share:.3%}) in the lake's quarantine; e.g. {' | '.join(quarantine.examples)}"
+                )
+            if result.extra_columns:
+                context.log.warning(
+                    f"{spec.name} {month}: dropped columns not in the spec: {', '.join(result.extra_columns)}"
+                )
+            context.log.info(f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
+            return StagedFile(staged.path, quarantine=quarantine.path), {
                 "dagster/row_count": result.rows,
                 "quarantined_rows": quarantine.rows,
                 "quarantined_share": round(quarantine.share, 6),
@@ -61,7 +58,8 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "filled_null_columns": result.filled_columns,
                 "source_file": source.uri,
                 "seconds": round(result.seconds, 3),
-            },
-        )
+            }
+
+        return stage_each_partition(context, lambda key: LAKE_FILE_NAME, convert_month)
 
     return lake

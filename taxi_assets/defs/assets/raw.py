@@ -4,13 +4,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.assets.metadata import download_metadata
+from taxi_assets.defs.assets.staging import stage_each_partition
 from taxi_assets.defs.resources import source_url
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
+from taxi_assets.source import drop_zone
 from taxi_assets.source.http import Download
 from taxi_assets.source.resource import TaxiSource, download_pool
 from taxi_assets.storage.lake import StagedFile
@@ -26,10 +29,20 @@ def download_staged(file_name: str, fetch: Callable[[Path], Download]) -> tuple[
         raise
 
 
+class RawConfig(dg.Config):
+    source_uri: str | None = Field(
+        default=None,
+        description="Take the month's file from this gs:// URI (the GCS drop zone) instead of the source URL.",
+    )
+
+
 def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=raw_key(spec),
         partitions_def=monthly_partitions(spec),
+        # A range of months is fetched in one run (one file after the other), so
+        # `dagster asset materialize --partition-range` works on the whole chain.
+        backfill_policy=dg.BackfillPolicy.single_run(),
         io_manager_key="lake_io_manager",
         group_name=spec.name,
         kinds={"csv"},
@@ -37,12 +50,35 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         description=f"{spec.name} trip records of one month: the source file as published, unchanged.",
         metadata={"dataset": spec.name, "layer": "raw"},
     )
-    def raw(context: dg.AssetExecutionContext, source: TaxiSource) -> dg.Output[StagedFile]:
-        month = normalize_month(context.partition_key)
-        staged, got = download_staged(
-            source.file_name(spec, month), lambda dest: source.download(spec, month, dest, context.log)
-        )
-        context.log.info(f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
-        return dg.Output(staged, metadata=download_metadata(got))
+    def raw(context: dg.AssetExecutionContext, config: RawConfig, source: TaxiSource) -> dict[str, StagedFile]:
+        if config.source_uri:
+            check_dropped_file(spec, context.partition_keys, config.source_uri)
+
+        def file_name(key: str) -> str:
+            if config.source_uri:
+                return config.source_uri.rsplit("/", 1)[-1]
+            return source.file_name(spec, key)
+
+        def fetch(key: str, staged: StagedFile) -> tuple[StagedFile, dict]:
+            month = normalize_month(key)
+            if config.source_uri:
+                got = drop_zone.download(config.source_uri, staged.path, f"{spec.name} {month}")
+            else:
+                got = source.download(spec, month, staged.path, context.log)
+            context.log.info(f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
+            return staged, download_metadata(got)
+
+        return stage_each_partition(context, file_name, fetch)
 
     return raw
+
+
+def check_dropped_file(spec: DatasetSpec, partition_keys: list[str], uri: str) -> None:
+    """A dropped file names its dataset and month: it must be the one this run loads."""
+    found = drop_zone.dataset_month(uri)
+    months = [normalize_month(k) for k in partition_keys]
+    if found is None or found != (spec.name, months[0]) or len(months) != 1:
+        raise ValueError(
+            f"{uri} cannot be raw/{spec.name} for {', '.join(months)}: the file name must be "
+            f"{spec.name}_tripdata_YYYY-MM.csv.gz (or .csv, .parquet) and the run one month"
+        )

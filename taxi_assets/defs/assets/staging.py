@@ -1,0 +1,33 @@
+"""One staged file per month of a run: a single-run backfill covers a range of months."""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import dagster as dg
+
+from taxi_assets.storage.lake import StagedFile
+
+
+def stage_each_partition(
+    context: dg.AssetExecutionContext,
+    file_name: Callable[[str], str],
+    fill: Callable[[str, StagedFile], tuple[StagedFile, Mapping[str, Any]]],
+) -> dict[str, StagedFile]:
+    """{partition key: staged file} for every partition of the run.
+
+    `fill(key, staged)` writes the month's file (and maybe rows set aside beside it)
+    and returns the staged file to publish with the month's metadata, which goes on
+    that partition's materialization only. If any month fails, every file staged so
+    far is discarded, so nothing of the run reaches the lake.
+    """
+    staged: dict[str, StagedFile] = {}
+    try:
+        for key in context.partition_keys:
+            staged[key] = StagedFile.new(file_name(key))
+            staged[key], metadata = fill(key, staged[key])
+            context.add_asset_metadata(metadata, partition_key=key)
+    except BaseException:
+        for file in staged.values():
+            file.discard()
+        raise
+    return staged

@@ -1,0 +1,53 @@
+"""What the source sensors share: their limits, their JSON cursor, their run tags."""
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from taxi_assets.months import normalize_month
+from taxi_assets.source.http import FileVersion
+
+INTERVAL_ENV = "TAXI_SOURCE_SENSOR_INTERVAL_S"
+START_MONTH_ENV = "TAXI_SENSOR_START_MONTH"
+
+
+@dataclass(frozen=True)
+class WatchLimits:
+    """How hard a source sensor may look per tick."""
+
+    # Publication is monthly: probing hourly finds a new file soon enough and costs a few HEADs.
+    interval_s: int = 3600
+    max_probes: int = 12  # HEAD requests per tick
+    max_runs: int = 3  # run requests per tick
+    # The new-month sensor stops after this many unpublished months in a row.
+    lookahead: int = 3
+    # Where the new-month sensor starts when no month is known (default: the dataset's first month).
+    start_month: str | None = field(default=None)
+
+    @classmethod
+    def from_env(cls) -> "WatchLimits":
+        interval = os.environ.get(INTERVAL_ENV, "").strip()
+        start = os.environ.get(START_MONTH_ENV, "").strip()
+        if interval and not interval.isdigit():
+            raise ValueError(f"{INTERVAL_ENV} must be a whole number of seconds, got {interval!r}")
+        return cls(
+            interval_s=int(interval) if interval else cls.interval_s,
+            start_month=normalize_month(start) if start else None,
+        )
+
+
+def load_cursor(context: dg.SensorEvaluationContext) -> dict:
+    return json.loads(context.cursor) if context.cursor else {}
+
+
+def dump_cursor(state: dict) -> str:
+    return json.dumps(state, sort_keys=True, separators=(",", ":"))
+
+
+def describe(version: FileVersion | None) -> str:
+    """A file version as a run tag value."""
+    if version is None:
+        return "unknown"
+    return f"etag={version.etag}; last_modified={version.last_modified}; content_length={version.content_length}"

@@ -1,0 +1,106 @@
+"""`{dataset}_new_month_sensor`: a run for each month that appears at the source.
+
+Each tick probes (HEAD) the months after the latest known one, where known means
+materialized in raw/{dataset} or already requested by this sensor (its cursor).
+A published month gets one run of raw -> lake -> warehouse whose run key is the
+month plus the file's version, so the same file is never requested twice. The
+walk stops after `lookahead` unpublished months in a row, at the latest partition,
+or at the per-tick limits. With no month known yet, the sensor walks forward from
+the start month (TAXI_SENSOR_START_MONTH, default the dataset's first month) and
+resumes on the next tick where this one stopped.
+"""
+
+import time
+
+import dagster as dg
+import requests
+
+from taxi_assets.datasets import DatasetSpec
+from taxi_assets.defs.assets.keys import raw_key
+from taxi_assets.defs.jobs import TRIGGER_TAG, month_job
+from taxi_assets.defs.sensors.common import WatchLimits, describe, dump_cursor, load_cursor
+from taxi_assets.months import next_month, normalize_month, partition_key
+from taxi_assets.partitions import monthly_partitions
+from taxi_assets.source.resource import TaxiSource
+
+
+def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits | None = None) -> dg.SensorDefinition:
+    limits = limits or WatchLimits.from_env()
+
+    @dg.sensor(
+        name=f"{spec.name}_new_month_sensor",
+        job=month_job(spec.name),
+        minimum_interval_seconds=limits.interval_s,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description=(
+            f"Probes the {spec.name} months after the latest known one (HEAD, at most "
+            f"{limits.max_probes} per tick) and requests raw -> lake -> warehouse for each new file "
+            f"(at most {limits.max_runs} per tick)."
+        ),
+    )
+    def new_month_sensor(context: dg.SensorEvaluationContext, source: TaxiSource) -> dg.SensorResult:
+        started = time.monotonic()
+        state = load_cursor(context)
+        requested: dict[str, str] = state.get("requested", {})
+        materialized = {normalize_month(k) for k in context.instance.get_materialized_partitions(raw_key(spec))}
+        known = materialized | set(requested)
+        last_key = monthly_partitions(spec).get_last_partition_key()
+        last = normalize_month(last_key) if last_key else ""
+        first = limits.start_month or spec.first_month
+
+        scanning = not known
+        month = next_month(max(known)) if known else state.get("scan_from", first)
+        if scanning and month > last:
+            month = first  # scanned to the end without finding a file: start over
+        start = month
+        runs: list[dg.RunRequest] = []
+        unpublished: list[str] = []
+        probes, misses, problem = 0, 0, None
+        while month <= last and probes < limits.max_probes and len(runs) < limits.max_runs:
+            try:
+                version = source.head(spec, month)
+            except requests.RequestException as exc:
+                problem = f"probing {source.url(spec, month)} failed: {exc}"
+                break
+            probes += 1
+            if version is None:
+                unpublished.append(month)
+                misses += 1
+            else:
+                runs.append(
+                    dg.RunRequest(
+                        partition_key=partition_key(month),
+                        run_key=f"{month}:{version.token}",
+                        tags={
+                            TRIGGER_TAG: "new_month",
+                            "taxi/source_url": version.url,
+                            "taxi/source_version": describe(version),
+                        },
+                    )
+                )
+                requested[month] = version.token
+                scanning, misses = False, 0
+            month = next_month(month)
+            if not scanning and misses >= limits.lookahead:
+                break
+
+        new_state: dict = {"requested": requested}
+        if scanning:
+            new_state["scan_from"] = month
+        context.log.info(
+            f"{spec.name}: {probes} HEAD probe(s) from {start} in {time.monotonic() - started:.3f}s, "
+            f"{len(runs)} run request(s)"
+        )
+        if runs:
+            return dg.SensorResult(run_requests=runs, cursor=dump_cursor(new_state))
+        if problem:
+            reason = problem
+        elif probes == 0:
+            reason = f"nothing to probe: {spec.name} {max(known, default=start)} is the latest month that should be published"
+        elif scanning:
+            reason = f"no {spec.name} month published in {start}..{unpublished[-1]}; the next tick goes on from {month}"
+        else:
+            reason = f"no new {spec.name} month: {', '.join(unpublished)} not published yet (HEAD 404)"
+        return dg.SensorResult(skip_reason=reason, cursor=dump_cursor(new_state))
+
+    return new_month_sensor

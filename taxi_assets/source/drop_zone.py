@@ -1,0 +1,122 @@
+"""The GCS drop zone: month files that others put under a gs://bucket/prefix.
+
+Enabled by TAXI_GCS_DROP_URI=gs://bucket/prefix. A file is recognised by its
+published name, `{dataset}_tripdata_{YYYY-MM}.csv.gz` (or `.csv`, `.parquet`),
+anywhere under the prefix. The client is google-cloud-storage's, with the lake's
+credentials (or the emulator named by STORAGE_EMULATOR_HOST).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from google.api_core import exceptions as gexc
+from google.cloud import storage
+
+from taxi_assets.errors import NotPublishedError, SourceError
+from taxi_assets.source.http import Download
+from taxi_assets.storage.gcp import CREDENTIALS_ENV, credentials_from_json
+from taxi_assets.storage.gcs import parse_gs_uri
+
+DROP_URI_ENV = "TAXI_GCS_DROP_URI"
+FILE_NAME = re.compile(r"(?P<dataset>[a-z]+)_tripdata_(?P<month>\d{4}-\d{2})\.(?:csv\.gz|csv|parquet)")
+HASH_CHUNK = 1 << 20
+
+
+def dataset_month(key: str) -> tuple[str, str] | None:
+    """(dataset, YYYY-MM) from an object's file name, or None if it is not a month file."""
+    match = FILE_NAME.fullmatch(key.rsplit("/", 1)[-1])
+    return (match["dataset"], match["month"]) if match else None
+
+
+def client() -> storage.Client:
+    """The lake's credentials (TAXI_GCP_CREDENTIALS_JSON, else Google's default chain)."""
+    return storage.Client(credentials=credentials_from_json(os.environ.get(CREDENTIALS_ENV)))
+
+
+@dataclass(frozen=True)
+class GCSDropZone:
+    bucket: str
+    prefix: str  # "" or ends with "/"
+
+    @classmethod
+    def from_uri(cls, uri: str) -> GCSDropZone:
+        bucket, path = parse_gs_uri(uri)
+        return cls(bucket=bucket, prefix=f"{path}/" if path else "")
+
+    @classmethod
+    def from_env(cls) -> GCSDropZone | None:
+        uri = os.environ.get(DROP_URI_ENV, "").strip()
+        return cls.from_uri(uri) if uri else None
+
+    @property
+    def uri(self) -> str:
+        return f"gs://{self.bucket}/{self.prefix}"
+
+    def object_uri(self, key: str) -> str:
+        return f"gs://{self.bucket}/{key}"
+
+    def objects_after(self, gcs: storage.Client, after: tuple[str, str] | None) -> list[DroppedObject]:
+        """Objects under the prefix written after `after` = (updated ISO time, key), oldest first.
+
+        One listing call. Ordering by (update time, key) rather than by key alone
+        makes a re-upload of an already seen key (new generation, new update time)
+        show up again, and survives the cursor's own object being deleted.
+        """
+        found = [
+            DroppedObject(key=b.name, generation=b.generation, updated=b.updated, size=b.size, etag=b.etag)
+            for b in gcs.list_blobs(self.bucket, prefix=self.prefix or None)
+            if not b.name.endswith("/")
+        ]
+        found.sort(key=lambda o: o.position)
+        return [o for o in found if after is None or o.position > tuple(after)]
+
+
+@dataclass(frozen=True)
+class DroppedObject:
+    key: str
+    generation: int
+    updated: datetime
+    size: int
+    etag: str | None
+
+    @property
+    def position(self) -> tuple[str, str]:
+        """Where the object sits in the drop zone's history (a sensor cursor)."""
+        return (self.updated.isoformat(timespec="microseconds"), self.key)
+
+
+def download(uri: str, dest: Path, label: str) -> Download:
+    """Copy the object at `uri` to `dest` byte for byte (the client verifies its checksum)."""
+    started = time.monotonic()
+    bucket, name = parse_gs_uri(uri)
+    try:
+        blob = client().bucket(bucket).get_blob(name)
+        if blob is None:
+            raise NotPublishedError(f"{label}: {uri} does not exist")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # raw_download: the bytes as stored, never transcoded (like Accept-Encoding: identity).
+        blob.download_to_filename(dest, raw_download=True)
+    except gexc.GoogleAPICallError as exc:
+        dest.unlink(missing_ok=True)
+        raise SourceError(f"{label}: cannot read {uri}: {exc}") from None
+    sha = hashlib.sha256()
+    with open(dest, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            sha.update(chunk)
+    return Download(
+        url=uri,
+        path=dest,
+        bytes=dest.stat().st_size,
+        sha256=sha.hexdigest(),
+        etag=blob.etag,
+        last_modified=email.utils.format_datetime(blob.updated, usegmt=True) if blob.updated else None,
+        seconds=time.monotonic() - started,
+    )
