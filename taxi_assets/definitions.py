@@ -22,6 +22,10 @@ def build_definitions() -> dg.Definitions:
         schedules=build_schedules(),
         sensors=[*build_source_sensors(), build_freshness_sensor(freshness_checks)],
         resources=build_resources(),
+        # A run is a chain (raw -> lake -> checks -> warehouse of a month or a range):
+        # its steps run one after another anyway, so a process per step would only add
+        # start-up time. Runs go in parallel through the run queue (deploy/dagster.yaml).
+        executor=dg.in_process_executor,
     )
 
 

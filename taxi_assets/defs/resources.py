@@ -28,6 +28,10 @@ def env_or_default(name: str, default: str | None) -> str | dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
+def source_url() -> str:
+    return os.environ.get("TAXI_SOURCE_URL") or DEFAULT_SOURCE_URL
+
+
 def lake_uri() -> str:
     return os.environ.get("TAXI_LAKE_URI") or DEFAULT_LAKE_URI
 

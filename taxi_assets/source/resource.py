@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import Field
@@ -21,6 +22,15 @@ DEFAULT_ZONES_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/down
 
 def url_file_name(url: str) -> str:
     return url.split("?")[0].rsplit("/", 1)[-1]
+
+
+def download_pool(url_template: str) -> str:
+    """The Dagster concurrency pool of downloads from the template's host.
+
+    The instance limits each pool (deploy/dagster.yaml), so at most N downloads
+    hit one host at once, however their runs were launched.
+    """
+    return f"source_host:{urlsplit(url_template).hostname}"
 
 
 class TaxiSource(dg.ConfigurableResource):

@@ -10,11 +10,12 @@ from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.assets.metadata import download_metadata
 from taxi_assets.defs.assets.staging import stage_each_partition
+from taxi_assets.defs.resources import source_url
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source import drop_zone
 from taxi_assets.source.http import Download
-from taxi_assets.source.resource import TaxiSource
+from taxi_assets.source.resource import TaxiSource, download_pool
 from taxi_assets.storage.lake import StagedFile
 
 
@@ -45,6 +46,7 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         io_manager_key="lake_io_manager",
         group_name=spec.name,
         kinds={"csv"},
+        pool=download_pool(source_url()),
         description=f"{spec.name} trip records of one month: the source file as published, unchanged.",
         metadata={"dataset": spec.name, "layer": "raw"},
     )
