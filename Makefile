@@ -36,8 +36,11 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	  TAXI_SENSOR_START_MONTH="$(firstword $(subst .., ,$(DEMO_MONTHS)))" \
 	  DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -w workspace.yaml
 
+# The deployment tests use a real PostgreSQL and Chromium from Debian's packages:
+# installed and started here when missing (needs root, as on CI; a clear error otherwise).
 test: install
-	$(PY) -m pytest
+	deploy/ci/install-chromium.sh
+	TAXI_TEST_PG_URL="$${TAXI_TEST_PG_URL:-$$(deploy/ci/start-postgres.sh)}" $(PY) -m pytest
 
 clean:
 	rm -rf $(VENV) data .dagster_home *.egg-info
