@@ -18,9 +18,10 @@ $(STAMP): setup.cfg pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml:
+# At most two runs at once: a backfill's partitions share the machine's cores (see README, Performance).
+$(DAGSTER_HOME)/dagster.yaml: Makefile
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+	printf 'telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 2\n' > $@
 
 # The product on its embedded defaults (local lake folder, DuckDB file), real TLC source.
 dev: install $(DAGSTER_HOME)/dagster.yaml
@@ -41,6 +42,11 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 test: install
 	deploy/ci/install-chromium.sh
 	TAXI_TEST_PG_URL="$${TAXI_TEST_PG_URL:-$$(deploy/ci/start-postgres.sh)}" $(PY) -m pytest
+
+# Conversion vs DuckDB / pandas / gunzip on generated months (cached in .bench/), then Dagster's overhead
+# and a year's backfill; the last line is `ours/duckdb_wall=R peak_mib=M rows=N`. See README, Performance.
+bench: install
+	$(PY) -m taxi_assets.bench all
 
 clean:
 	rm -rf $(VENV) data .dagster_home *.egg-info

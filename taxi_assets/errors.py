@@ -27,3 +27,11 @@ class NotLoadedError(TaxiAssetsError):
 
 class MalformedRowsError(ConversionError):
     """Too many of the file's rows are malformed to trust the rest."""
+
+
+class UnreadableRowError(ConversionError):
+    """A CSV row does not fit the declared schema (wrong field count, a value of the wrong type).
+
+    convert.py's typed fast path raises it at the first such row and stops; the
+    validating reader (quarantine.py) catches it and sets the bad rows aside.
+    """
