@@ -120,3 +120,21 @@ def clean_platform(mirror, tmp_path_factory) -> Platform:
 @pytest.fixture(scope="session")
 def clean_state(clean_platform) -> State:
     return State.of(clean_platform, DATASETS["yellow"])
+
+
+@pytest.fixture
+def source(mirror):
+    """The session mirror with no faults and fresh request counts, and none left behind."""
+    mirror.clear_faults()
+    mirror.reset_counts()
+    yield mirror
+    mirror.clear_faults()
+
+
+@pytest.fixture
+def good(platform, source) -> State:
+    """A previous good version of yellow 2021-01, in the lake and the warehouse."""
+    yellow = DATASETS["yellow"]
+    assert materialize(platform, yellow, "2021-01").success
+    source.reset_counts()
+    return State.of(platform, yellow)

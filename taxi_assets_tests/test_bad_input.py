@@ -28,10 +28,12 @@ from taxi_assets_tests.reliability import (  # noqa: F401
     clean_state,
     edited_source,
     failure,
+    good,
     lake_table,
     logged,
     materialize,
     set_field,
+    source,
 )
 
 SPEC = DATASETS["yellow"]
@@ -42,17 +44,8 @@ LAKE = f"yellow/month={MONTH}/part-0.parquet"
 QUARANTINE = f"quarantine/yellow/month={MONTH}/rows.csv"
 
 
-@pytest.fixture
-def source(mirror):
-    mirror.clear_faults()
-    yield mirror
-    mirror.clear_faults()
 
 
-@pytest.fixture
-def good(platform, source) -> State:
-    assert materialize(platform, SPEC, MONTH).success
-    return State.of(platform, SPEC)
 
 
 def serve(source, mirror_root, edit) -> bytes:

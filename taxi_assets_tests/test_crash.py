@@ -20,7 +20,7 @@ from filelock import FileLock
 from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import Fault
 from taxi_assets.storage.lake import LocalLakeStore
-from taxi_assets_tests.reliability import State, clean_platform, clean_state, lake_files, materialize  # noqa: F401
+from taxi_assets_tests.reliability import State, clean_platform, clean_state, lake_files, materialize, source  # noqa: F401
 
 PROJECT = Path(__file__).resolve().parents[1]
 SPEC = DATASETS["yellow"]
@@ -29,11 +29,6 @@ FILE = "yellow/yellow_tripdata_2021-01.csv.gz"
 WAITING_FOR_LOCK = "waiting for the warehouse lock"
 
 
-@pytest.fixture
-def source(mirror):
-    mirror.clear_faults()
-    yield mirror
-    mirror.clear_faults()
 
 
 @pytest.fixture

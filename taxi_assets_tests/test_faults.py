@@ -14,27 +14,15 @@ import pytest
 from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import Fault
 from taxi_assets_tests.helpers import mirror_file
-from taxi_assets_tests.reliability import State, clean_platform, clean_state, failure, materialize  # noqa: F401
+from taxi_assets_tests.reliability import State, clean_platform, clean_state, failure, good, materialize, source  # noqa: F401
 
 SPEC = DATASETS["yellow"]
 MONTH = "2021-01"
 FILE = "yellow/yellow_tripdata_2021-01.csv.gz"
 
 
-@pytest.fixture
-def source(mirror):
-    mirror.clear_faults()
-    mirror.reset_counts()
-    yield mirror
-    mirror.clear_faults()
 
 
-@pytest.fixture
-def good(platform, source) -> State:
-    """A previous good version of the month, in the lake and the warehouse."""
-    assert materialize(platform, SPEC, MONTH).success
-    source.reset_counts()
-    return State.of(platform, SPEC)
 
 
 def staging_leftovers() -> list[Path]:
