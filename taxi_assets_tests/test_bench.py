@@ -41,3 +41,16 @@ def test_max_overlap_counts_runs_running_at_once():
 
 def test_the_bench_instance_limits_runs_to_two():
     assert "max_concurrent_runs: 2" in instance_yaml(2)
+
+
+def test_partition_overhead_runs_the_convert_command_and_dagster_on_the_same_raw_file(tmp_path):
+    from taxi_assets.bench.dagster_bench import partition_overhead
+
+    lines = partition_overhead(tmp_path, rows=2000, month="2021-01", repeats=1)
+    assert lines[0].startswith("one partition, lake/yellow 2021-01 (2,000 rows)")
+    assert re.match(r"\s+python -m taxi_assets.convert\s+\d+\.\d s \(conversion inside \d+\.\d s\)$", lines[1])
+    assert re.match(
+        r"\s+dagster asset materialize\s+\d+\.\d s \(conversion inside \d+\.\d s, Dagster overhead [+-]\d+\.\d s\)$",
+        lines[2],
+    )
+    assert not list(tmp_path.glob("dagster-*"))  # the scratch platform is gone

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--month", default="2021-01")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
-    parser.add_argument("--backfill-rows", type=int, default=100_000, help="rows per generated month in the backfill")
+    parser.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows per generated month in the backfill (default 1,000,000)")
     args = parser.parse_args(argv)
     if args.what in ("dagster", "all"):
         from taxi_assets.bench.dagster_bench import run_dagster_bench
