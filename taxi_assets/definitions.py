@@ -3,7 +3,6 @@
 import dagster as dg
 
 from taxi_assets.defs.assets import build_all_assets
-from taxi_assets.defs.checks import build_all_lake_checks
 from taxi_assets.defs.freshness import build_freshness_sensor, build_partition_freshness_checks
 from taxi_assets.defs.jobs import build_month_jobs
 from taxi_assets.defs.resources import build_resources, warehouse_uri
@@ -17,7 +16,7 @@ def build_definitions() -> dg.Definitions:
     freshness_checks = build_partition_freshness_checks(assets)
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*build_all_lake_checks(), *freshness_checks],
+        asset_checks=freshness_checks,
         jobs=build_month_jobs(),
         schedules=build_schedules(),
         sensors=[*build_source_sensors(), build_freshness_sensor(freshness_checks)],
