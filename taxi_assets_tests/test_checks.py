@@ -138,7 +138,7 @@ def test_checks_fail_on_bad_data_and_block_the_warehouse(tmp_path, monkeypatch):
 
     # The month failed a blocking check: it is neither in the lake nor in the warehouse.
     assert {e.partition for e in checks.values()} == {"2021-01-01"}
-    assert not result.asset_materializations_for_node("lake__yellow")
+    assert not result.asset_materializations_for_node("lake__yellow_lake")
     assert not (platform.lake().root / "yellow").exists()
     assert not result.asset_materializations_for_node("warehouse__yellow_trips")
     assert "2021-01" not in platform.warehouse().month_row_counts(YELLOW)

@@ -43,13 +43,13 @@ def test_a_version_failing_a_blocking_check_replaces_nothing(platform, mirror, m
         with dg.DagsterInstance.ephemeral() as instance:
             result = materialize(platform, YELLOW, "2021-01", instance=instance)
             step, error, message = failure(result)
-            assert (step, error) == ("lake__yellow", "CheckFailedError")
+            assert (step, error) == ("lake__yellow_lake", "CheckFailedError")
             assert message.startswith("yellow 2021-01: not published")
             assert f"[{check}]" in message and "raw/yellow/month=2021-01/yellow_tripdata_2021-01.csv.gz" in message
             (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == check]
             assert not evaluation.passed and evaluation.partition == "2021-01-01"
             assert evaluation.severity == dg.AssetCheckSeverity.ERROR
-            assert not result.asset_materializations_for_node("lake__yellow")
+            assert not result.asset_materializations_for_node("lake__yellow_lake")
     finally:
         mirror.clear_faults()
 
