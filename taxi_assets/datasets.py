@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from taxi_assets.dictionary import describe
+
 SOURCE_MONTH_COLUMN = "source_month"
 
 INT = pa.int32()
@@ -29,6 +31,13 @@ class Column:
     required: bool = True
     # Other spellings seen in the wild (matching is also case-insensitive).
     aliases: tuple[str, ...] = ()
+    # What the column means (the UI shows it in every layer's column schema); by default
+    # the TLC data dictionary's text for the name (dictionary.py).
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.description:
+            object.__setattr__(self, "description", describe(self.name))
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,10 @@ class DatasetSpec:
         fields.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32()))
         return pa.schema(fields)
 
+    def descriptions(self) -> dict[str, str]:
+        """Column name -> what it means, for every column of the lake schema."""
+        return {**{c.name: c.description for c in self.columns}, SOURCE_MONTH_COLUMN: describe(SOURCE_MONTH_COLUMN)}
+
 
 YELLOW = DatasetSpec(
     name="yellow",
@@ -111,13 +124,18 @@ YELLOW = DatasetSpec(
     ),
 )
 
+GREEN_PROVIDERS = (
+    "The technology provider that sent the record: 1 Creative Mobile Technologies, "
+    "2 Curb Mobility (formerly VeriFone), 6 Myle Technologies."
+)
+
 GREEN = DatasetSpec(
     name="green",
     first_month="2019-01",
     pickup_column="lpep_pickup_datetime",
     dropoff_column="lpep_dropoff_datetime",
     columns=(
-        Column("VendorID", INT),
+        Column("VendorID", INT, description=GREEN_PROVIDERS),
         Column("lpep_pickup_datetime", TS),
         Column("lpep_dropoff_datetime", TS),
         Column("store_and_fwd_flag", STR),
