@@ -110,7 +110,9 @@ def test_a_range_run_keeps_each_months_metadata_and_quarantine_apart(three_month
         tags={"dagster/asset_partition_range_start": "2021-01-01", "dagster/asset_partition_range_end": "2021-03-01"},
     )
     assert result.success
-    assert_each_month_has_its_own_figures_and_checks(instance, platform, three_month_mirror.root, quarantined={"2021-02": 1})
+    assert_each_month_has_its_own_figures_and_checks(
+        instance, platform, three_month_mirror.root, quarantined={"2021-02": 1}
+    )
     lake = {m.partition: m.metadata for m in (e.materialization for e in result.get_asset_materialization_events())
             if m.asset_key == lake_key(DATASETS["yellow"])}  # fmt: skip
     assert {k: v["quarantined_rows"].value for k, v in lake.items()} == {
