@@ -60,6 +60,7 @@ class Era:
     # CSV quirks.
     blank_line_after_header: bool = False
     trailing_empty_fields: int = 0
+    flags: str = "YN"  # how Y/N flags are spelled: "YN" or "10"
     # Parquet quirks: canonical column -> published type where it differs from the declared
     # one ("null" = the column has no type), the timestamps' type, a stray pandas index.
     parquet_types: tuple[tuple[str, str], ...] = ()
