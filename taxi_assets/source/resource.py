@@ -112,14 +112,17 @@ class TaxiSource(dg.ConfigurableResource):
         """
         label = f"{spec.name} {normalize_month(month)}"
         missing: list[str] = []
-        for url in self.urls(spec, month):
+        urls = self.urls(spec, month)
+        for url in urls:
             try:
                 return self._download(url, new_dest(url_file_name(url)), label, log), missing
             except NotPublishedError:
+                if len(urls) == 1:
+                    raise  # one source: its own message
                 missing.append(url)
                 if log is not None:
                     log.info(f"{label}: not at {url}, trying the next source")
-        raise NotPublishedError(f"{label} is not published at any source: {', '.join(missing)} (404)")
+        raise NotPublishedError(f"{label} is not published at any source: {', '.join(missing)} (HTTP 404/403)")
 
     def zones_file_name(self) -> str:
         return url_file_name(self.zones_url)
