@@ -29,6 +29,28 @@ def ours() -> Work:
     return lambda src, dst, month: convert(spec, month, src, dst).rows
 
 
+def ours_fhvhv() -> Work:
+    """The lake asset's code path on an fhvhv-shaped Parquet month (streamed by batch)."""
+    from taxi_assets.convert import convert
+    from taxi_assets.datasets import get_spec
+
+    spec = get_spec("fhvhv")
+    return lambda src, dst, month: convert(spec, month, src, dst).rows
+
+
+def duckdb_parquet() -> Work:
+    """The baseline for Parquet sources: DuckDB's COPY of the file to Parquet."""
+    import duckdb
+
+    def work(src: Path, dst: Path, month: str) -> int:
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        (rows,) = con.execute(f"COPY (SELECT * FROM read_parquet('{src}')) TO '{dst}' (FORMAT parquet)").fetchone()
+        return rows
+
+    return work
+
+
 def duckdb_copy() -> Work:
     """What peers do: DuckDB's COPY with type sniffing, its default Parquet settings, all cores."""
     import duckdb
@@ -90,6 +112,8 @@ VARIANTS: dict[str, Callable[[], Work]] = {
     "pandas": pandas_flow,
     "gunzip": gunzip,
     "gunzip-isal": gunzip_isal,
+    "ours-fhvhv": ours_fhvhv,
+    "duckdb-parquet": duckdb_parquet,
 }
 
 

@@ -29,7 +29,9 @@ UNKNOWN_CODE = "ZZZ"
 VENDOR_TEXT = {1: ["CMT"], 2: ["VTS"]}
 PAYMENT_TEXT_2009 = {1: ["Credit", "CREDIT"], 2: ["CASH", "Cash"], 3: ["No Charge"], 4: ["Dispute"]}
 PAYMENT_TEXT_2010 = {1: ["CRD"], 2: ["CSH"], 3: ["NOC"], 4: ["DIS"], 5: ["UNK"]}
-ROW_GROUP_ROWS = 100_000
+# Rows generated at a time, and the Parquet row group: TLC's own files use row groups of
+# about a million rows, so a reader that held a row group whole would show it.
+CHUNK_ROWS = 1 << 20
 BASES = [f"B{b:05d}" for b in range(2, 3500, 37)]
 HV_LICENSES = ["HV0002", "HV0003", "HV0004", "HV0005"]
 
@@ -140,9 +142,10 @@ def _text_codes(rng: np.random.Generator, codes: pa.Array, spellings: dict[int, 
     return pa.array(out, pa.string())
 
 
-def published_table(spec: DatasetSpec, era: Era, month: str, n: int, seed: int) -> pa.Table:
-    """The month as the era published it (names, order, codes; Parquet types when written)."""
-    digest = hashlib.sha256(f"{seed}/{spec.name}/{month}/{era.format}".encode()).digest()
+def published_table(spec: DatasetSpec, era: Era, month: str, n: int, seed: int, chunk: int = 0) -> pa.Table:
+    """The month (or its `chunk`-th piece) as the era published it (names, order, codes;
+    Parquet types when written)."""
+    digest = hashlib.sha256(f"{seed}/{spec.name}/{month}/{era.format}/{chunk}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     canonical = canonical_columns(spec, rng, month, n)
     lookup = column_lookup(spec)
@@ -188,20 +191,33 @@ def parquet_table(spec: DatasetSpec, era: Era, table: pa.Table) -> pa.Table:
 
 def write_era_file(path: Path, spec: DatasetSpec, era: Era, month: str, n: int, seed: int) -> None:
     """Write the month (atomically: a temp file, then rename) as `era` published it."""
-    table = published_table(spec, era, month, n, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
+    chunks = (
+        published_table(spec, era, month, min(CHUNK_ROWS, n - first), seed, i)
+        for i, first in enumerate(range(0, max(n, 1), CHUNK_ROWS))
+    )
     try:
         if era.format == "parquet":
-            pq.write_table(parquet_table(spec, era, table), tmp, row_group_size=ROW_GROUP_ROWS)
+            writer = None
+            for table in chunks:
+                table = parquet_table(spec, era, table)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table, row_group_size=CHUNK_ROWS)
+            writer.close()
         else:
-            _write_csv(tmp, era, table, gzip=path.name.endswith(".gz"))
+            with pa.output_stream(tmp, compression="gzip" if path.name.endswith(".gz") else None) as out:
+                head = ",".join(era.header).encode() + b"\n" + (b"\n" if era.blank_line_after_header else b"")
+                out.write(head)
+                for table in chunks:
+                    out.write(_csv_body(era, table))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _write_csv(path: Path, era: Era, table: pa.Table, gzip: bool) -> None:
+def _csv_body(era: Era, table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     # Timestamps as TLC writes them: "YYYY-MM-DD HH:MM:SS".
     table = pa.table(
@@ -213,7 +229,4 @@ def _write_csv(path: Path, era: Era, table: pa.Table, gzip: bool) -> None:
     if era.trailing_empty_fields:
         tail = b"," * era.trailing_empty_fields
         body = b"".join(line + tail + b"\n" for line in body.splitlines())
-    head = ",".join(era.header).encode() + b"\n" + (b"\n" if era.blank_line_after_header else b"")
-    data = head + body
-    with pa.output_stream(path, compression="gzip" if gzip else None) as out:
-        out.write(data)
+    return body
