@@ -31,13 +31,13 @@ import pyarrow.compute as pc
 # matched after trimming and upper-casing. None: a known code with no current number
 # (stored as null and counted, like an unknown one, so nothing is invented).
 VENDOR_CODES: dict[str, int | None] = {"CMT": 1, "VTS": 2, "DDS": None}
+# Only spellings seen in real files (TLC.md); 6 (voided) has no text code on record.
 PAYMENT_CODES: dict[str, int | None] = {
     "CRE": 1, "CRD": 1, "CREDIT": 1,
     "CAS": 2, "CSH": 2, "CASH": 2,
-    "NOC": 3, "NO CHARGE": 3, "NO": 3,
+    "NOC": 3, "NO CHARGE": 3,
     "DIS": 4, "DISPUTE": 4,
-    "UNK": 5, "UNKNOWN": 5, "NA": 5,
-    "VOI": 6, "VOID": 6, "VOIDED": 6,
+    "UNK": 5,
 }  # fmt: skip
 FLAG_CODES: dict[str, str | None] = {"Y": "Y", "N": "N", "1": "Y", "0": "N"}
 CODE_MAPS: dict[str, dict] = {"vendor": VENDOR_CODES, "payment": PAYMENT_CODES, "flag": FLAG_CODES}
@@ -225,3 +225,77 @@ def uncastable(values: pa.Array, type_: pa.DataType, offset: int = 0) -> list[in
 def _record(batch: pa.RecordBatch, i: int) -> str:
     row = batch.slice(i, 1).to_pylist()[0]
     return ",".join("" if v is None else str(v) for v in row.values())
+
+
+def markdown() -> str:
+    """docs/data.md: per feed, the canonical table and every era, from the spec table.
+
+    `python -m taxi_assets.eras > docs/data.md` rewrites it; a test keeps it in step.
+    """
+    from taxi_assets.convert import column_lookup
+    from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
+
+    out = [
+        "# The data: feeds, eras and how they map",
+        "",
+        "Generated from the spec table (`taxi_assets/datasets.py`) by `python -m taxi_assets.eras > docs/data.md`;",
+        "a test fails when it is out of step. Facts and sources: TLC.md (\"The whole record\").",
+        "",
+        "Every era of a feed maps onto the feed's one table: names are matched by the spec's aliases,",
+        "case-insensitively, after trimming; absent columns are null. Text codes become the current",
+        "data dictionary's numbers (" + "; ".join(
+            f"{kind}: " + ", ".join(f"`{k}`→{'null' if v is None else v}" for k, v in codes.items())
+            for kind, codes in CODE_MAPS.items()
+        ) + "). A code nobody knows becomes null and is counted in the lake's `unknown_codes` metadata.",
+        "A coordinate of `0` means unknown and is stored as null. A value that cannot be read as its",
+        "declared type (a float that is not a whole number where an integer belongs) goes to the quarantine",
+        "with its reason. Columns typed null, `__index_level_0__`, timestamps as text / ns / us, a blank line",
+        "after a CSV header, empty trailing fields: all read as is.",
+        "",
+    ]
+    for spec in DATASETS.values():
+        lookup = column_lookup(spec)
+        out += [f"## {spec.name} (from {spec.first_month}; warehouse table `{spec.table}`)", "",
+                "| column | type | notes |", "| --- | --- | --- |"]
+        for c in spec.columns:
+            notes = []
+            if c.codes:
+                notes.append(f"{c.codes} codes")
+            if c.coordinate:
+                notes.append("coordinate: 0 → null; null where the era has location IDs")
+            if not c.required:
+                notes.append("optional")
+            if c.aliases:
+                notes.append("also " + ", ".join(f"`{a}`" for a in c.aliases))
+            out.append(f"| {c.name} | {c.type} | {'; '.join(notes)} |")
+        out += [f"| {SOURCE_MONTH_COLUMN} | date32 | the month's first day (partition) |", "",
+                "| months | format | columns as published (→ canonical) | quirks |", "| --- | --- | --- | --- |"]
+        for era in spec.eras:
+            cols = []
+            for name in era.header:
+                canonical = lookup[name.strip().lower()]
+                shown = f"`{name}`" if name.strip() == canonical else f"`{name}`→{canonical}"
+                if canonical in era.text_codes:
+                    shown += " (text)"
+                cols.append(shown)
+            quirks = []
+            if era.blank_line_after_header:
+                quirks.append("blank line after the header")
+            if era.trailing_empty_fields:
+                quirks.append(f"{era.trailing_empty_fields} empty trailing field(s)")
+            if era.flags != "YN":
+                quirks.append("flags 1/0")
+            if era.format == "parquet":
+                quirks.append(f"timestamps {era.timestamps}")
+                quirks += [f"{c} {t}" for c, t in era.parquet_types]
+                if era.index_column:
+                    quirks.append("`__index_level_0__`")
+            if era.note:
+                quirks.append(era.note)
+            out.append(f"| {era.months} | {era.format} | {', '.join(cols)} | {'; '.join(quirks)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -186,3 +186,10 @@ def test_csv_rows_with_extra_fields_are_set_aside_with_the_reason(tmp_path):
     assert "expected 18 fields, got 19" in (tmp_path / "q.csv").read_text()
     lake = pq.read_table(tmp_path / "out.parquet").to_pylist()[0]
     assert (lake["VendorID"], lake["payment_type"], lake["store_and_fwd_flag"]) == (2, 2, "N")
+
+
+def test_docs_era_tables_are_those_of_the_spec():
+    from taxi_assets.eras import markdown
+
+    docs = Path(__file__).parents[1] / "docs" / "data.md"
+    assert docs.read_text() == markdown(), "run: python -m taxi_assets.eras > docs/data.md"
