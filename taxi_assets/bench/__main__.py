@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--month", default="2021-01")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
     parser.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows per generated month in the backfill (default 1,000,000)")
-    parser.add_argument("--fhvhv-rows", type=int, default=20_000_000, help="rows of the fhvhv Parquet month (default 20M)")
+    parser.add_argument(
+        "--fhvhv-rows", type=int, default=20_000_000, help="rows of the fhvhv Parquet month (default 20M)"
+    )
     args = parser.parse_args(argv)
     if args.what in ("fhvhv", "all"):
         from taxi_assets.bench.convert_bench import run_fhvhv_bench

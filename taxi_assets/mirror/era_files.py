@@ -182,11 +182,11 @@ def parquet_table(spec: DatasetSpec, era: Era, table: pa.Table) -> pa.Table:
         elif spec.column(column).type == pa.int32() and column not in era.text_codes:
             array = array.cast(pa.int64())  # official files mostly use int64
         arrays.append(array)
-    names = list(table.column_names)
-    if era.index_column:
+    names = [n.strip() for n in table.column_names]
+    if era.index_column:  # what pandas' to_parquet leaves behind
         arrays.append(pa.array(np.arange(len(table)), pa.int64()))
         names.append("__index_level_0__")
-    return pa.table(arrays, names=[n.strip() for n in names[: len(table.column_names)]] + names[len(table.column_names):])
+    return pa.table(arrays, names=names)
 
 
 def write_era_file(path: Path, spec: DatasetSpec, era: Era, month: str, n: int, seed: int) -> None:
