@@ -19,13 +19,13 @@ docs/data.md tabulates them.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 # Text codes of older files -> the current data dictionary (TLC.md "Codes"); keys are
 # matched after trimming and upper-casing. None: a known code with no current number
@@ -39,6 +39,7 @@ PAYMENT_CODES: dict[str, int | None] = {
     "DIS": 4, "DISPUTE": 4,
     "UNK": 5,
 }  # fmt: skip
+# Y and N first: a batch of only those is already canonical (see map_codes).
 FLAG_CODES: dict[str, str | None] = {"Y": "Y", "N": "N", "1": "Y", "0": "N"}
 CODE_MAPS: dict[str, dict] = {"vendor": VENDOR_CODES, "payment": PAYMENT_CODES, "flag": FLAG_CODES}
 
@@ -103,11 +104,15 @@ def map_codes(values: pa.Array, codes: dict, type_: pa.DataType, column: str, co
     a number nor a known code becomes null and is counted in `counts`.
     (No Python scalars or lists reach pyarrow here: they would make it import pandas.)
     """
+    if codes is FLAG_CODES and _all_y_or_n(values):
+        return values  # the common case, checked without pyarrow.compute (13 MiB to import)
+    import pyarrow.compute as pc
+
     n = len(values)
+    known, mapped = _code_arrays(tuple(codes.items()), type_)
     nulls = pa.nulls(n, pa.string())
     text = pc.utf8_upper(pc.utf8_trim_whitespace(values.cast(pa.string())))
     text = pc.if_else(pc.match_substring_regex(text, "^$"), nulls, text)
-    known, mapped = _code_arrays(tuple(codes.items()), type_)
     index = pc.index_in(text, value_set=known)
     out = mapped.take(index)
     if pa.types.is_integer(type_):
@@ -126,6 +131,27 @@ def map_codes(values: pa.Array, codes: dict, type_: pa.DataType, column: str, co
     return out
 
 
+def _all_y_or_n(values: pa.Array) -> bool:
+    """Every non-null value is exactly "Y" or "N" (read from the string array's buffers)."""
+    if not pa.types.is_string(values.type):
+        return False
+    n = len(values)
+    if values.null_count == n:
+        return True
+    validity, offsets, data = values.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int32, count=values.offset + n + 1)[values.offset:]
+    if values.null_count:
+        bits = np.frombuffer(validity, dtype=np.uint8)
+        valid = np.unpackbits(bits, count=values.offset + n, bitorder="little")[values.offset:].astype(bool)
+    else:
+        valid = np.ones(n, dtype=bool)
+    if not np.all(np.diff(ends)[valid] == 1):
+        return False
+    firsts = np.frombuffer(data, dtype=np.uint8)[ends[:-1][valid]]
+    return bool(np.all((firsts == ord("Y")) | (firsts == ord("N"))))
+
+
+@functools.cache
 def _code_arrays(items: tuple, type_: pa.DataType) -> tuple[pa.Array, pa.Array]:
     """(codes as a string array, their values as type_), built from buffers."""
     keys = [k.encode() for k, _ in items]
@@ -147,6 +173,8 @@ def _code_arrays(items: tuple, type_: pa.DataType) -> tuple[pa.Array, pa.Array]:
 
 def zero_is_null(values: pa.Array) -> pa.Array:
     """Coordinates: 0 means unknown (TLC.md), stored as null."""
+    import pyarrow.compute as pc
+
     zeros = pa.Array.from_buffers(values.type, len(values), [None, pa.py_buffer(np.zeros(len(values)))])
     return pc.if_else(pc.not_equal(values, zeros), values, pa.nulls(len(values), values.type))
 
@@ -177,6 +205,9 @@ def canonical_batch(
         array = batch.column(column.name)
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
+        if array.null_count == len(array):  # absent in this era, or typed null: nothing to map
+            arrays[column.name] = array if array.type == column.type else pa.nulls(len(array), column.type)
+            continue
         if column.codes and (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
                              or column.codes == "flag"):
             array = map_codes(array, CODE_MAPS[column.codes], column.type, column.name, counts)
@@ -205,6 +236,8 @@ def canonical_batch(
 
 def _cast_valid(array: pa.Array, type_: pa.DataType, bad: dict[int, str]) -> pa.Array:
     """array cast to type_ with the rows in `bad` nulled first (they are dropped after)."""
+    import pyarrow.compute as pc
+
     mask = pa.array([i in bad for i in range(len(array))])
     return pc.if_else(mask, pa.nulls(len(array), array.type), array).cast(type_)
 
