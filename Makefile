@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 MIRROR_ROOT ?= $(CURDIR)/data/mirror
 MIRROR_PORT ?= 8765
+# Any months of any feed, in each era's shape, e.g. DEMO_MONTHS=2009-03,2010-11,2014-08,2015-04,2016-09,2017-05,2018-06,2019-02
 DEMO_MONTHS ?= 2021-01..2021-03
 DEMO_DEV_ARGS ?= -w workspace.yaml
 

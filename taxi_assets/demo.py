@@ -2,6 +2,9 @@
 
     python -m taxi_assets.demo --root data/mirror --months 2021-01..2021-03 --port 8765
 
+Every feed, each month in its era's shape, as CSV and as Parquet: the source is the
+two URL templates in turn (the first that has the month wins), as in production.
+
 Ctrl-C, a termination signal (SIGTERM, SIGHUP) or the end of the process that started
 it (e.g. `make` killed) stops everything it started: `dagster dev` is asked to stop
 the way Ctrl-C asks it (SIGINT, its clean path), then whatever is left of its process
@@ -52,8 +55,10 @@ def stop_group(process: subprocess.Popen, grace: float = GRACE_S) -> None:
     os.killpg(process.pid, signal.SIGKILL)
 
 
-def run(root: Path, months: list[str], port: int, datasets: list[str], dev_args: list[str]) -> int:
-    generate(root, datasets, months)
+def run(
+    root: Path, months: list[str], port: int, datasets: list[str], formats: tuple[str, ...], dev_args: list[str]
+) -> int:
+    generate(root, datasets, months, formats=formats)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
@@ -61,11 +66,13 @@ def run(root: Path, months: list[str], port: int, datasets: list[str], dev_args:
     with MirrorServer(root, port=port) as mirror:
         env = {
             **os.environ,
-            "TAXI_SOURCE_URL": mirror.url_template,
+            "TAXI_SOURCE_URL": " ".join(
+                mirror.url_template.replace(".csv.gz", ".csv.gz" if f == "csv" else f".{f}") for f in formats
+            ),
             "TAXI_ZONES_URL": mirror.zones_url,
-            "TAXI_SENSOR_START_MONTH": months[0],
+            "TAXI_SENSOR_START_MONTH": min(months),
         }
-        print(f"demo: mirror of {', '.join(datasets)} {months[0]}..{months[-1]} on {mirror.base_url}", flush=True)
+        print(f"demo: mirror of {', '.join(datasets)} {', '.join(months)} on {mirror.base_url}", flush=True)
         dev = subprocess.Popen([str(DAGSTER), "dev", *dev_args], env=env, start_new_session=True)
         try:
             while not stop.wait(1.0):
@@ -83,11 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, required=True, help="where the mirror's files are generated")
     parser.add_argument("--months", type=parse_months, required=True, help="e.g. 2021-01..2021-03")
     parser.add_argument("--port", type=int, default=8765, help="the mirror's port (0: any free port)")
-    parser.add_argument("--datasets", default="yellow,green,fhv")
+    parser.add_argument("--datasets", default="yellow,green,fhv,fhvhv")
+    parser.add_argument("--formats", default="csv,parquet", help="csv, parquet or both (the URL templates' order)")
     parser.add_argument("dev_args", nargs=argparse.REMAINDER, help="after --: arguments of `dagster dev`")
     args = parser.parse_args(argv)
     dev_args = args.dev_args[1:] if args.dev_args[:1] == ["--"] else args.dev_args
-    return run(args.root, args.months, args.port, args.datasets.split(","), dev_args or ["-w", "workspace.yaml"])
+    return run(
+        args.root, args.months, args.port, args.datasets.split(","), tuple(args.formats.split(",")),
+        dev_args or ["-w", "workspace.yaml"],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
