@@ -1,4 +1,5 @@
 # The two commands of the README: `make dev` and `make test`. Both set up .venv first.
+# `make check` is the inner loop: no root, about a minute (README, Layout).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ MIRROR_PORT ?= 8765
 DEMO_MONTHS ?= 2021-01..2021-03
 DEMO_DEV_ARGS ?= -w workspace.yaml
 
-.PHONY: install dev demo test bench clean
+.PHONY: install dev demo lint check test bench clean
 
 $(STAMP): setup.cfg pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,9 +36,20 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) exec $(PY) -m taxi_assets.demo --root $(MIRROR_ROOT) --months $(DEMO_MONTHS) \
 	  --port $(MIRROR_PORT) -- $(DEMO_DEV_ARGS)
 
-# The deployment tests use a real PostgreSQL and Chromium from Debian's packages:
-# installed and started here when missing (needs root, as on CI; a clear error otherwise).
-test: install
+# Lint, format and the definitions as `dg` loads them (VIRTUAL_ENV: dg checks it is ours).
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
+
+# The inner loop: lint, then the unit and integration tests (real mirror, DuckDB, fake-gcs-server,
+# Dagster runs in the test process); not the `deploy` ones (processes, PostgreSQL, Chromium).
+check: lint
+	$(PY) -m pytest -q -m "unit or integration"
+
+# Everything, as CI runs it. The deployment tests use a real PostgreSQL and Chromium from Debian's
+# packages: installed and started here when missing (needs root, as on CI; a clear error otherwise).
+test: lint
 	deploy/ci/install-chromium.sh
 	TAXI_TEST_PG_URL="$${TAXI_TEST_PG_URL:-$$(deploy/ci/start-postgres.sh)}" $(PY) -m pytest
 

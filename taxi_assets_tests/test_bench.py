@@ -11,6 +11,9 @@ from taxi_assets.bench.dagster_bench import instance_yaml, max_overlap
 from taxi_assets.bench.variants import VARIANTS
 from taxi_assets_tests.helpers import csv_data_rows
 
+# Runs the bench and the dagster CLI as processes: in `make test`, not `make check`.
+pytestmark = pytest.mark.deploy
+
 
 def test_convert_bench_prints_every_variant_and_ends_with_the_summary_line(tmp_path):
     proc = subprocess.run(

@@ -23,7 +23,7 @@ from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse, WarehouseE
 from taxi_assets.storage.io_manager import stage_dataframe
 from taxi_assets.storage.lake import LakeObject, LocalLakeStore, lake_store_from_uri
 from taxi_assets.zones import ZONES_SCHEMA, ZONES_TABLE, read_zones_csv
-from taxi_assets_tests.conftest import TEST_DATA
+from taxi_assets_tests.harness import TEST_DATA
 from taxi_assets_tests.fake_google import DATASET, PROJECT
 
 URI = f"bigquery://{PROJECT}/{DATASET}"

@@ -18,7 +18,7 @@ from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.mirror.generator import relpath
-from taxi_assets_tests.conftest import Platform
+from taxi_assets_tests.harness import Platform
 from taxi_assets_tests.helpers import csv_data_rows, mirror_file
 
 YELLOW = DATASETS["yellow"]

@@ -22,6 +22,9 @@ from taxi_assets.mirror import Fault
 from taxi_assets.storage.lake import LocalLakeStore
 from taxi_assets_tests.reliability import State, clean_platform, clean_state, lake_files, materialize, source  # noqa: F401
 
+# Kills run processes mid-run: in `make test`, not `make check`.
+pytestmark = pytest.mark.deploy
+
 PROJECT = Path(__file__).resolve().parents[1]
 SPEC = DATASETS["yellow"]
 MONTH = "2021-01"

@@ -12,6 +12,9 @@ import requests
 
 from taxi_assets_tests.deploy.services import free_port, wait_for
 
+# Runs `make demo` (mirror + dagster dev as processes): in `make test`, not `make check`.
+pytestmark = pytest.mark.deploy
+
 REPO = Path(__file__).resolve().parents[1]
 
 

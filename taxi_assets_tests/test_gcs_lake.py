@@ -17,7 +17,7 @@ from google.cloud import storage
 from taxi_assets.datasets import DATASETS
 from taxi_assets.storage.gcs import GCSLakeStore
 from taxi_assets.storage.lake import lake_store_from_uri
-from taxi_assets_tests.conftest import MONTHS, Platform
+from taxi_assets_tests.harness import MONTHS, Platform
 from taxi_assets_tests.helpers import csv_data_rows, mirror_file
 
 

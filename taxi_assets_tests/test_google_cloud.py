@@ -22,7 +22,7 @@ from google.auth import jwt
 from google.oauth2 import service_account
 
 from taxi_assets.datasets import DATASETS
-from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
+from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.defs.assets.keys import mart_key, zones_key
 from taxi_assets.defs.resources import build_resources
 from taxi_assets.mart import MART_TABLE
@@ -30,6 +30,7 @@ from taxi_assets.months import partition_key
 from taxi_assets.storage.gcp import CredentialsError, credentials_from_json
 from taxi_assets.storage.gcs import GCSLakeStore
 from taxi_assets_tests.fake_google import DATASET, PROJECT, SLOT_MS
+from taxi_assets_tests.harness import all_assets
 from taxi_assets_tests.test_bigquery_mart import MART_RESULT_FIELDS, MART_ROWS
 from taxi_assets_tests.helpers import csv_data_rows, mirror_file
 
@@ -132,7 +133,7 @@ def test_zones_and_the_mart_materialize_on_google_cloud(cloud_env, fake_google, 
     )
     fake_google.query_answers += [*counts, zone_count, (MART_RESULT_FIELDS, MART_ROWS), totals]
     result = dg.materialize(
-        build_all_assets("bigquery"),
+        all_assets(),
         selection=[zones_key("raw"), zones_key("lake"), zones_key("warehouse"), mart_key(MART_TABLE)],
         partition_key=partition_key("2021-01"),
         resources=build_resources(),

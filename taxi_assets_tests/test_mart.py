@@ -16,7 +16,6 @@ import pytest
 import sqlglot
 
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
-from taxi_assets.defs.assets import build_all_assets
 from taxi_assets.defs.assets.keys import mart_key, warehouse_key, zones_key
 from taxi_assets.errors import NotLoadedError
 from taxi_assets.mart import DUCKDB, build_trips_by_zone_month, dialect_for, month_totals_sql, trips_by_zone_sql
@@ -24,7 +23,7 @@ from taxi_assets.months import partition_key
 from taxi_assets.storage.duckdb_warehouse import DuckDBWarehouse
 from taxi_assets.storage.lake import LakeObject, LocalLakeStore
 from taxi_assets.zones import ZONES_SCHEMA, ZONES_TABLE
-from taxi_assets_tests.conftest import MONTHS, TEST_DATA, Platform
+from taxi_assets_tests.harness import MONTHS, TEST_DATA, Platform, all_assets
 
 MART = mart_key("trips_by_zone")
 # Written out here rather than taken from the specs, so the reference is independent.
@@ -162,7 +161,7 @@ def test_rematerializing_months_does_not_duplicate_them(loaded):
     # Once for one month, then both months in one ranged run (the single-run backfill path).
     assert platform.materialize_selection(MART.to_user_string(), MONTHS[0]).success
     ranged = dg.materialize(
-        build_all_assets("duckdb"),
+        all_assets(),
         selection=MART.to_user_string(),
         resources=platform.resources(),
         tags={

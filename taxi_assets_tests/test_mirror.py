@@ -33,7 +33,7 @@ DATA = Path(__file__).resolve().parent / "data"
 # The package re-exports the function `generate`, which shadows the submodule name.
 from taxi_assets.mirror import generator as generate_module
 
-# Headers as published on the course mirror (TLC.md); yellow is also checked
+# Headers as published on the course mirror (docs/data.md, "Facts about the source"); yellow is also checked
 # against the real sample file below.
 REAL_GREEN = (
     "VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,store_and_fwd_flag,RatecodeID,PULocationID,"

@@ -9,7 +9,7 @@ import pytest
 
 from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import lake_key, raw_key, warehouse_key
-from taxi_assets_tests.conftest import MONTHS
+from taxi_assets_tests.harness import MONTHS
 from taxi_assets_tests.helpers import csv_data_rows, mirror_file
 
 

@@ -13,7 +13,7 @@ from taxi_assets.convert import convert, resolve_columns
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
 from taxi_assets.errors import SchemaError
 from taxi_assets.mirror import MirrorServer
-from taxi_assets_tests.conftest import MONTHS, TEST_DATA, Platform
+from taxi_assets_tests.harness import MONTHS, TEST_DATA, Platform
 from taxi_assets_tests.helpers import csv_data_rows, mirror_file
 
 

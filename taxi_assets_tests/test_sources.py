@@ -8,7 +8,7 @@ from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import Fault, MirrorServer, generate
 from taxi_assets.mirror.generator import relpath
 from taxi_assets.source.resource import DEFAULT_SOURCE_URL, url_templates
-from taxi_assets_tests.conftest import Platform
+from taxi_assets_tests.harness import Platform
 
 SPEC = DATASETS["green"]
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from taxi_assets.defs.assets.keys import zones_key
 from taxi_assets.mirror import MirrorServer
-from taxi_assets_tests.conftest import TEST_DATA, Platform
+from taxi_assets_tests.harness import TEST_DATA, Platform
 
 ZONES_CSV = TEST_DATA / "taxi_zone_lookup.csv"
 LAKE_FILE = Path("taxi_zone_lookup") / "part-0.parquet"

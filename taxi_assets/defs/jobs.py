@@ -25,5 +25,12 @@ def month_job(dataset: str):  # an unresolved asset job: Definitions resolves it
     )
 
 
-def build_month_jobs() -> list:
-    return [month_job(name) for name in DATASETS]
+@dg.definitions
+def jobs() -> dg.Definitions:
+    return dg.Definitions(
+        jobs=[month_job(name) for name in DATASETS],
+        # A run is a chain (raw -> lake -> checks -> warehouse of a month or a range):
+        # its steps run one after another anyway, so a process per step would only add
+        # start-up time. Runs go in parallel through the run queue (deploy/dagster.yaml).
+        executor=dg.in_process_executor,
+    )

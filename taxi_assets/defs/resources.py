@@ -13,14 +13,17 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import dagster as dg
 
-from taxi_assets.source.resource import DEFAULT_SOURCE_URL, DEFAULT_ZONES_URL, TaxiSource
+from taxi_assets.defs.sensors.common import INTERVAL_ENV, START_MONTH_ENV, WatchLimits
+from taxi_assets.months import normalize_month
+from taxi_assets.source.resource import DEFAULT_SOURCE_URL, DEFAULT_ZONES_URL, TaxiSource, download_pool
 from taxi_assets.storage.gcp import CREDENTIALS_ENV
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import DEFAULT_LAKE_URI
-from taxi_assets.storage.warehouse import DEFAULT_WAREHOUSE_URI, Warehouse
+from taxi_assets.storage.warehouse import DEFAULT_WAREHOUSE_URI, Warehouse, warehouse_kind
 
 
 def env_or_default(name: str, default: str | None) -> str | dg.EnvVar | None:
@@ -40,6 +43,37 @@ def warehouse_uri() -> str:
     return os.environ.get("TAXI_WAREHOUSE_URI") or DEFAULT_WAREHOUSE_URI
 
 
+@dataclass(frozen=True)
+class LoadSettings:
+    """What the environment decides about the graph itself, read once when the definitions
+    load (this module is the one place that reads it): the warehouse kind each warehouse
+    asset shows in the UI, the concurrency pool of the downloads (one per source host),
+    and how often the source sensors may look."""
+
+    warehouse_kind: str
+    download_pool: str
+    watch_limits: WatchLimits
+
+
+def watch_limits() -> WatchLimits:
+    interval = os.environ.get(INTERVAL_ENV, "").strip()
+    start = os.environ.get(START_MONTH_ENV, "").strip()
+    if interval and not interval.isdigit():
+        raise ValueError(f"{INTERVAL_ENV} must be a whole number of seconds, got {interval!r}")
+    return WatchLimits(
+        interval_s=int(interval) if interval else WatchLimits.interval_s,
+        start_month=normalize_month(start) if start else None,
+    )
+
+
+def load_settings() -> LoadSettings:
+    return LoadSettings(
+        warehouse_kind=warehouse_kind(warehouse_uri()),
+        download_pool=download_pool(source_url()),
+        watch_limits=watch_limits(),
+    )
+
+
 def build_resources() -> dict[str, object]:
     # The key's JSON is only ever an EnvVar: Dagster then shows and stores its name, not its value.
     credentials = env_or_default(CREDENTIALS_ENV, None)
@@ -57,3 +91,8 @@ def build_resources() -> dict[str, object]:
             gcp_credentials_json=credentials,
         ),
     }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=build_resources())

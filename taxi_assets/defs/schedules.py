@@ -42,5 +42,6 @@ def build_monthly_schedule(spec: DatasetSpec) -> dg.ScheduleDefinition:
     return monthly_schedule
 
 
-def build_schedules() -> list[dg.ScheduleDefinition]:
-    return [build_monthly_schedule(spec) for spec in DATASETS.values()]
+@dg.definitions
+def schedules() -> dg.Definitions:
+    return dg.Definitions(schedules=[build_monthly_schedule(spec) for spec in DATASETS.values()])

@@ -13,8 +13,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pyarrow as pa
-from dagster_duckdb import DuckDBResource
 from dagster import get_dagster_logger
+from dagster_duckdb import DuckDBResource
 from filelock import FileLock, Timeout
 
 from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec

@@ -19,7 +19,7 @@ import requests
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health_pb2_grpc import HealthStub
 
-from taxi_assets_tests.deploy.conftest import DEPLOY
+from taxi_assets_tests.deploy.harness import DEPLOY
 
 BIN = Path(sys.executable).parent
 LOCATION = "taxi_assets"

@@ -20,7 +20,7 @@ from dagster._serdes.config_class import ConfigurableClassData, class_from_code_
 from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
 from kubernetes import client as k8s
 
-from taxi_assets_tests.deploy.conftest import DEPLOY
+from taxi_assets_tests.deploy.harness import DEPLOY
 
 K8S = DEPLOY / "k8s"
 ENV_REF = re.compile(r"\{env: (\w+)\}")

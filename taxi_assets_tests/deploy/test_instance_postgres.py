@@ -9,7 +9,7 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, Postgr
 from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import lake_key, raw_key, warehouse_key
 from taxi_assets.source.resource import download_pool
-from taxi_assets_tests.deploy.conftest import install_instance
+from taxi_assets_tests.deploy.harness import install_instance
 from taxi_assets_tests.helpers import csv_data_rows, mirror_file
 
 

@@ -22,8 +22,8 @@ from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import lake_key, raw_key, warehouse_key
 from taxi_assets.mirror import Fault, MirrorServer, generate, relpath
 from taxi_assets.months import partition_key
-from taxi_assets_tests.deploy.conftest import PgDatabase, fresh_database, install_instance
 from taxi_assets_tests.deploy.graphql import TaxiGraphQL
+from taxi_assets_tests.deploy.harness import PgDatabase, fresh_database, install_instance
 from taxi_assets_tests.deploy.services import LOCATION, Deployment, wait_for
 from taxi_assets_tests.helpers import csv_data_rows
 

@@ -1,28 +1,18 @@
-"""The asset factory: three layers per dataset, all derived from the spec table, plus the
-zone lookup's three layers and the trips-by-zone mart built on them."""
+"""The assets. Each layer's module builds its asset for every dataset of the spec table and
+contributes them (`@dg.definitions`): raw.py, lake.py, warehouse.py; the zone lookup's three
+layers in zones.py, the trips-by-zone mart in mart.py. keys.py, metadata.py and staging.py
+are helpers (no definitions)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from taxi_assets.datasets import DATASETS, DatasetSpec
+from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.lake import build_lake_asset
-from taxi_assets.defs.assets.mart import build_mart_asset
 from taxi_assets.defs.assets.raw import build_raw_asset
 from taxi_assets.defs.assets.warehouse import build_warehouse_asset
-from taxi_assets.defs.assets.zones import build_zone_assets
-from taxi_assets.defs.freshness import with_freshness_policy
 
 
 def build_dataset_assets(spec: DatasetSpec, warehouse_kind: str) -> list[dg.AssetsDefinition]:
+    """raw -> lake -> warehouse of one dataset, as the tests materialize them."""
     return [build_raw_asset(spec), build_lake_asset(spec), build_warehouse_asset(spec, warehouse_kind)]
-
-
-def build_all_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
-    return with_freshness_policy(
-        [
-            *(a for spec in DATASETS.values() for a in build_dataset_assets(spec, warehouse_kind)),
-            *build_zone_assets(warehouse_kind),
-            build_mart_asset(warehouse_kind),
-        ]
-    )

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 import dagster as dg
 
 from taxi_assets import quality
-from taxi_assets.datasets import DatasetSpec
+from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key, raw_key
 from taxi_assets.defs.assets.metadata import table_schema
 from taxi_assets.defs.assets.staging import stage_each_partition
 from taxi_assets.defs.checks import TargetMaterialization, blocks, lake_check_specs, month_evaluation, month_results
+from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.errors import CheckFailedError
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
@@ -148,3 +149,8 @@ def latest_materializations(
 def discard(staged: dict[str, StagedFile]) -> None:
     for file in staged.values():
         file.discard()
+
+
+@dg.definitions
+def lake_layer() -> dg.Definitions:
+    return dg.Definitions(assets=with_freshness_policy([build_lake_asset(spec) for spec in DATASETS.values()]))

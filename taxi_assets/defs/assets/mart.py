@@ -11,6 +11,8 @@ import dagster as dg
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN, DatasetSpec
 from taxi_assets.defs.assets.keys import mart_key, warehouse_key, zones_key
 from taxi_assets.defs.assets.metadata import arrow_table_schema
+from taxi_assets.defs.freshness import with_freshness_policy
+from taxi_assets.defs.resources import load_settings
 from taxi_assets.mart import MART_SCHEMA, MART_TABLE, MartMonth, build_trips_by_zone_month, dialect_for
 from taxi_assets.partitions import any_monthly_partitions
 from taxi_assets.storage.warehouse import Warehouse
@@ -106,3 +108,8 @@ def build_mart_asset(warehouse_kind: str) -> dg.AssetsDefinition:
         return dg.MaterializeResult()
 
     return trips_by_zone
+
+
+@dg.definitions
+def marts() -> dg.Definitions:
+    return dg.Definitions(assets=with_freshness_policy([build_mart_asset(load_settings().warehouse_kind)]))

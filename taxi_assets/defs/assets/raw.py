@@ -6,16 +6,17 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from taxi_assets.datasets import DatasetSpec
+from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.assets.metadata import download_metadata
 from taxi_assets.defs.assets.staging import stage_each_partition
-from taxi_assets.defs.resources import source_url
+from taxi_assets.defs.freshness import with_freshness_policy
+from taxi_assets.defs.resources import load_settings
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source import drop_zone
 from taxi_assets.source.http import Download
-from taxi_assets.source.resource import TaxiSource, download_pool, url_templates
+from taxi_assets.source.resource import TaxiSource, url_templates
 from taxi_assets.storage.lake import StagedFile
 
 
@@ -36,7 +37,7 @@ class RawConfig(dg.Config):
     )
 
 
-def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefinition:
     @dg.asset(
         key=raw_key(spec),
         partitions_def=monthly_partitions(spec),
@@ -46,7 +47,7 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         io_manager_key="lake_io_manager",
         group_name=spec.name,
         kinds={"csv", "parquet"},
-        pool=download_pool(source_url()),
+        pool=pool,
         description=f"{spec.name} trip records of one month: the source file as published, unchanged.",
         metadata={"dataset": spec.name, "layer": "raw"},
     )
@@ -103,3 +104,9 @@ def check_dropped_file(spec: DatasetSpec, partition_keys: list[str], uri: str) -
             f"{uri} cannot be {raw_key(spec).to_user_string()} for {', '.join(months)}: the file name must be "
             f"{spec.name}_tripdata_YYYY-MM.csv.gz (or .csv, .parquet) and the run one month"
         )
+
+
+@dg.definitions
+def raw_layer() -> dg.Definitions:
+    pool = load_settings().download_pool
+    return dg.Definitions(assets=with_freshness_policy([build_raw_asset(spec, pool) for spec in DATASETS.values()]))

@@ -3,9 +3,11 @@
 
 import dagster as dg
 
-from taxi_assets.datasets import DatasetSpec
+from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key, warehouse_key
 from taxi_assets.defs.assets.metadata import table_schema
+from taxi_assets.defs.freshness import with_freshness_policy
+from taxi_assets.defs.resources import load_settings
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.storage.lake import LakeObject
@@ -48,4 +50,13 @@ def build_warehouse_asset(spec: DatasetSpec, warehouse_kind: str) -> dg.AssetsDe
             }
             context.add_asset_metadata(metadata, partition_key=key)
         return dg.MaterializeResult()
+
     return warehouse_table
+
+
+@dg.definitions
+def warehouse_layer() -> dg.Definitions:
+    kind = load_settings().warehouse_kind
+    return dg.Definitions(
+        assets=with_freshness_policy([build_warehouse_asset(spec, kind) for spec in DATASETS.values()])
+    )

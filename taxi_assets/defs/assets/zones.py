@@ -13,6 +13,7 @@ from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
 from taxi_assets.defs.assets.keys import zones_key
 from taxi_assets.defs.assets.metadata import arrow_table_schema, download_metadata
 from taxi_assets.defs.assets.raw import download_staged
+from taxi_assets.defs.resources import load_settings
 from taxi_assets.source.resource import TaxiSource
 from taxi_assets.storage.lake import LakeObject, StagedFile
 from taxi_assets.storage.warehouse import Warehouse
@@ -96,3 +97,8 @@ def build_zone_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
         return dg.MaterializeResult(metadata={"dagster/row_count": rows, "source_file": lake.uri})
 
     return [raw_taxi_zone_lookup, lake_taxi_zone_lookup, warehouse_taxi_zone_lookup]
+
+
+@dg.definitions
+def zone_lookup() -> dg.Definitions:
+    return dg.Definitions(assets=build_zone_assets(load_settings().warehouse_kind))

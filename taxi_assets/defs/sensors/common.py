@@ -1,14 +1,13 @@
 """What the source sensors share: their limits, their JSON cursor, their run tags."""
 
 import json
-import os
 from dataclasses import dataclass, field
 
 import dagster as dg
 
-from taxi_assets.months import normalize_month
 from taxi_assets.source.http import FileVersion
 
+# Read by defs/resources.py (load_settings) when the definitions load.
 INTERVAL_ENV = "TAXI_SOURCE_SENSOR_INTERVAL_S"
 START_MONTH_ENV = "TAXI_SENSOR_START_MONTH"
 
@@ -25,17 +24,6 @@ class WatchLimits:
     lookahead: int = 3
     # Where the new-month sensor starts when no month is known (default: the dataset's first month).
     start_month: str | None = field(default=None)
-
-    @classmethod
-    def from_env(cls) -> "WatchLimits":
-        interval = os.environ.get(INTERVAL_ENV, "").strip()
-        start = os.environ.get(START_MONTH_ENV, "").strip()
-        if interval and not interval.isdigit():
-            raise ValueError(f"{INTERVAL_ENV} must be a whole number of seconds, got {interval!r}")
-        return cls(
-            interval_s=int(interval) if interval else cls.interval_s,
-            start_month=normalize_month(start) if start else None,
-        )
 
 
 def load_cursor(context: dg.SensorEvaluationContext) -> dict:

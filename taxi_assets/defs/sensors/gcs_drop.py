@@ -80,3 +80,8 @@ def build_gcs_drop_sensor(max_runs: int = WatchLimits.max_runs) -> dg.SensorDefi
         return dg.SensorResult(skip_reason=reason, cursor=dump_cursor(state))
 
     return gcs_drop_sensor
+
+
+@dg.definitions
+def sensors() -> dg.Definitions:
+    return dg.Definitions(sensors=[build_gcs_drop_sensor()])

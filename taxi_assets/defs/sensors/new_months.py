@@ -15,17 +15,17 @@ import time
 import dagster as dg
 import requests
 
-from taxi_assets.datasets import DatasetSpec
+from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.jobs import TRIGGER_TAG, month_job
+from taxi_assets.defs.resources import load_settings
 from taxi_assets.defs.sensors.common import WatchLimits, describe, dump_cursor, load_cursor
 from taxi_assets.months import next_month, normalize_month, partition_key
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source.resource import TaxiSource
 
 
-def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits | None = None) -> dg.SensorDefinition:
-    limits = limits or WatchLimits.from_env()
+def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits = WatchLimits()) -> dg.SensorDefinition:
 
     @dg.sensor(
         name=f"{spec.name}_new_month_sensor",
@@ -104,3 +104,9 @@ def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits | None = None)
         return dg.SensorResult(skip_reason=reason, cursor=dump_cursor(new_state))
 
     return new_month_sensor
+
+
+@dg.definitions
+def sensors() -> dg.Definitions:
+    limits = load_settings().watch_limits
+    return dg.Definitions(sensors=[build_new_month_sensor(spec, limits) for spec in DATASETS.values()])

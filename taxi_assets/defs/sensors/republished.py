@@ -13,9 +13,10 @@ import time
 import dagster as dg
 import requests
 
-from taxi_assets.datasets import DatasetSpec
+from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.jobs import TRIGGER_TAG, month_job
+from taxi_assets.defs.resources import load_settings
 from taxi_assets.defs.sensors.common import WatchLimits, describe, dump_cursor, load_cursor
 from taxi_assets.months import normalize_month, partition_key
 from taxi_assets.source.http import FileVersion
@@ -43,8 +44,7 @@ def recorded_version(instance: dg.DagsterInstance, spec: DatasetSpec, month: str
     )
 
 
-def build_republished_sensor(spec: DatasetSpec, limits: WatchLimits | None = None) -> dg.SensorDefinition:
-    limits = limits or WatchLimits.from_env()
+def build_republished_sensor(spec: DatasetSpec, limits: WatchLimits = WatchLimits()) -> dg.SensorDefinition:
 
     @dg.sensor(
         name=f"{spec.name}_republished_month_sensor",
@@ -123,3 +123,9 @@ def build_republished_sensor(spec: DatasetSpec, limits: WatchLimits | None = Non
         return dg.SensorResult(skip_reason=reason, cursor=cursor)
 
     return republished_sensor
+
+
+@dg.definitions
+def sensors() -> dg.Definitions:
+    limits = load_settings().watch_limits
+    return dg.Definitions(sensors=[build_republished_sensor(spec, limits) for spec in DATASETS.values()])

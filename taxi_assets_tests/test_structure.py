@@ -1,0 +1,32 @@
+"""The layout's rules: the environment is read at load in one place, and the docs the code
+points at are in the repository."""
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "taxi_assets"
+
+
+def python_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_the_definitions_read_the_environment_only_in_defs_resources():
+    readers = [
+        str(p.relative_to(REPO))
+        for p in python_files(PACKAGE / "defs")
+        if re.search(r"os\.environ|os\.getenv|getenv\(", p.read_text()) and p.name != "resources.py"
+    ]
+    assert readers == [], "read settings through taxi_assets/defs/resources.py (load_settings, build_resources)"
+
+
+def test_no_reference_to_documents_outside_the_repository():
+    texts = [*python_files(PACKAGE), *python_files(REPO / "taxi_assets_tests"), *sorted((REPO / "docs").glob("*.md"))]
+    texts.append(REPO / "README.md")
+    outside = [
+        str(p.relative_to(REPO))
+        for p in texts
+        if p != Path(__file__) and re.search(r"\bTLC\.md\b|\.\./shared\b|/work/shared", p.read_text())
+    ]
+    assert outside == []
