@@ -14,7 +14,7 @@ pandas index column). The conversion reads any of them with the same code:
   whole number never becomes an integer: its row is set aside with the reason).
 
 The mirror generator writes each era's shape from the same declarations, and
-docs/data.md tabulates them.
+docs/data.md tabulates them (taxi_assets/data_docs.py writes it).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -259,90 +258,3 @@ def uncastable(values: pa.Array, type_: pa.DataType, offset: int = 0) -> list[in
 def _record(batch: pa.RecordBatch, i: int) -> str:
     row = batch.slice(i, 1).to_pylist()[0]
     return ",".join("" if v is None else str(v) for v in row.values())
-
-
-def markdown() -> str:
-    """docs/data.md: per feed, the canonical table and every era, from the spec table.
-
-    `python -m taxi_assets.eras` rewrites this part of it (the facts written by hand below
-    HAND_WRITTEN stay); a test keeps it in step.
-    """
-    from taxi_assets.convert import column_lookup
-    from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
-
-    out = [
-        "# The data: feeds, eras and how they map",
-        "",
-        "Generated from the spec table (`taxi_assets/datasets.py`) by `python -m taxi_assets.eras`;",
-        "a test fails when it is out of step. The facts the code relies on, and where they come from,",
-        "are at the end (\"Facts about the source\").",
-        "",
-        "Every era of a feed maps onto the feed's one table: names are matched by the spec's aliases,",
-        "case-insensitively, after trimming; absent columns are null. Text codes become the current",
-        "data dictionary's numbers (" + "; ".join(
-            f"{kind}: " + ", ".join(f"`{k}`→{'null' if v is None else v}" for k, v in codes.items())
-            for kind, codes in CODE_MAPS.items()
-        ) + "). A code nobody knows becomes null and is counted in the lake's `unknown_codes` metadata.",
-        "A coordinate of `0` means unknown and is stored as null. A value that cannot be read as its",
-        "declared type (a float that is not a whole number where an integer belongs) goes to the quarantine",
-        "with its reason. Columns typed null, `__index_level_0__`, timestamps as text / ns / us, a blank line",
-        "after a CSV header, empty trailing fields: all read as is.",
-        "",
-    ]
-    for spec in DATASETS.values():
-        lookup = column_lookup(spec)
-        out += [f"## {spec.name} (from {spec.first_month}; warehouse table `{spec.table}`)", "",
-                "| column | type | notes |", "| --- | --- | --- |"]
-        for c in spec.columns:
-            notes = []
-            if c.codes:
-                notes.append(f"{c.codes} codes")
-            if c.coordinate:
-                notes.append("coordinate: 0 → null; null where the era has location IDs")
-            if not c.required:
-                notes.append("optional")
-            if c.aliases:
-                notes.append("also " + ", ".join(f"`{a}`" for a in c.aliases))
-            out.append(f"| {c.name} | {c.type} | {'; '.join(notes)} |")
-        out += [f"| {SOURCE_MONTH_COLUMN} | date32 | the month's first day (partition) |", "",
-                "| months | format | columns as published (→ canonical) | quirks |", "| --- | --- | --- | --- |"]
-        for era in spec.eras:
-            cols = []
-            for name in era.header:
-                canonical = lookup[name.strip().lower()]
-                shown = f"`{name}`" if name.strip() == canonical else f"`{name}`→{canonical}"
-                if canonical in era.text_codes:
-                    shown += " (text)"
-                cols.append(shown)
-            quirks = []
-            if era.blank_line_after_header:
-                quirks.append("blank line after the header")
-            if era.trailing_empty_fields:
-                quirks.append(f"{era.trailing_empty_fields} empty trailing field(s)")
-            if era.flags != "YN":
-                quirks.append("flags 1/0")
-            if era.format == "parquet":
-                quirks.append(f"timestamps {era.timestamps}")
-                quirks += [f"{c} {t}" for c, t in era.parquet_types]
-                if era.index_column:
-                    quirks.append("`__index_level_0__`")
-            if era.note:
-                quirks.append(era.note)
-            out.append(f"| {era.months} | {era.format} | {', '.join(cols)} | {'; '.join(quirks)} |")
-        out.append("")
-    return "\n".join(out)
-
-
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"
-# Everything from this line on in docs/data.md is written by hand.
-HAND_WRITTEN = "<!-- Generated above by `python -m taxi_assets.eras`; written by hand below. -->"
-
-
-def write_docs(path: Path = DOCS) -> None:
-    """Replace the generated part of docs/data.md, keeping the hand-written facts."""
-    _, marker, facts = path.read_text().partition(HAND_WRITTEN)
-    path.write_text(markdown() + "\n" + marker + facts)
-
-
-if __name__ == "__main__":
-    write_docs()

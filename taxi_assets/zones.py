@@ -33,8 +33,28 @@ class ZonesFile:
     extra_columns: list[str]
 
 
+def zone_problems(table: pa.Table) -> list[str]:
+    """What makes a zone table unusable, in words (empty: a valid table): every column of
+    ZONES_SCHEMA present and without nulls, LocationID at least 1 and unique."""
+    import pyarrow.compute as pc
+
+    problems = [f"missing column {name}" for name in ZONES_SCHEMA.names if name not in table.column_names]
+    for name in ZONES_SCHEMA.names:
+        if name in table.column_names and table[name].null_count:
+            problems.append(f"{table[name].null_count} empty {name}")
+    if "LocationID" in table.column_names:
+        ids = table["LocationID"]
+        if pc.any(pc.less(ids, 1)).as_py():
+            problems.append("LocationID below 1")
+        counts = pc.value_counts(ids.drop_null())
+        repeated = [c["values"] for c in counts.to_pylist() if c["counts"] > 1]
+        if repeated:
+            problems.append(f"LocationID not unique: {', '.join(map(str, sorted(repeated)[:5]))}")
+    return problems
+
+
 def read_zones_csv(path: Path, source: str) -> ZonesFile:
-    """The zones CSV with declared types; columns it lacks stay absent for the type check to name."""
+    """The zones CSV with declared types; columns it lacks stay absent for zone_problems to name."""
     options = pacsv.ConvertOptions(
         column_types=ZONES_SCHEMA,
         null_values=[""],

@@ -189,9 +189,9 @@ def test_csv_rows_with_extra_fields_are_set_aside_with_the_reason(tmp_path):
 
 
 def test_docs_era_tables_are_those_of_the_spec():
-    from taxi_assets.eras import HAND_WRITTEN, markdown
+    from taxi_assets.data_docs import HAND_WRITTEN, markdown
 
     docs = Path(__file__).parents[1] / "docs" / "data.md"
     generated, marker, facts = docs.read_text().partition(HAND_WRITTEN)
-    assert generated == markdown() + "\n", "run: python -m taxi_assets.eras"
+    assert generated == markdown() + "\n", "run: python -m taxi_assets.data_docs"
     assert marker and "## Facts about the source" in facts

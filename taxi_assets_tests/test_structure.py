@@ -30,3 +30,22 @@ def test_no_reference_to_documents_outside_the_repository():
         if p != Path(__file__) and re.search(r"\bTLC\.md\b|\.\./shared\b|/work/shared", p.read_text())
     ]
     assert outside == []
+
+
+def import_cycles(package: str = "taxi_assets") -> list[list[str]]:
+    """Each module that imports itself through others (imports inside functions count,
+    `if TYPE_CHECKING:` ones do not), with the shortest way round."""
+    import grimp
+
+    graph = grimp.build_graph(package, exclude_type_checking_imports=True)
+    cycles = []
+    for module in sorted(graph.modules):
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            back = graph.find_shortest_chain(importer=imported, imported=module)
+            if back:
+                cycles.append([module, *back])
+    return cycles
+
+
+def test_no_import_cycles_in_the_package():
+    assert import_cycles() == []

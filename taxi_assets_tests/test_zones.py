@@ -1,5 +1,5 @@
 """The taxi zone lookup: raw -> lake -> warehouse over the real mirror, NA/NV kept as
-text, and the dagster-pandas type check stopping a broken file before it is published."""
+text, and the zone check (in Arrow) stopping a broken file before it is published."""
 
 from __future__ import annotations
 
@@ -22,12 +22,6 @@ def csv_rows(path: Path) -> list[dict]:
     """The zones as the stdlib reads them: every field text, nothing turned into null."""
     with open(path, newline="") as f:
         return [{**row, "LocationID": int(row["LocationID"])} for row in csv.DictReader(f)]
-
-
-def type_check_of(result: dg.ExecuteInProcessResult, step: str):
-    """The type check of the step's output (Dagster reports it with the output, passed or not)."""
-    (output,) = [e for e in result.all_events if e.step_key == step and e.event_type_value == "STEP_OUTPUT"]
-    return output.event_specific_data.type_check_data
 
 
 def test_zones_land_in_every_layer_with_na_and_nv_as_text(platform, mirror_root):
@@ -55,14 +49,13 @@ def test_zones_land_in_every_layer_with_na_and_nv_as_text(platform, mirror_root)
     )
     assert nulls.to_pylist() == [{"n": 0}]
 
-    check = type_check_of(result, "lake__taxi_zone_lookup_lake")
-    assert check.success
-    assert check.metadata["rows"].value == 265
+    lake_md = result.asset_materializations_for_node("lake__taxi_zone_lookup_lake")[0].metadata
+    assert (lake_md["dagster/row_count"].value, lake_md["boroughs"].value) == (265, 7)
     wh_md = result.asset_materializations_for_node("warehouse__taxi_zone_lookup")[0].metadata
     assert wh_md["dagster/row_count"].value == 265
 
 
-def test_zone_type_check_fails_on_a_missing_column_and_keeps_the_published_zones(tmp_path, monkeypatch):
+def test_zone_check_fails_on_a_missing_column_and_keeps_the_published_zones(tmp_path, monkeypatch):
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
     served = tmp_path / "mirror" / "misc" / "taxi_zone_lookup.csv"
     served.parent.mkdir(parents=True)
@@ -83,11 +76,12 @@ def test_zone_type_check_fails_on_a_missing_column_and_keeps_the_published_zones
         result = platform.materialize_selection("group:zones", raise_on_error=False)
 
     assert not result.success
-    check = type_check_of(result, "lake__taxi_zone_lookup_lake")
-    assert not check.success
-    assert "service_zone" in check.description
     failure = result.failure_data_for_node("lake__taxi_zone_lookup_lake")
-    assert failure.error.cls_name == "DagsterTypeCheckDidNotPass"
+    error = failure.error.cause
+    assert error.cls_name == "ConversionError"
+    assert "missing column service_zone" in error.message
+    assert str(platform.lake().root / "raw" / "taxi_zone_lookup" / "taxi_zone_lookup.csv") in error.message
+    assert not list((tmp_path / "staging").glob("stage-*/*")), "nothing left staged"
     # The warehouse step never ran; the lake and the warehouse keep the last good zones.
     assert zones_key("warehouse") not in {
         e.asset_key for e in result.get_asset_materialization_events()
@@ -96,3 +90,19 @@ def test_zone_type_check_fails_on_a_missing_column_and_keeps_the_published_zones
     assert not list(lake_file.parent.glob(".*.tmp"))
     kept = platform.warehouse().query("SELECT count(*) AS n, count(service_zone) AS s FROM taxi_zone_lookup")
     assert kept.to_pylist() == [{"n": 265, "s": 265}]
+
+
+def test_zone_problems_name_nulls_range_and_duplicates():
+    import pyarrow as pa
+
+    from taxi_assets.zones import ZONES_SCHEMA, zone_problems
+
+    good = pa.table({"LocationID": [1, 2], "Borough": ["a", "b"], "Zone": ["NA", "NV"], "service_zone": ["x", "y"]})
+    assert zone_problems(good.cast(ZONES_SCHEMA)) == []
+    bad = pa.table({"LocationID": [0, 2, 2], "Borough": ["a", None, "b"], "Zone": ["z", "z", "z"]})
+    assert zone_problems(bad) == [
+        "missing column service_zone",
+        "1 empty Borough",
+        "LocationID below 1",
+        "LocationID not unique: 2",
+    ]

@@ -26,7 +26,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from taxi_assets.storage.gcp import credentials_from_json
-from taxi_assets.storage.lake import staging_root
+from taxi_assets.storage.staging import staging_root
 
 # A multiple of 256 KiB (the API's unit); one chunk is held in memory at a time.
 CHUNK_SIZE = 16 * 1024 * 1024

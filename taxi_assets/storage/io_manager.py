@@ -16,16 +16,11 @@ folders only ever see its Parquet files.
 from __future__ import annotations
 
 import dagster as dg
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from taxi_assets.convert import PARQUET_COMPRESSION
 from taxi_assets.months import normalize_month
 from taxi_assets.storage.gcp import credentials_field
-from taxi_assets.storage.lake import LakeObject, LakeStore, StagedFile, lake_store_from_uri
-
-DATAFRAME_FILE_NAME = "part-0.parquet"
+from taxi_assets.storage.lake import LakeObject, LakeStore, lake_store_from_uri
+from taxi_assets.storage.staging import StagedFile
 
 
 def partition_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
@@ -40,17 +35,6 @@ def partition_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
     return f"{base}/month={normalize_month(partition_key)}"
 
 
-def stage_dataframe(df: pd.DataFrame) -> StagedFile:
-    """A DataFrame output (typed by its asset's DagsterType) as a staged Parquet file."""
-    staged = StagedFile.new(DATAFRAME_FILE_NAME)
-    try:
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), staged.path, compression=PARQUET_COMPRESSION)
-    except BaseException:
-        staged.discard()
-        raise
-    return staged
-
-
 def path_metadata(uris: dict[str, str]) -> dict[str, dg.MetadataValue]:
     return {name: dg.MetadataValue.path(uri) for name, uri in uris.items()}
 
@@ -60,8 +44,8 @@ def quarantine_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
-    """Stores `StagedFile` (or DataFrame, as Parquet) outputs in the lake, one per month of
-    the run ({partition key: StagedFile} for a range); loads inputs
+    """Stores `StagedFile` outputs in the lake, one per month of the run ({partition key:
+    StagedFile} for a range); loads inputs
     as {partition_key: LakeObject}, or one LakeObject from an unpartitioned asset."""
 
     lake_uri: str
@@ -70,14 +54,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
     def store(self) -> LakeStore:
         return lake_store_from_uri(self.lake_uri, credentials_json=self.gcp_credentials_json)
 
-    def handle_output(
-        self, context: dg.OutputContext, obj: StagedFile | pd.DataFrame | dict[str, StagedFile] | None
-    ) -> None:
-        """Publish one output, or {partition key: staged file} from a run over a range of months."""
-        if obj is None:
-            return
-        if isinstance(obj, pd.DataFrame):
-            obj = stage_dataframe(obj)
+    def handle_output(self, context: dg.OutputContext, obj: StagedFile | dict[str, StagedFile]) -> None:
+        """Publish one staged file, or {partition key: staged file} from a run over a range of months."""
         if isinstance(obj, dict):
             files: dict[str | None, StagedFile] = dict(obj)
         else:

@@ -8,17 +8,16 @@ place. `LocalLakeStore` is the embedded default; `gcs.GCSLakeStore` is productio
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import tempfile
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
+from taxi_assets.storage.staging import abandoned, owner_tag
+
 DEFAULT_LAKE_URI = "./data/lake"
-DEFAULT_STAGING_DIR = "./data/staging"
 
 
 class LakeStore(Protocol):
@@ -116,51 +115,3 @@ def lake_store_from_uri(uri: str, credentials_json: str | None = None) -> LakeSt
     if "://" in uri and not uri.startswith("file://"):
         raise ValueError(f"unsupported lake URI {uri!r}: use a folder or gs://bucket/prefix")
     return LocalLakeStore(uri.removeprefix("file://"))
-
-
-def staging_root() -> Path:
-    """Scratch space for files being built; on the lake's filesystem by default so
-    publishing a local lake file is a rename, not a copy."""
-    return Path(os.environ.get("TAXI_STAGING_DIR", DEFAULT_STAGING_DIR)).expanduser().absolute()
-
-
-def owner_tag() -> str:
-    """Marks scratch files and folders with the process that owns them."""
-    return f"pid{os.getpid()}"
-
-
-def abandoned(name: str) -> bool:
-    """Whether a scratch name made with `owner_tag()` belongs to a process that is gone
-    (killed mid-run). Untagged names and live processes' names never are."""
-    match = re.search(r"\bpid(\d+)\b", name)
-    if match is None or int(match.group(1)) == os.getpid():
-        return False
-    try:
-        os.kill(int(match.group(1)), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False
-
-
-@dataclass(frozen=True)
-class StagedFile:
-    """A finished file waiting for the lake I/O manager to publish it, plus the
-    rows set aside while building it (`quarantine`), if there were any."""
-
-    path: Path
-    quarantine: Path | None = None
-
-    @classmethod
-    def new(cls, name: str) -> "StagedFile":
-        root = staging_root()
-        root.mkdir(parents=True, exist_ok=True)
-        # Folders left by killed runs are removed by the next run (on any month).
-        for folder in root.glob("stage-pid*"):
-            if abandoned(folder.name):
-                shutil.rmtree(folder, ignore_errors=True)
-        return cls(Path(tempfile.mkdtemp(prefix=f"stage-{owner_tag()}-", dir=root)) / name)
-
-    def discard(self) -> None:
-        shutil.rmtree(self.path.parent, ignore_errors=True)

@@ -21,7 +21,8 @@ from taxi_assets.errors import CheckFailedError
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
-from taxi_assets.storage.lake import LakeObject, StagedFile
+from taxi_assets.storage.lake import LakeObject
+from taxi_assets.storage.staging import StagedFile
 
 LAKE_FILE_NAME = "part-0.parquet"
 

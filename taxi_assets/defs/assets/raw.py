@@ -17,7 +17,7 @@ from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source import drop_zone
 from taxi_assets.source.http import Download
 from taxi_assets.source.resource import TaxiSource, url_templates
-from taxi_assets.storage.lake import StagedFile
+from taxi_assets.storage.staging import StagedFile
 
 
 def download_staged(file_name: str, fetch: Callable[[Path], Download]) -> tuple[StagedFile, Download]:

@@ -5,7 +5,7 @@ from typing import Any
 
 import dagster as dg
 
-from taxi_assets.storage.lake import StagedFile
+from taxi_assets.storage.staging import StagedFile
 
 
 def stage_each_partition(

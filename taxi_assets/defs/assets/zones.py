@@ -1,39 +1,29 @@
 """The taxi zone lookup through the three layers: the CSV as published, typed Parquet,
 a warehouse table (what the mart joins with). Unpartitioned: one file for all months.
 
-The lake layer's output is a DataFrame of a dagster-pandas type, so its columns and
-constraints show in the UI and a file that breaks them fails the run before anything
-is published (the lake I/O manager writes the DataFrame as Parquet).
+The lake layer checks the zones in Arrow (zones.zone_problems: columns, no nulls, unique
+LocationID) before it stages anything, so a file that breaks them fails the run naming the
+file and the problems, and nothing is published; a valid table is handed to the lake I/O
+manager as a staged Parquet file, like every other layer's output.
 """
 
 import dagster as dg
-import pandas as pd
-from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
+import pyarrow.parquet as pq
 
+from taxi_assets.convert import PARQUET_COMPRESSION
 from taxi_assets.defs.assets.keys import zones_key
 from taxi_assets.defs.assets.metadata import arrow_table_schema, download_metadata
 from taxi_assets.defs.assets.raw import download_staged
 from taxi_assets.defs.resources import load_settings
+from taxi_assets.errors import ConversionError
 from taxi_assets.source.resource import TaxiSource
-from taxi_assets.storage.lake import LakeObject, StagedFile
+from taxi_assets.storage.lake import LakeObject
+from taxi_assets.storage.staging import StagedFile
 from taxi_assets.storage.warehouse import Warehouse
-from taxi_assets.zones import ZONES_SCHEMA, ZONES_TABLE, read_zones_csv
+from taxi_assets.zones import ZONES_SCHEMA, ZONES_TABLE, read_zones_csv, zone_problems
 
 ZONES_GROUP = "zones"
-
-TaxiZoneLookup = create_dagster_pandas_dataframe_type(
-    name="TaxiZoneLookup",
-    description=(
-        "The TLC taxi zones, one row per LocationID. `NV` (264) and `NA` (265) are zone names, not nulls."
-    ),
-    columns=[
-        PandasColumn.integer_column("LocationID", min_value=1, non_nullable=True, unique=True),
-        PandasColumn.string_column("Borough", non_nullable=True),
-        PandasColumn.string_column("Zone", non_nullable=True),
-        PandasColumn.string_column("service_zone", non_nullable=True),
-    ],
-    metadata_fn=lambda df: {"rows": len(df), "boroughs": int(df["Borough"].nunique())},
-)
+LAKE_FILE_NAME = "part-0.parquet"
 
 
 @dg.asset(
@@ -54,22 +44,35 @@ def raw_taxi_zone_lookup(context: dg.AssetExecutionContext, source: TaxiSource) 
     key=zones_key("lake"),
     ins={"raw": dg.AssetIn(zones_key("raw"))},
     io_manager_key="lake_io_manager",
-    dagster_type=TaxiZoneLookup,
     group_name=ZONES_GROUP,
-    kinds={"parquet", "pandas"},
-    description="The taxi zone lookup as Parquet with declared types.",
+    kinds={"parquet"},
+    description=(
+        "The taxi zone lookup as Parquet with declared types, one row per LocationID. `NV` (264) and "
+        "`NA` (265) are zone names, not nulls. Checked before it is published: every column present "
+        "and without nulls, LocationID at least 1 and unique."
+    ),
     metadata={"layer": "lake", "dagster/column_schema": arrow_table_schema(ZONES_SCHEMA)},
 )
-def lake_taxi_zone_lookup(context: dg.AssetExecutionContext, raw: LakeObject) -> dg.Output[pd.DataFrame]:
+def lake_taxi_zone_lookup(context: dg.AssetExecutionContext, raw: LakeObject) -> dg.Output[StagedFile]:
     with raw.local_path() as path:
         zones = read_zones_csv(path, raw.uri)
+    problems = zone_problems(zones.table)
+    if problems:
+        raise ConversionError(f"taxi zones: {raw.uri} is not published, the lake keeps the previous zones: "
+                              f"{'; '.join(problems)}")
     if zones.extra_columns:
         context.log.warning(f"taxi zones: dropped columns not in the schema: {', '.join(zones.extra_columns)}")
-    df = zones.table.to_pandas()
+    staged = StagedFile.new(LAKE_FILE_NAME)
+    try:
+        pq.write_table(zones.table, staged.path, compression=PARQUET_COMPRESSION)
+    except BaseException:
+        staged.discard()
+        raise
     return dg.Output(
-        df,
+        staged,
         metadata={
-            "dagster/row_count": len(df),
+            "dagster/row_count": zones.table.num_rows,
+            "boroughs": len(zones.table["Borough"].unique()),
             "dropped_columns": zones.extra_columns,
             "source_file": raw.uri,
         },

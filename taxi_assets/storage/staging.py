@@ -1,0 +1,67 @@
+"""Scratch space: files being built before the lake I/O manager publishes them.
+
+Every layer hands the I/O manager a `StagedFile`; the file lives in a folder of its own under
+TAXI_STAGING_DIR (on the lake's filesystem by default, so publishing a local lake file is a
+rename, not a copy). Folders and temporary files carry the owning process's id, so what a
+killed run left behind is removed by the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_STAGING_DIR = "./data/staging"
+
+
+def staging_root() -> Path:
+    """Scratch space for files being built; on the lake's filesystem by default so
+    publishing a local lake file is a rename, not a copy."""
+    # Read when a file is staged (a run), not when the definitions load.
+    return Path(os.environ.get("TAXI_STAGING_DIR", DEFAULT_STAGING_DIR)).expanduser().absolute()
+
+
+def owner_tag() -> str:
+    """Marks scratch files and folders with the process that owns them."""
+    return f"pid{os.getpid()}"
+
+
+def abandoned(name: str) -> bool:
+    """Whether a scratch name made with `owner_tag()` belongs to a process that is gone
+    (killed mid-run). Untagged names and live processes' names never are."""
+    match = re.search(r"\bpid(\d+)\b", name)
+    if match is None or int(match.group(1)) == os.getpid():
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A finished file waiting for the lake I/O manager to publish it, plus the
+    rows set aside while building it (`quarantine`), if there were any."""
+
+    path: Path
+    quarantine: Path | None = None
+
+    @classmethod
+    def new(cls, name: str) -> "StagedFile":
+        root = staging_root()
+        root.mkdir(parents=True, exist_ok=True)
+        # Folders left by killed runs are removed by the next run (on any month).
+        for folder in root.glob("stage-pid*"):
+            if abandoned(folder.name):
+                shutil.rmtree(folder, ignore_errors=True)
+        return cls(Path(tempfile.mkdtemp(prefix=f"stage-{owner_tag()}-", dir=root)) / name)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path.parent, ignore_errors=True)
