@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import string
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ import dagster as dg
 from pydantic import Field
 
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.errors import ConfigError
 from taxi_assets.months import normalize_month
 from taxi_assets.source import http
 
@@ -18,6 +20,34 @@ DEFAULT_SOURCE_URL = (
     "{dataset}/{dataset}_tripdata_{month}.csv.gz"
 )
 DEFAULT_ZONES_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/misc/taxi_zone_lookup.csv"
+
+
+SOURCE_SETTING = "TAXI_SOURCE_URL"
+TEMPLATE_FIELDS = ("dataset", "month")
+
+
+def check_url_template(template: str, setting: str = SOURCE_SETTING) -> str:
+    """The template if it yields one URL per dataset and month, else ConfigError naming the setting.
+
+    Without {month} every month would load the same file, silently.
+    """
+    usage = f"fields are {{dataset}} and {{month}} (YYYY-MM), e.g. {DEFAULT_SOURCE_URL}"
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:  # a lone { or }
+        raise ConfigError(f"{setting}={template!r} is not a URL template ({exc}; write {{{{ or }}}} for a brace): {usage}") from None
+    unknown = [f for f in fields if f not in TEMPLATE_FIELDS]
+    if unknown:
+        raise ConfigError(f"{setting}={template!r}: unknown field(s) {', '.join('{' + f + '}' for f in unknown)}; {usage}")
+    if "month" not in fields:
+        raise ConfigError(f"{setting}={template!r} has no {{month}}: every month would load the same file; {usage}")
+    try:
+        url = template.format(dataset="yellow", month="2021-01")
+    except (ValueError, KeyError, IndexError, AttributeError) as exc:  # e.g. {month:%Y} or {month[1]}
+        raise ConfigError(f"{setting}={template!r} cannot be filled in ({exc}); {usage}") from None
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise ConfigError(f"{setting}={template!r} is not an http(s) URL; {usage}")
+    return template
 
 
 def url_file_name(url: str) -> str:
@@ -51,6 +81,10 @@ class TaxiSource(dg.ConfigurableResource):
     deadline_s: float = Field(
         default=3600.0, description="Longest one download attempt may take (a trickle that never stalls)."
     )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # At run start, before anything is fetched (an EnvVar is resolved only now).
+        check_url_template(self.url_template)
 
     def url(self, spec: DatasetSpec, month: str) -> str:
         return self.url_template.format(dataset=spec.name, month=normalize_month(month))
