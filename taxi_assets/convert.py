@@ -16,44 +16,46 @@ Why it is shaped this way (figures in the README, `make bench`):
 - CSV blocks and row groups are small, and freed memory goes back at once
   (jemalloc, decay 0): Arrow's streaming reader reads up to 32 blocks ahead;
 - nothing here makes pyarrow import pandas (see outside_month_rows).
-A malformed CSV row stops the fast path with UnreadableRowError (see convert).
+The CSV reader itself (fast and careful modes) is reader.py; a malformed CSV row
+stops the fast mode with UnreadableRowError and quarantine.py reruns in careful mode.
+Values that are not numbers (NaN, infinities) become nulls, counted per column.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
+import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from isal import igzip, igzip_threaded
-from isal.isal_zlib import error as IsalError
 
 from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec, get_spec
-from taxi_assets.errors import ConversionError, SchemaError, UnreadableRowError
+from taxi_assets.errors import ConversionError, StagingError
 from taxi_assets.months import month_bounds, normalize_month
+from taxi_assets.reader import (  # noqa: F401  (resolve_columns: part of this module's interface)
+    READ_ERRORS,
+    careful_batches,
+    csv_bytes,
+    csv_header,
+    fast_batches,
+    resolve_columns,
+)
 
-CSV_BLOCK_SIZE = 256 << 10
-INFLATE_BLOCK_SIZE = 256 << 10
 ROW_GROUP_ROWS = 64 << 10
 PARQUET_BATCH_ROWS = 64 << 10
 PARQUET_COMPRESSION = "zstd"  # at Arrow's default level (1): 3 is 3% smaller and 10% slower
+TLC_TIME_ZONE = "America/New_York"
 
 EPOCH = dt.date(1970, 1, 1)
-
-# What a broken file raises while it is read: Arrow, the OS, ISA-L's inflater.
-READ_ERRORS = (pa.ArrowException, OSError, EOFError, IsalError)
 
 
 @dataclass
@@ -65,37 +67,10 @@ class ConvertResult:
     renamed: dict[str, str] = field(default_factory=dict)
     extra_columns: list[str] = field(default_factory=list)
     filled_columns: list[str] = field(default_factory=list)
+    # NaN/infinity in a number column: stored as null, counted here per column.
+    non_finite_nulled: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     row_groups: int = 0
-
-
-def resolve_columns(spec: DatasetSpec, source_names: list[str], label: str):
-    """Map source column names onto the spec: exact, alias, then case-insensitive.
-
-    Returns (source -> canonical, extra source columns, optional columns to fill).
-    Extra columns are reported and dropped: the lake holds the declared schema only.
-    """
-    lookup: dict[str, str] = {}
-    for column in spec.columns:
-        for name in (column.name, *column.aliases):
-            lookup.setdefault(name.lower(), column.name)
-    mapping: dict[str, str] = {}
-    extra: list[str] = []
-    for name in source_names:
-        canonical = lookup.get(name.strip().lower())
-        if canonical is None or canonical in mapping.values():
-            extra.append(name)
-        else:
-            mapping[name] = canonical
-    present = set(mapping.values())
-    missing = [c.name for c in spec.columns if c.required and c.name not in present]
-    if missing:
-        raise SchemaError(
-            f"{label}: required column(s) {', '.join(missing)} missing "
-            f"(file has {', '.join(source_names)})"
-        )
-    fill = [c.name for c in spec.columns if c.name not in present]
-    return mapping, extra, fill
 
 
 def memory_pool() -> pa.MemoryPool:
@@ -117,65 +92,6 @@ def declared_schema(spec: DatasetSpec) -> pa.Schema:
     return pa.schema([pa.field(c.name, c.type) for c in spec.columns])
 
 
-def _is_gzip(path: Path) -> bool:
-    return path.name.lower().endswith(".gz")
-
-
-def _csv_header(path: Path, label: str) -> list[str]:
-    opener = igzip.open if _is_gzip(path) else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
-            line = f.readline()
-    except (*READ_ERRORS, UnicodeDecodeError) as exc:
-        raise ConversionError(f"{label}: cannot read header of {path}: {exc}") from None
-    if not line.strip():
-        raise ConversionError(f"{label}: {path} is empty (no header)")
-    # The header is one CSV record; the csv module handles its quoting.
-    return next(csv.reader([line]))
-
-
-@contextmanager
-def _csv_bytes(path: Path):
-    """What Arrow's CSV reader reads: plain files directly, gzip inflated on a thread."""
-    if not _is_gzip(path):
-        yield str(path)
-        return
-    with igzip_threaded.open(path, "rb", threads=1, block_size=INFLATE_BLOCK_SIZE) as stream:
-        yield stream
-
-
-def _csv_batches(
-    spec: DatasetSpec, source, header: list[str], mapping: dict[str, str], label: str, pool: pa.MemoryPool
-) -> Iterator[pa.RecordBatch]:
-    """Batches of the declared columns, typed and named by the reader itself.
-
-    A row Arrow cannot parse or convert raises UnreadableRowError, the point where a
-    validating reader can take over.
-    """
-    # The file's columns under our names, so the reader emits the lake schema as is;
-    # extra columns get names no spec column has and are not read.
-    names = [mapping.get(name, f"__extra_{i}") for i, name in enumerate(header)]
-    try:
-        reader = pacsv.open_csv(
-            source,
-            memory_pool=pool,
-            read_options=pacsv.ReadOptions(
-                column_names=names, skip_rows=1, block_size=CSV_BLOCK_SIZE, use_threads=True
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c.name: c.type for c in spec.columns},
-                include_columns=[c.name for c in spec.columns],
-                include_missing_columns=True,
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
-        yield from reader
-    except pa.ArrowInvalid as exc:
-        raise UnreadableRowError(f"{label}: {exc}") from None
-
-
 def _parquet_batches(
     spec: DatasetSpec, pf: pq.ParquetFile, mapping: dict[str, str], fill: list[str], label: str
 ) -> Iterator[pa.RecordBatch]:
@@ -190,12 +106,58 @@ def _parquet_batches(
                 continue
             array = batch.column(column.name)
             try:
-                arrays.append(array.cast(column.type))  # safe: fails rather than truncating
+                arrays.append(wall_clock(array).cast(column.type))  # safe: fails rather than truncating
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise ConversionError(
                     f"{label}: column {column.name} ({array.type}) cannot be read as {column.type}: {exc}"
                 ) from None
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def wall_clock(array: pa.Array) -> pa.Array:
+    """A zone-aware timestamp column as New York wall-clock time, the way TLC records trips.
+
+    A plain cast would keep the UTC instant and so shift every trip by the zone's offset.
+    """
+    if not (pa.types.is_timestamp(array.type) and array.type.tz):
+        return array
+    import pyarrow.compute as pc  # here only: it makes pyarrow import pandas
+
+    return pc.local_timestamp(array.cast(pa.timestamp(array.type.unit, TLC_TIME_ZONE)))
+
+
+def null_non_finite(table: pa.Table, counts: dict[str, int]) -> pa.Table:
+    """NaN and infinities in float columns become nulls, counted per column in `counts`.
+
+    A NaN would make every sum above it NaN. Read from the buffers with numpy (see
+    outside_month_rows); a column without any is returned as it is.
+    """
+    for index, f in enumerate(table.schema):
+        if not pa.types.is_float64(f.type):
+            continue
+        chunks, changed = [], False
+        for chunk in table.column(index).chunks:
+            validity, data = chunk.buffers()
+            values = np.frombuffer(data, dtype=np.float64, count=chunk.offset + len(chunk))[chunk.offset :]
+            finite = np.isfinite(values)
+            if finite.all():
+                chunks.append(chunk)
+                continue
+            valid = finite.copy()
+            if validity is not None and chunk.null_count:
+                bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=chunk.offset + len(chunk), bitorder="little")
+                valid &= bits[chunk.offset :].astype(bool)
+                nulled = int(np.count_nonzero(bits[chunk.offset :].astype(bool) & ~finite))
+            else:
+                nulled = int(np.count_nonzero(~finite))
+            if nulled:
+                counts[f.name] = counts.get(f.name, 0) + nulled
+            bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+            chunks.append(pa.Array.from_buffers(f.type, len(chunk), [bitmap, pa.py_buffer(np.where(finite, values, 0.0))]))
+            changed = True
+        if changed:
+            table = table.set_column(index, f, pa.chunked_array(chunks, f.type))
+    return table
 
 
 def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
@@ -260,34 +222,55 @@ def _write(
     result: ConvertResult,
     pool: pa.MemoryPool,
 ):
-    """Write row groups (plus source_month) to dst, encoding each on a thread while the next is read."""
+    """Write row groups (plus source_month) to dst, encoding each on a thread while the next is read.
+
+    An OSError of the writer (disk full) is a StagingError: not the source file's fault.
+    """
     start, end = month_bounds(month)
     schema = spec.arrow_schema()
     month_field = schema.field(SOURCE_MONTH_COLUMN)
-    with (
-        pq.ParquetWriter(
-            dst, schema, memory_pool=pool, use_dictionary=dictionary_columns(schema), compression=PARQUET_COMPRESSION
-        ) as writer,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-encode") as encoder,
-    ):
-        pending: Future | None = None
-        for table in _row_groups(batches, declared_schema(spec)):
-            result.outside_month_rows += outside_month_rows(table.column(spec.pickup_column), start, end)
-            result.rows += table.num_rows
-            table = table.append_column(month_field, month_column(start, table.num_rows))
+
+    def writing(call: Callable, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except OSError as exc:
+            raise StagingError(f"{result.dataset} {month}: cannot write {dst}: {exc}") from None
+
+    writer = writing(
+        pq.ParquetWriter,
+        dst, schema, memory_pool=pool, use_dictionary=dictionary_columns(schema), compression=PARQUET_COMPRESSION,
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-encode") as encoder:
+            pending: Future | None = None
+            for table in _row_groups(batches, declared_schema(spec)):
+                result.outside_month_rows += outside_month_rows(table.column(spec.pickup_column), start, end)
+                result.rows += table.num_rows
+                table = null_non_finite(table, result.non_finite_nulled)
+                table = table.append_column(month_field, month_column(start, table.num_rows))
+                if pending is not None:
+                    writing(pending.result)  # at most one row group in the encoder: memory stays flat
+                pending = encoder.submit(writer.write_table, table, row_group_size=table.num_rows)
+                result.row_groups += 1
             if pending is not None:
-                pending.result()  # at most one row group in the encoder: memory stays flat
-            pending = encoder.submit(writer.write_table, table, row_group_size=table.num_rows)
-            result.row_groups += 1
-        if pending is not None:
-            pending.result()
+                writing(pending.result)
+    finally:
+        writing(writer.close)
 
 
-def convert(spec: DatasetSpec, month: str, src: Path, dst: Path) -> ConvertResult:
+def convert(
+    spec: DatasetSpec,
+    month: str,
+    src: Path,
+    dst: Path,
+    set_aside: Callable[[str, str], None] | None = None,
+) -> ConvertResult:
     """Convert src to dst (Parquet, zstd). dst is written in place: callers stage it.
 
+    A CSV is read in the fast mode, or, given `set_aside(reason, record)`, in the careful
+    mode, which hands it the rows it cannot read (see reader.py).
     Raises ConversionError (naming dataset, month and file) on anything unreadable;
-    UnreadableRowError, a subclass, when a CSV row does not fit the declared schema.
+    UnreadableRowError, a subclass, when the fast mode meets a row it cannot read.
     """
     month = normalize_month(month)
     label = f"{spec.name} {month}"
@@ -302,17 +285,20 @@ def convert(spec: DatasetSpec, month: str, src: Path, dst: Path) -> ConvertResul
             pf = pq.ParquetFile(src)
             names = pf.schema_arrow.names
         else:
-            names = _csv_header(src, label)
+            names = csv_header(src, label)
         mapping, result.extra_columns, result.filled_columns = resolve_columns(spec, names, label)
         result.renamed = {s: d for s, d in mapping.items() if s != d}
         if is_parquet:
             _write(spec, month, _parquet_batches(spec, pf, mapping, result.filled_columns, label), dst, result, pool)
         else:
-            with _csv_bytes(src) as source:
-                # An UnreadableRowError from here is where quarantine.py takes over.
-                batches = _csv_batches(spec, source, names, mapping, f"{label} ({src})", pool)
+            with csv_bytes(src) as source:
+                where = f"{label} ({src})"
+                if set_aside is None:
+                    batches = fast_batches(spec, source, names, mapping, where, pool)
+                else:
+                    batches = careful_batches(spec, source, names, mapping, where, pool, set_aside)
                 _write(spec, month, batches, dst, result, pool)
-    except ConversionError:
+    except (ConversionError, StagingError):
         raise
     except READ_ERRORS as exc:
         raise ConversionError(f"{label}: cannot convert {src}: {exc}") from None
@@ -321,13 +307,34 @@ def convert(spec: DatasetSpec, month: str, src: Path, dst: Path) -> ConvertResul
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command: never writes over its input, and publishes OUT only when it is complete.
+
+    The Parquet file is built beside OUT under a hidden name and renamed onto OUT at the
+    end, so a failure leaves no partial file under the name asked for (nor an older OUT touched).
+    """
     parser = argparse.ArgumentParser(prog="python -m taxi_assets.convert", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--month", required=True, help="YYYY-MM")
     parser.add_argument("src", type=Path)
     parser.add_argument("dst", type=Path)
     args = parser.parse_args(argv)
-    result = convert(get_spec(args.dataset), args.month, args.src, args.dst)
+    try:
+        spec, month = get_spec(args.dataset), normalize_month(args.month)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not args.src.is_file():
+        parser.error(f"{args.src}: no such file")
+    if args.dst.exists() and (args.dst.is_dir() or os.path.samefile(args.dst, args.src)):
+        parser.error(f"OUT ({args.dst}) must be a new file name, not the input or a folder")
+    tmp = args.dst.with_name(f".{args.dst.name}.{os.getpid()}.tmp")
+    try:
+        result = convert(spec, month, args.src, tmp)
+        os.replace(tmp, args.dst)
+    except (ConversionError, StagingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        tmp.unlink(missing_ok=True)
     print(json.dumps(asdict(result)))
     return 0
 

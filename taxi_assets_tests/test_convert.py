@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import taxi_assets.convert as convert_module
+import taxi_assets.reader as reader_module
 from taxi_assets.convert import convert, month_column, outside_month_rows
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
 from taxi_assets.errors import ConversionError, UnreadableRowError
@@ -39,7 +40,7 @@ def independent_read(src) -> pa.Table:
 
 def test_small_row_groups_hold_every_value_of_an_independent_read(tmp_path, month_5k, monkeypatch):
     monkeypatch.setattr(convert_module, "ROW_GROUP_ROWS", 1000)
-    monkeypatch.setattr(convert_module, "CSV_BLOCK_SIZE", 64 << 10)
+    monkeypatch.setattr(reader_module, "CSV_BLOCK_SIZE", 64 << 10)
     out = tmp_path / "out.parquet"
     result = convert(YELLOW, "2021-01", month_5k, out)
     meta = pq.ParquetFile(out).metadata
