@@ -97,8 +97,9 @@ def is_gzip(path: Path) -> bool:
 def csv_header(path: Path, label: str) -> list[str]:
     opener = igzip.open if is_gzip(path) else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
-            line = f.readline()
+        # Bytes up to the first line break, then decoded: a bad byte further on is a row's problem.
+        with opener(path, "rb") as f:
+            line = f.readline(1 << 20).split(b"\r")[0].decode("utf-8-sig")
     except (*READ_ERRORS, UnicodeDecodeError) as exc:
         raise ConversionError(f"{label}: cannot read header of {path}: {exc}") from None
     if not line.strip():

@@ -45,6 +45,9 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 context.log.warning(
                     f"{spec.name} {month}: dropped columns not in the spec: {', '.join(result.extra_columns)}"
                 )
+            if result.non_finite_nulled:
+                counts = ", ".join(f"{n:,} in {c}" for c, n in result.non_finite_nulled.items())
+                context.log.warning(f"{spec.name} {month}: NaN/infinite values stored as null: {counts}")
             context.log.info(f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
             return StagedFile(staged.path, quarantine=quarantine.path), {
                 "dagster/row_count": result.rows,
@@ -56,6 +59,7 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "renamed_columns": result.renamed,
                 "dropped_columns": result.extra_columns,
                 "filled_null_columns": result.filled_columns,
+                "non_finite_nulled": result.non_finite_nulled,
                 "source_file": source.uri,
                 "seconds": round(result.seconds, 3),
             }
