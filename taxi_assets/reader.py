@@ -109,17 +109,22 @@ def csv_header(path: Path, label: str) -> list[str]:
 
 
 class _Scanned:
-    """A binary file Arrow reads through, noting whether '0x' occurs (cheap: bytes.find)."""
+    """A binary file Arrow reads through, noting whether '0x' occurs.
+
+    An x is rare in TLC data (the header's 'extra' and 'mta_tax' aside), so a block is
+    first searched for x by memchr (~1% of the read time); searching for '0x' itself
+    stops at every 0 and costs a quarter of a conversion.
+    """
 
     def __init__(self, raw):
         self.raw, self.tail, self.hex_seen = raw, b"", False
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
-        if not self.hex_seen and data:
-            window = self.tail + data
-            self.hex_seen = b"0x" in window or b"0X" in window
-            self.tail = data[-1:]
+        if not self.hex_seen and data and (b"x" in data or b"X" in data):
+            window = self.tail + data[:1]
+            self.hex_seen = b"0x" in data or b"0X" in data or window in (b"0x", b"0X")
+        self.tail = data[-1:]
         return data
 
     def __getattr__(self, name):
