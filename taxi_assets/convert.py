@@ -42,6 +42,7 @@ from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec, get_spec
 from taxi_assets.errors import ConversionError, StagingError
 from taxi_assets.months import month_bounds, normalize_month
 from taxi_assets.reader import (  # noqa: F401  (resolve_columns: part of this module's interface)
+    CAREFUL_BLOCK_SIZE,
     READ_ERRORS,
     careful_batches,
     csv_bytes,
@@ -301,6 +302,8 @@ def convert(
     except (ConversionError, StagingError):
         raise
     except READ_ERRORS as exc:
+        if "straddling object" in str(exc):  # only the careful mode's 16 MiB blocks get here
+            exc = f"a record longer than {2 * CAREFUL_BLOCK_SIZE >> 20} MiB (an unclosed quote?)"
         raise ConversionError(f"{label}: cannot convert {src}: {exc}") from None
     result.seconds = time.monotonic() - started
     return result

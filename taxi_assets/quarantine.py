@@ -20,7 +20,7 @@ from pathlib import Path
 
 from taxi_assets.convert import ConvertResult, convert
 from taxi_assets.datasets import DatasetSpec
-from taxi_assets.errors import MalformedRowsError, UnreadableRowError
+from taxi_assets.errors import MalformedRowsError, StagingError, UnreadableRowError
 from taxi_assets.months import normalize_month
 
 QUARANTINE_FILE_NAME = "rows.csv"
@@ -54,7 +54,11 @@ def convert_quarantining(
     except UnreadableRowError:
         pass  # a row the fast mode cannot read: the careful mode sets such rows aside
     found = Quarantine()
-    with open(quarantine, "w", newline="") as out:
+    try:
+        out = open(quarantine, "w", newline="")
+    except OSError as exc:
+        raise StagingError(f"{label}: cannot write the quarantine file {quarantine}: {exc}") from None
+    with out:
         rows = csv.writer(out)
         rows.writerow(QUARANTINE_HEADER)
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -133,3 +134,23 @@ def test_a_duckdb_file_held_by_another_process_is_waited_for_then_named(platform
     assert any(f"yellow {MONTH}: waiting up to 2 s for the warehouse file {path}" in m for m in logged(instance, result.run_id))
     assert took < 60  # failed on its own, not when the holder went away
     good.assert_same(State.of(platform, SPEC))
+
+
+def test_a_partition_key_that_is_not_a_month_is_refused_before_anything_runs(tmp_path):
+    """Dagster's CLI checks the key against the asset's months (keys are YYYY-MM-01)."""
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path),
+        "TAXI_LAKE_URI": str(tmp_path / "lake"),
+        "TAXI_WAREHOUSE_URI": f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
+        "TAXI_STAGING_DIR": str(tmp_path / "staging"),
+    }
+    (tmp_path / "dagster.yaml").write_text("")
+    dagster = Path(sys.executable).with_name("dagster")
+    proc = subprocess.run(
+        [str(dagster), "asset", "materialize", "-m", "taxi_assets.definitions", "--select", "raw/yellow", "--partition", "2021-01"],
+        env=env, capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode != 0
+    assert "containing the passed partition key `2021-01`" in proc.stderr
+    assert not (tmp_path / "lake").exists() and not (tmp_path / "warehouse.duckdb").exists()
