@@ -237,9 +237,10 @@ def _write(
         except OSError as exc:
             raise StagingError(f"{result.dataset} {month}: cannot write {dst}: {exc}") from None
 
+    sink = writing(pa.OSFile, str(dst), "wb")  # ours, so it is closed even when the writer fails
     writer = writing(
         pq.ParquetWriter,
-        dst, schema, memory_pool=pool, use_dictionary=dictionary_columns(schema), compression=PARQUET_COMPRESSION,
+        sink, schema, memory_pool=pool, use_dictionary=dictionary_columns(schema), compression=PARQUET_COMPRESSION,
     )
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-encode") as encoder:
@@ -255,8 +256,15 @@ def _write(
                 result.row_groups += 1
             if pending is not None:
                 writing(pending.result)
-    finally:
         writing(writer.close)
+    except BaseException:
+        try:
+            writer.close()
+        except OSError:
+            pass  # the first error is the one to report
+        raise
+    finally:
+        sink.close()
 
 
 def convert(

@@ -148,11 +148,13 @@ def test_bad_file_is_rejected_before_it_reaches_the_lake(platform, good, source,
 
 
 @pytest.fixture
-def small_staging(platform, tmp_path, monkeypatch):
-    """TAXI_STAGING_DIR on a real 16 KiB filesystem (tmpfs), smaller than the month's file."""
+def small_staging(platform, tmp_path, monkeypatch, request):
+    """TAXI_STAGING_DIR on a real filesystem (tmpfs) of request.param KiB (default 16: smaller
+    than the month's 30 KB file)."""
     staging = tmp_path / "small-staging"
     staging.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(staging)], capture_output=True)
+    size = getattr(request, "param", 16)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}k", "tmpfs", str(staging)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"mounting a tmpfs needs root here: {mounted.stderr.decode().strip()}")
     monkeypatch.setenv("TAXI_STAGING_DIR", str(staging))
@@ -168,3 +170,13 @@ def test_a_full_staging_disk_is_named_and_not_retried(platform, good, source, sm
     )
     assert_failed_cleanly(platform, good, result, "StagingError", message)
     assert [m for m, path, _ in source.requests if path == FILE] == ["GET"]  # once: not retried
+
+
+@pytest.mark.parametrize("small_staging", [36], indirect=True)  # the raw file fits, its Parquet (39 KB) does not
+def test_a_staging_disk_that_fills_during_conversion_is_named(platform, good, source, small_staging):
+    result = materialize(platform, SPEC, MONTH)
+    step, cls, message = failure(result)
+    assert (step, cls) == ("lake__yellow", "StagingError")
+    assert re.fullmatch(rf"yellow 2021-01: cannot write {small_staging}/stage-pid\d+-\w+/part-0.parquet: .*No space left on device.*", message, re.S), message
+    good.assert_same(State.of(platform, SPEC))  # raw is the same file again; lake and warehouse untouched
+    assert staging_leftovers() == []
