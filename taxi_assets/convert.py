@@ -237,6 +237,11 @@ def _write(
         except OSError as exc:
             raise StagingError(f"{result.dataset} {month}: cannot write {dst}: {exc}") from None
 
+    def encode(table: pa.Table) -> None:  # on the encoder thread, beside the reader's
+        table = null_non_finite(table, result.non_finite_nulled)
+        table = table.append_column(month_field, month_column(start, table.num_rows))
+        writer.write_table(table, row_group_size=table.num_rows)
+
     sink = writing(pa.OSFile, str(dst), "wb")  # ours, so it is closed even when the writer fails
     writer = writing(
         pq.ParquetWriter,
@@ -248,11 +253,9 @@ def _write(
             for table in _row_groups(batches, declared_schema(spec)):
                 result.outside_month_rows += outside_month_rows(table.column(spec.pickup_column), start, end)
                 result.rows += table.num_rows
-                table = null_non_finite(table, result.non_finite_nulled)
-                table = table.append_column(month_field, month_column(start, table.num_rows))
                 if pending is not None:
                     writing(pending.result)  # at most one row group in the encoder: memory stays flat
-                pending = encoder.submit(writer.write_table, table, row_group_size=table.num_rows)
+                pending = encoder.submit(encode, table)
                 result.row_groups += 1
             if pending is not None:
                 writing(pending.result)
