@@ -4,6 +4,7 @@
 import dagster as dg
 
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.errors import StagingError
 from taxi_assets.defs.assets.keys import lake_key, raw_key
 from taxi_assets.defs.assets.metadata import table_schema
 from taxi_assets.defs.assets.staging import stage_each_partition
@@ -33,9 +34,12 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             month = normalize_month(key)
             source = raw[key]
             with source.local_path() as path:
-                result, quarantine = convert_quarantining(
-                    spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME)
-                )
+                try:
+                    result, quarantine = convert_quarantining(
+                        spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME)
+                    )
+                except StagingError as exc:
+                    raise StagingError(f"{exc} (TAXI_STAGING_DIR)") from None
             if quarantine.rows:
                 context.log.warning(
                     f"{spec.name} {month}: set aside {quarantine.rows:,} malformed of {quarantine.records:,} rows "
