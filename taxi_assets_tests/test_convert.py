@@ -223,3 +223,11 @@ def test_a_failed_command_leaves_no_file_under_the_name_asked_for(tmp_path, mont
     assert run_cli("--dataset", "yellow", "--month", "2021-13", str(src), str(out)).stderr.endswith(
         "error: not a month: '2021-13' (expected YYYY-MM)\n"
     )
+
+
+def test_the_careful_mode_reads_a_clean_file_exactly_as_the_fast_mode(tmp_path, month_5k):
+    set_aside = []
+    fast = convert(YELLOW, "2021-01", month_5k, tmp_path / "fast.parquet")
+    careful = convert(YELLOW, "2021-01", month_5k, tmp_path / "careful.parquet", set_aside=lambda *row: set_aside.append(row))
+    assert set_aside == [] and careful.rows == fast.rows == 5000
+    assert pq.read_table(tmp_path / "careful.parquet").equals(pq.read_table(tmp_path / "fast.parquet"))

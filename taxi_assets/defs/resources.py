@@ -8,6 +8,9 @@
 | TAXI_STAGING_DIR    | ./data/staging     (scratch for files being built) |
 | TAXI_GCP_CREDENTIALS_JSON | unset: GOOGLE_APPLICATION_CREDENTIALS, else application-default credentials |
 | TAXI_BIGQUERY_LOCATION    | unset: the dataset's location |
+
+TAXI_SOURCE_URL and TAXI_WAREHOUSE_URI are checked here, when the definitions load,
+and again by their resources when a run starts (ConfigError naming the variable).
 """
 
 from __future__ import annotations
