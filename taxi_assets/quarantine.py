@@ -30,16 +30,21 @@ EXAMPLES = 3
 
 @dataclass
 class Quarantine:
-    """What was set aside: `rows` of the `records` read, a few examples, and the file."""
+    """What was set aside: `rows` of the `records` read, a few examples, and the file.
+
+    `lines` counts the file's lines in the set-aside rows: an unclosed quote makes one
+    "row" of every line after it, and the share must see those lines, not one row.
+    """
 
     rows: int = 0
     records: int = 0
+    lines: int = 0
     examples: list[str] = field(default_factory=list)
     path: Path | None = None
 
     @property
     def share(self) -> float:
-        return self.rows / self.records if self.records else 0.0
+        return self.lines / self.records if self.records else 0.0
 
 
 def convert_quarantining(
@@ -65,18 +70,19 @@ def convert_quarantining(
         def set_aside(reason: str, record: str) -> None:
             rows.writerow((reason, record))
             found.rows += 1
+            found.lines += record.count("\n") + 1
             if len(found.examples) < EXAMPLES:
                 found.examples.append(f"{reason}: {record[:120]}")
 
         result = convert(spec, month, src, dst, set_aside=set_aside)
-    found.records = result.rows + found.rows
+    found.records = result.rows + found.lines
     if not found.rows:
         quarantine.unlink()  # the fast mode's doubt was unfounded (e.g. '0x' in a text)
         return result, found
     limit = spec.thresholds.malformed_rows_error
     if found.share > limit:
         raise MalformedRowsError(
-            f"{label}: {found.rows:,} of {found.records:,} rows ({found.share:.2%}) of {src} are "
+            f"{label}: {found.lines:,} of {found.records:,} rows ({found.share:.2%}) of {src} are "
             f"malformed, more than the {limit:.2%} allowed; e.g. {' | '.join(found.examples)}"
         )
     found.path = quarantine

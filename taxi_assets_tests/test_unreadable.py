@@ -208,3 +208,11 @@ def test_two_equally_good_columns_for_one_are_an_error_naming_both(platform, goo
         r"nothing says which one holds it: rename or drop one"
     )
     assert_failed_in_lake_step(platform, good, result, "SchemaError", message, body)
+
+
+def test_an_unclosed_quote_cannot_hide_the_rest_of_the_file_in_one_row(platform, good, source, mirror_root):
+    """Every line after the quote becomes part of one record: the share counts those lines."""
+    body = serve(source, mirror_root, lambda lines: set_field(lines, 10, "store_and_fwd_flag", '"N'))
+    result = materialize(platform, SPEC, MONTH)
+    message = r"yellow 2021-01: 1,191 of 1,200 rows \(99.25%\) of .* are malformed, more than the 1.00% allowed; e.g. expected 18 fields, got 7: .*"
+    assert_failed_in_lake_step(platform, good, result, "MalformedRowsError", message, body)
