@@ -43,6 +43,7 @@ from taxi_assets.errors import ConversionError, StagingError
 from taxi_assets.months import month_bounds, normalize_month
 from taxi_assets.reader import (  # noqa: F401  (resolve_columns: part of this module's interface)
     CAREFUL_BLOCK_SIZE,
+    DECIMAL_INT,
     READ_ERRORS,
     careful_batches,
     csv_bytes,
@@ -106,6 +107,8 @@ def _parquet_batches(
                 arrays.append(pa.nulls(batch.num_rows, column.type))
                 continue
             array = batch.column(column.name)
+            if pa.types.is_integer(column.type) and pa.types.is_string(array.type):
+                _decimal_only(array, column.name, label)
             try:
                 arrays.append(wall_clock(array).cast(column.type))  # safe: fails rather than truncating
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -113,6 +116,16 @@ def _parquet_batches(
                     f"{label}: column {column.name} ({array.type}) cannot be read as {column.type}: {exc}"
                 ) from None
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _decimal_only(array: pa.Array, name: str, label: str) -> None:
+    """Text read as integers must be decimal digits: a cast would read 0x1F as 31."""
+    import pyarrow.compute as pc  # here only: it makes pyarrow import pandas
+
+    other = pc.invert(pc.match_substring_regex(array, DECIMAL_INT))
+    if pc.any(other).as_py():
+        example = array.filter(pc.fill_null(other, False))[0].as_py()
+        raise ConversionError(f"{label}: column {name} holds {example!r}, which is not a decimal integer")
 
 
 def wall_clock(array: pa.Array) -> pa.Array:

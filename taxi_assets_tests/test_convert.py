@@ -231,3 +231,14 @@ def test_the_careful_mode_reads_a_clean_file_exactly_as_the_fast_mode(tmp_path, 
     careful = convert(YELLOW, "2021-01", month_5k, tmp_path / "careful.parquet", set_aside=lambda *row: set_aside.append(row))
     assert set_aside == [] and careful.rows == fast.rows == 5000
     assert pq.read_table(tmp_path / "careful.parquet").equals(pq.read_table(tmp_path / "fast.parquet"))
+
+
+def test_parquet_text_in_another_integer_notation_is_refused(tmp_path, lake_5k):
+    counts = pa.array([str(v) if v is not None else None for v in lake_5k["passenger_count"].to_pylist()])
+    src = tmp_path / "yellow_tripdata_2021-01.parquet"
+    at = lake_5k.schema.get_field_index("passenger_count")
+    pq.write_table(lake_5k.set_column(at, "passenger_count", counts), src)
+    assert convert(YELLOW, "2021-01", src, tmp_path / "out.parquet").rows == 5000  # decimal text is read
+    pq.write_table(lake_5k.set_column(at, "passenger_count", pa.array(["0x2"] + counts.to_pylist()[1:])), src)
+    with pytest.raises(ConversionError, match=r"yellow 2021-01: column passenger_count holds '0x2', which is not a decimal integer"):
+        convert(YELLOW, "2021-01", src, tmp_path / "out.parquet")
