@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec, get_spec
 from taxi_assets.errors import ConversionError, StagingError
 from taxi_assets.months import month_bounds, normalize_month
-from taxi_assets.reader import (  # noqa: F401  (resolve_columns: part of this module's interface)
+from taxi_assets.reader import (
     CAREFUL_BLOCK_SIZE,
     DECIMAL_INT,
     READ_ERRORS,
