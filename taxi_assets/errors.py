@@ -35,3 +35,18 @@ class UnreadableRowError(ConversionError):
     convert.py's typed fast path raises it at the first such row and stops; the
     validating reader (quarantine.py) catches it and sets the bad rows aside.
     """
+
+
+class ConfigError(TaxiAssetsError, ValueError):
+    """A setting (an env var or resource field) cannot work; the message names it and says what it must be.
+
+    Raised when the definitions load or when a run starts, before any month is fetched.
+    """
+
+
+class StagingError(TaxiAssetsError):
+    """A file could not be written to TAXI_STAGING_DIR (disk full, no permission): not the source's fault."""
+
+
+class WarehouseLockedError(TaxiAssetsError):
+    """Another process holds the DuckDB warehouse file open for writing."""
