@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from taxi_assets.convert import column_lookup
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
 from taxi_assets.eras import CODE_MAPS
+from taxi_assets.reader import column_lookup
 
 
 def markdown() -> str:

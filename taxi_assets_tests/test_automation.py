@@ -7,8 +7,8 @@ import pytest
 from dagster._core.definitions.freshness import CronFreshnessPolicy
 
 from taxi_assets.datasets import DATASETS
-from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key, zones_key
 from taxi_assets.definitions import defs
+from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key, zones_key
 from taxi_assets.mart import MART_TABLE
 
 UTC = dt.timezone.utc

@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from taxi_assets.bench.convert_bench import month_file
 from taxi_assets.bench.dagster_bench import instance_yaml, max_overlap
 from taxi_assets.bench.variants import VARIANTS

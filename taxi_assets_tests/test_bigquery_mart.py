@@ -17,14 +17,20 @@ import pytest
 
 from taxi_assets.datasets import DATASETS
 from taxi_assets.mart import (
-    BIGQUERY, DUCKDB, MART_SCHEMA, MART_TABLE, dialect_for, month_totals_sql, trips_by_zone_sql,
+    BIGQUERY,
+    DUCKDB,
+    MART_SCHEMA,
+    MART_TABLE,
+    dialect_for,
+    month_totals_sql,
+    trips_by_zone_sql,
 )
 from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse, WarehouseError
 from taxi_assets.storage.io_manager import stage_dataframe
 from taxi_assets.storage.lake import LakeObject, LocalLakeStore, lake_store_from_uri
 from taxi_assets.zones import ZONES_SCHEMA, ZONES_TABLE, read_zones_csv
-from taxi_assets_tests.harness import TEST_DATA
 from taxi_assets_tests.fake_google import DATASET, PROJECT
+from taxi_assets_tests.harness import TEST_DATA
 
 URI = f"bigquery://{PROJECT}/{DATASET}"
 ZONES_RELPATH = f"{ZONES_TABLE}/part-0.parquet"

@@ -16,8 +16,8 @@ from taxi_assets.datasets import DATASETS
 from taxi_assets.months import partition_key
 from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse, WarehouseError
 from taxi_assets.storage.lake import LakeObject, LocalLakeStore, lake_store_from_uri
-from taxi_assets_tests.harness import MONTHS
 from taxi_assets_tests.fake_google import DATASET, PROJECT, SLOT_MS
+from taxi_assets_tests.harness import MONTHS
 from taxi_assets_tests.helpers import mirror_file
 
 YELLOW = DATASETS["yellow"]

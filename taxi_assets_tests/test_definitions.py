@@ -29,8 +29,8 @@ def test_every_column_of_every_trips_layer_and_the_zones_has_a_description():
     import dagster as dg
 
     from taxi_assets.datasets import DATASETS
-    from taxi_assets.defs.assets.keys import lake_key, warehouse_key, zones_key
     from taxi_assets.definitions import defs
+    from taxi_assets.defs.assets.keys import lake_key, warehouse_key, zones_key
 
     graph = defs.resolve_asset_graph()
     keys = [k for spec in DATASETS.values() for k in (lake_key(spec), warehouse_key(spec))]

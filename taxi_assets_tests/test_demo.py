@@ -4,7 +4,6 @@ when `make` itself is terminated (SIGTERM to make alone)."""
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest

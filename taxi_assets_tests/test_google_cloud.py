@@ -31,8 +31,8 @@ from taxi_assets.storage.gcp import CredentialsError, credentials_from_json
 from taxi_assets.storage.gcs import GCSLakeStore
 from taxi_assets_tests.fake_google import DATASET, PROJECT, SLOT_MS
 from taxi_assets_tests.harness import all_assets
-from taxi_assets_tests.test_bigquery_mart import MART_RESULT_FIELDS, MART_ROWS
 from taxi_assets_tests.helpers import csv_data_rows, mirror_file
+from taxi_assets_tests.test_bigquery_mart import MART_RESULT_FIELDS, MART_ROWS
 
 EMAIL = "taxi-loader@taxi-project.iam.gserviceaccount.com"
 

@@ -23,10 +23,10 @@ import pytest
 import requests
 
 from taxi_assets.datasets import DATASETS
-from taxi_assets.convert import era_columns
 from taxi_assets.mirror import Fault, MirrorServer, generate, header_for, relpath, spec_column_name
 from taxi_assets.mirror.__main__ import main as cli_main
 from taxi_assets.mirror.__main__ import parse_months
+from taxi_assets.reader import era_columns
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"

@@ -7,7 +7,6 @@ import csv
 import io
 from pathlib import Path
 
-import dagster as dg
 import pyarrow.parquet as pq
 
 from taxi_assets.defs.assets.keys import zones_key

@@ -19,9 +19,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from taxi_assets.convert import column_lookup
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.eras import Era
+from taxi_assets.reader import column_lookup
 
 # How each era spells codes: the first spellings are the usual ones; UNKNOWN_CODE is one
 # no data dictionary knows (it must become null and be counted).
