@@ -147,6 +147,7 @@ def test_a_duckdb_file_held_by_another_process_is_waited_for_then_named(platform
     good.assert_same(State.of(platform, SPEC))
 
 
+@pytest.mark.deploy  # the dagster CLI as a process
 def test_a_partition_key_that_is_not_a_month_is_refused_before_anything_runs(tmp_path):
     """Dagster's CLI checks the key against the asset's months (keys are YYYY-MM-01)."""
     env = {
@@ -159,7 +160,7 @@ def test_a_partition_key_that_is_not_a_month_is_refused_before_anything_runs(tmp
     (tmp_path / "dagster.yaml").write_text("")
     dagster = Path(sys.executable).with_name("dagster")
     proc = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "taxi_assets.definitions", "--select", "raw/yellow", "--partition", "2021-01"],
+        [str(dagster), "asset", "materialize", "-m", "taxi_assets.definitions", "--select", "raw/yellow_raw", "--partition", "2021-01"],
         env=env, capture_output=True, text=True, cwd=tmp_path,
     )
     assert proc.returncode != 0
