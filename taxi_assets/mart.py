@@ -26,7 +26,7 @@ import pyarrow as pa
 from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec
 from taxi_assets.errors import NotLoadedError
 from taxi_assets.months import normalize_month
-from taxi_assets.storage.warehouse import WarehouseBackend, warehouse_kind
+from taxi_assets.storage.warehouse import Warehouse, parse_bigquery_uri, warehouse_kind
 from taxi_assets.zones import ZONES_TABLE
 
 MART_TABLE = "trips_by_zone"
@@ -87,8 +87,6 @@ def dialect_for(uri: str) -> SqlDialect:
         return DUCKDB
     if kind == "bigquery":
         # The URI is read by the backend's own parser, so the SQL names the tables it writes.
-        from taxi_assets.storage.bigquery_warehouse import parse_bigquery_uri
-
         project, dataset = parse_bigquery_uri(uri)
         return replace(BIGQUERY, table_prefix=f"{project}.{dataset}.")
     raise ValueError(f"no SQL dialect for warehouse {uri!r}")
@@ -154,7 +152,7 @@ class MartMonth:
 
 
 def build_trips_by_zone_month(
-    warehouse: WarehouseBackend, d: SqlDialect, specs: Iterable[DatasetSpec], month: str
+    warehouse: Warehouse, d: SqlDialect, specs: Iterable[DatasetSpec], month: str
 ) -> MartMonth:
     """Replace the mart's month from the warehouse tables; refuses to build a month that
     a dataset's table or the zone table does not have (it would be silently short)."""

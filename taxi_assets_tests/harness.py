@@ -11,11 +11,11 @@ import dagster as dg
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.definitions import load_definitions
 from taxi_assets.defs.assets import build_dataset_assets
+from taxi_assets.defs.resources import warehouse_resource
 from taxi_assets.months import partition_key
 from taxi_assets.source.resource import DEFAULT_ZONES_URL, TaxiSource
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import LocalLakeStore
-from taxi_assets.storage.warehouse import Warehouse, backend_from_uri
 
 TEST_DATA = Path(__file__).parent / "data"
 MONTHS = ["2021-01", "2021-02"]
@@ -41,14 +41,14 @@ class Platform:
         return {
             "source": TaxiSource(url_template=self.source_url, zones_url=self.zones_url, backoff_s=0.01),
             "lake_io_manager": LakeIOManager(lake_uri=self.lake_uri),
-            "warehouse": Warehouse(uri=self.warehouse_uri),
+            "warehouse": warehouse_resource(self.warehouse_uri),
         }
 
     def lake(self) -> LocalLakeStore:
         return LocalLakeStore(self.lake_uri)
 
     def warehouse(self):
-        return backend_from_uri(self.warehouse_uri)
+        return warehouse_resource(self.warehouse_uri)
 
     def materialize(self, spec: DatasetSpec, month: str, **kwargs) -> dg.ExecuteInProcessResult:
         return dg.materialize(

@@ -19,9 +19,9 @@ from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.defs.assets.keys import lake_key, warehouse_key
 from taxi_assets.defs.checks import lake_check_specs
+from taxi_assets.defs.resources import warehouse_resource
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.mirror.generator import relpath
-from taxi_assets.storage.warehouse import backend_from_uri
 from taxi_assets_tests.harness import Platform
 from taxi_assets_tests.helpers import csv_data_rows
 
@@ -71,7 +71,7 @@ def test_readme_partition_range_loads_three_months_in_one_run(three_month_mirror
 
     spec = DATASETS["yellow"]
     expected = {m: csv_data_rows(three_month_mirror.root / relpath("yellow", m)) for m in MONTHS}
-    assert backend_from_uri(warehouse_uri).month_row_counts(spec) == expected
+    assert warehouse_resource(warehouse_uri).month_row_counts(spec) == expected
     for month in MONTHS:  # each file fetched once
         assert three_month_mirror.request_count(relpath("yellow", month), "GET") == 1
         assert (tmp_path / "lake" / "yellow" / f"month={month}" / "part-0.parquet").is_file()

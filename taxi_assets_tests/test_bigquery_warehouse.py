@@ -39,7 +39,7 @@ YELLOW_BQ_SCHEMA = PREVIOUS_YELLOW_BQ_SCHEMA[:-1] + [(c, "FLOAT64") for c in COO
 
 @pytest.fixture
 def warehouse(fake_google) -> BigQueryWarehouse:
-    return BigQueryWarehouse(PROJECT, DATASET, client=fake_google.bigquery_client())
+    return BigQueryWarehouse.with_client(f"bigquery://{PROJECT}/{DATASET}", fake_google.bigquery_client())
 
 
 @pytest.fixture

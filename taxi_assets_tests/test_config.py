@@ -16,9 +16,10 @@ import pytest
 import taxi_assets.storage.duckdb_warehouse as duckdb_warehouse
 from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets import build_dataset_assets
+from taxi_assets.defs.resources import warehouse_resource
 from taxi_assets.errors import ConfigError
 from taxi_assets.source.resource import TaxiSource
-from taxi_assets.storage.warehouse import Warehouse, backend_from_uri
+from taxi_assets.storage.duckdb_warehouse import DuckDBWarehouse
 from taxi_assets_tests.reliability import (  # noqa: F401
     State,
     failure,
@@ -64,7 +65,7 @@ BAD_SOURCE_URLS = {
 @pytest.mark.parametrize("uri", list(BAD_WAREHOUSE_URIS))
 def test_a_warehouse_uri_that_cannot_work_fails_the_definitions_load(uri):
     with pytest.raises(ConfigError, match=f"^TAXI_WAREHOUSE_URI.*{BAD_WAREHOUSE_URIS[uri]}"):
-        backend_from_uri(uri)
+        warehouse_resource(uri)
 
 
 def test_the_code_location_refuses_to_load_naming_the_setting():
@@ -105,10 +106,12 @@ def test_a_source_template_that_cannot_work_fails_before_any_download(platform, 
     assert not (platform.root / "lake").exists()
 
 
-@pytest.mark.parametrize("uri", ["duckdb:///", "postgres://host/db"])
+# An unknown kind (postgres://) never gets this far: choosing the backend refuses it at load
+# (test_a_warehouse_uri_that_cannot_work_fails_the_definitions_load).
+@pytest.mark.parametrize("uri", ["duckdb:///", "duckdb:///some/folder/"])
 def test_a_bad_warehouse_uri_fails_the_run_before_raw_and_lake(platform, good, source, uri):
     resources = platform.resources()
-    resources["warehouse"] = Warehouse(uri=uri)
+    resources["warehouse"] = DuckDBWarehouse(uri=uri)
     result = dg.materialize(
         build_dataset_assets(SPEC, "duckdb"),
         partition_key=f"{MONTH}-01",

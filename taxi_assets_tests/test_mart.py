@@ -262,7 +262,7 @@ def fhv_trip(day: int, start: str, end: str | None, zone: int | None) -> dict:
 def test_unknown_pickup_zones_are_kept_and_missing_inputs_are_refused(tmp_path):
     month = "2021-03"
     lake = tmp_path / "lake"
-    warehouse = DuckDBWarehouse(str(tmp_path / "warehouse.duckdb"))
+    warehouse = DuckDBWarehouse.at(tmp_path / "warehouse.duckdb")
     yellow = [  # an unknown zone id (with a fractional-second duration), a missing one, NV
         taxi_trip("tpep", 1, "08:00:00.5", "08:10:00", 999, 10.5, 1.25),
         taxi_trip("tpep", 2, "09:00:00", "09:30:00", None, 20.0, 3.0),
@@ -312,7 +312,7 @@ def test_a_feed_before_its_first_month_is_left_out_not_refused(tmp_path):
     """2010-05 has only yellow: the other feeds had not started, which is not missing data."""
     month = "2010-05"
     lake = tmp_path / "lake"
-    warehouse = DuckDBWarehouse(str(tmp_path / "warehouse.duckdb"))
+    warehouse = DuckDBWarehouse.at(tmp_path / "warehouse.duckdb")
     specs = list(DATASETS.values())
     with pytest.raises(NotLoadedError, match=r"no trips of 2010-05 in yellow_trips: load"):
         build_trips_by_zone_month(warehouse, DUCKDB, specs, month)

@@ -92,6 +92,23 @@ def load_settings() -> LoadSettings:
     )
 
 
+def warehouse_resource(
+    uri: str | dg.EnvVar, kind: str | None = None, location: str | dg.EnvVar | None = None,
+    gcp_credentials_json: str | dg.EnvVar | None = None,
+) -> Warehouse:
+    """The backend of `uri`'s kind (given when `uri` is an EnvVar, whose value the resource
+    only sees at run start), each its own resource behind the `Warehouse` protocol."""
+    if kind is None:
+        kind = warehouse_kind(str(uri))
+    if kind == "bigquery":
+        from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse
+
+        return BigQueryWarehouse(uri=uri, location=location, gcp_credentials_json=gcp_credentials_json)
+    from taxi_assets.storage.duckdb_warehouse import DuckDBWarehouse
+
+    return DuckDBWarehouse(uri=uri)
+
+
 def build_resources() -> dict[str, object]:
     check_settings()
     # The key's JSON is only ever an EnvVar: Dagster then shows and stores its name, not its value.
@@ -104,8 +121,9 @@ def build_resources() -> dict[str, object]:
         "lake_io_manager": LakeIOManager(
             lake_uri=env_or_default("TAXI_LAKE_URI", DEFAULT_LAKE_URI), gcp_credentials_json=credentials
         ),
-        "warehouse": Warehouse(
-            uri=env_or_default("TAXI_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI),
+        "warehouse": warehouse_resource(
+            env_or_default("TAXI_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI),
+            kind=warehouse_kind(warehouse_uri()),
             location=env_or_default("TAXI_BIGQUERY_LOCATION", None),
             gcp_credentials_json=credentials,
         ),

@@ -29,13 +29,14 @@ from typing import Any
 import pyarrow as pa
 from google.api_core.exceptions import GoogleAPICallError, NotFound
 from google.cloud import bigquery
+from pydantic import Field, PrivateAttr
 
 from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec
 from taxi_assets.errors import TaxiAssetsError
 from taxi_assets.months import normalize_month
-from taxi_assets.storage.gcp import credentials_from_json
+from taxi_assets.storage.gcp import credentials_field, credentials_from_json
 from taxi_assets.storage.lake import LakeObject
-from taxi_assets.storage.warehouse import LoadResult
+from taxi_assets.storage.warehouse import LoadResult, Warehouse, parse_bigquery_uri
 
 
 class WarehouseError(TaxiAssetsError):
@@ -75,30 +76,41 @@ def partition_decorator(month: str) -> str:
     return "$" + normalize_month(month).replace("-", "")
 
 
-def parse_bigquery_uri(uri: str) -> tuple[str, str]:
-    project, _, dataset = uri.removeprefix("bigquery://").partition("/")
-    if not uri.startswith("bigquery://") or not project or not dataset or "/" in dataset.strip("/"):
-        raise ValueError(f"not a BigQuery warehouse URI: {uri!r} (expected bigquery://PROJECT/DATASET)")
-    return project, dataset.strip("/")
+class BigQueryWarehouse(Warehouse):
+    """The warehouse in a BigQuery dataset (`uri` bigquery://project/dataset)."""
 
-
-class BigQueryWarehouse:
-    kind = "bigquery"
-
-    def __init__(self, project: str, dataset: str, location: str | None = None,
-                 client: bigquery.Client | None = None, credentials=None):
-        self.project = project
-        self.dataset = dataset
-        # Table -> the columns this process added to it (see _add_missing_columns).
-        self.migrated: dict[str, list[str]] = {}
-        self.client = client or bigquery.Client(project=project, credentials=credentials, location=location)
+    location: str | None = Field(default=None, description="BigQuery location, e.g. US or EU.")
+    gcp_credentials_json: str | None = credentials_field()
+    # The client (made on first use, or given: with_client) and, per table, the columns this
+    # process added to it (see _add_missing_columns).
+    _client: bigquery.Client | None = PrivateAttr(default=None)
+    _migrated: dict[str, list[str]] = PrivateAttr(default_factory=dict)
 
     @classmethod
-    def from_uri(
-        cls, uri: str, location: str | None = None, credentials_json: str | None = None
-    ) -> "BigQueryWarehouse":
-        project, dataset = parse_bigquery_uri(uri)
-        return cls(project, dataset, location, credentials=credentials_from_json(credentials_json))
+    def with_client(cls, uri: str, client: bigquery.Client) -> BigQueryWarehouse:
+        """The warehouse at `uri` through an existing client (tests: the fake at the HTTP boundary)."""
+        warehouse = cls(uri=uri)
+        warehouse._client = client
+        return warehouse
+
+    @property
+    def project(self) -> str:
+        return parse_bigquery_uri(self.uri)[0]
+
+    @property
+    def dataset(self) -> str:
+        return parse_bigquery_uri(self.uri)[1]
+
+    @property
+    def client(self) -> bigquery.Client:
+        if self._client is None:
+            credentials = credentials_from_json(self.gcp_credentials_json)
+            self._client = bigquery.Client(project=self.project, credentials=credentials, location=self.location)
+        return self._client
+
+    @property
+    def migrated(self) -> dict[str, list[str]]:
+        return self._migrated
 
     def table_id(self, name: str) -> str:
         return f"{self.project}.{self.dataset}.{name}"

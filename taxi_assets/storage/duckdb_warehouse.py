@@ -24,7 +24,7 @@ from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec
 from taxi_assets.errors import WarehouseLockedError
 from taxi_assets.months import normalize_month
 from taxi_assets.storage.lake import LakeObject
-from taxi_assets.storage.warehouse import LoadResult
+from taxi_assets.storage.warehouse import LoadResult, Warehouse, duckdb_path
 
 LOCK_TIMEOUT_S = 600  # another run of ours writing (its lock file)
 LOCKED_WAIT_S = 30.0  # another process holding the DuckDB file itself
@@ -106,18 +106,22 @@ def transaction(conn):
     conn.execute("COMMIT")
 
 
-class DuckDBWarehouse:
-    kind = "duckdb"
+class DuckDBWarehouse(Warehouse):
+    """The warehouse in one DuckDB file (`uri` duckdb:///path)."""
 
-    def __init__(self, path: str):
-        self.path = path
-        if path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    @classmethod
+    def at(cls, path: str | Path) -> DuckDBWarehouse:
+        return cls(uri=f"duckdb:///{path}")
+
+    @property
+    def path(self) -> str:
+        return duckdb_path(self.uri)
 
     @contextmanager
     def _writing(self, label: str = "warehouse"):
         """A connection for `label` (what is being written, e.g. 'yellow 2021-01'), ours alone."""
-        lock = FileLock(f"{self.path}.lock") if self.path != ":memory:" else None
+        Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{self.path}.lock")
         with ExitStack() as stack:
             if lock is not None:
                 try:

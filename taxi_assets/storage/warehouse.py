@@ -1,25 +1,33 @@
 """The warehouse: one table per dataset, a month replaced atomically and idempotently.
 
-`Warehouse` is the Dagster resource; it picks a backend from its URI:
-    duckdb:///path/to/file.duckdb   embedded default
-    bigquery://project/dataset      production
+`Warehouse` is the protocol every backend implements, each its own Dagster resource:
+    duckdb:///path/to/file.duckdb   DuckDBWarehouse (duckdb_warehouse.py), the embedded default
+    bigquery://project/dataset      BigQueryWarehouse (bigquery_warehouse.py), production
+defs/resources.py picks one from TAXI_WAREHOUSE_URI when the definitions load; assets ask for
+a `Warehouse` and get whichever it is. This module also holds what they share (`LoadResult`,
+the URI rules) and imports neither backend.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pyarrow as pa
 from pydantic import Field
 
-from taxi_assets.datasets import DatasetSpec
 from taxi_assets.errors import ConfigError
-from taxi_assets.storage.gcp import credentials_field
-from taxi_assets.storage.lake import LakeObject
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from taxi_assets.datasets import DatasetSpec
+    from taxi_assets.storage.lake import LakeObject
 
 DEFAULT_WAREHOUSE_URI = "duckdb:///./data/warehouse.duckdb"
+WAREHOUSE_SETTING = "TAXI_WAREHOUSE_URI"
+USAGE = "use duckdb:///FILE (duckdb:////abs/path.duckdb) or bigquery://PROJECT/DATASET"
 
 
 @dataclass
@@ -32,30 +40,41 @@ class LoadResult:
     month_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class WarehouseBackend(Protocol):
-    kind: str
+class Warehouse(dg.ConfigurableResource):
+    """What the assets need from a warehouse (implemented by DuckDBWarehouse and BigQueryWarehouse)."""
 
+    uri: str = Field(default=DEFAULT_WAREHOUSE_URI, description=f"The warehouse ({WAREHOUSE_SETTING}).")
+
+    @property
+    def kind(self) -> str:
+        return warehouse_kind(self.uri)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # At run start, before raw and lake run: a URI that cannot work fails the run now.
+        check_warehouse_uri(self.uri)
+
+    @abstractmethod
     def replace_months(self, spec: DatasetSpec, objects: dict[str, LakeObject]) -> LoadResult:
         """Replace each month's rows with the lake file's, all or nothing."""
 
+    @abstractmethod
     def month_row_counts(self, spec: DatasetSpec) -> dict[str, int]:
         """Rows per source month (YYYY-MM) in the dataset's table."""
 
+    @abstractmethod
     def replace_table(self, name: str, obj: LakeObject, schema: pa.Schema) -> int:
         """Make table `name` (columns `schema`) hold exactly the lake Parquet file's rows,
         atomically; returns its row count."""
 
+    @abstractmethod
     def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
         """Replace the rows of `month` in `table` (columns `schema`, partitioned by its
         `source_month` DATE column; created if missing) with the rows of `select_sql`,
         atomically; returns the month's row count. `select_sql` must yield only that
         month's rows, with `schema`'s column names."""
 
+    @abstractmethod
     def query(self, sql: str) -> pa.Table: ...
-
-
-WAREHOUSE_SETTING = "TAXI_WAREHOUSE_URI"
-USAGE = "use duckdb:///FILE (duckdb:////abs/path.duckdb) or bigquery://PROJECT/DATASET"
 
 
 def duckdb_path(uri: str) -> str:
@@ -64,8 +83,17 @@ def duckdb_path(uri: str) -> str:
     # An empty path would be DuckDB's in-memory database: a run that writes its rows nowhere
     # (e.g. duckdb:///$DIR/ with DIR unset). A trailing slash names a folder, not a file.
     if not path.strip() or path.endswith("/") or path == ":memory:":
-        raise ConfigError(f"{WAREHOUSE_SETTING}={uri!r} names no database file, so rows would be written nowhere: {USAGE}")
+        raise ConfigError(
+            f"{WAREHOUSE_SETTING}={uri!r} names no database file, so rows would be written nowhere: {USAGE}"
+        )
     return path
+
+
+def parse_bigquery_uri(uri: str) -> tuple[str, str]:
+    project, _, dataset = uri.removeprefix("bigquery://").partition("/")
+    if not uri.startswith("bigquery://") or not project or not dataset or "/" in dataset.strip("/"):
+        raise ValueError(f"not a BigQuery warehouse URI: {uri!r} (expected bigquery://PROJECT/DATASET)")
+    return project, dataset.strip("/")
 
 
 def check_warehouse_uri(uri: str) -> str:
@@ -76,8 +104,6 @@ def check_warehouse_uri(uri: str) -> str:
     if kind == "duckdb":
         duckdb_path(uri)
     elif kind == "bigquery":
-        from taxi_assets.storage.bigquery_warehouse import parse_bigquery_uri
-
         try:
             parse_bigquery_uri(uri)
         except ValueError as exc:
@@ -87,46 +113,5 @@ def check_warehouse_uri(uri: str) -> str:
     return kind
 
 
-def backend_from_uri(uri: str, **options: Any) -> WarehouseBackend:
-    kind = check_warehouse_uri(uri)
-    if kind == "duckdb":
-        from taxi_assets.storage.duckdb_warehouse import DuckDBWarehouse
-
-        return DuckDBWarehouse(duckdb_path(uri))
-    from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse
-
-    return BigQueryWarehouse.from_uri(uri, **options)
-
-
 def warehouse_kind(uri: str) -> str:
     return check_warehouse_uri(uri)
-
-
-class Warehouse(dg.ConfigurableResource):
-    """The warehouse named by `uri` (see module docstring)."""
-
-    uri: str = Field(default=DEFAULT_WAREHOUSE_URI)
-    location: str | None = Field(default=None, description="BigQuery location, e.g. US or EU.")
-    gcp_credentials_json: str | None = credentials_field()
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # At run start, before raw and lake run: a URI that cannot work fails the run now.
-        check_warehouse_uri(self.uri)
-
-    def backend(self) -> WarehouseBackend:
-        return backend_from_uri(self.uri, location=self.location, credentials_json=self.gcp_credentials_json)
-
-    def replace_months(self, spec: DatasetSpec, objects: dict[str, LakeObject]) -> LoadResult:
-        return self.backend().replace_months(spec, objects)
-
-    def month_row_counts(self, spec: DatasetSpec) -> dict[str, int]:
-        return self.backend().month_row_counts(spec)
-
-    def replace_table(self, name: str, obj: LakeObject, schema: pa.Schema) -> int:
-        return self.backend().replace_table(name, obj, schema)
-
-    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
-        return self.backend().replace_month_from_query(table, month, select_sql, schema)
-
-    def query(self, sql: str) -> pa.Table:
-        return self.backend().query(sql)

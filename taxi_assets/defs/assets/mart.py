@@ -93,9 +93,9 @@ def build_mart_asset(warehouse_kind: str) -> dg.AssetsDefinition:
         metadata={"layer": "mart", "dagster/table_name": MART_TABLE, "dagster/column_schema": schema},
     )
     def trips_by_zone(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-        backend, dialect = warehouse.backend(), dialect_for(warehouse.uri)
+        dialect = dialect_for(warehouse.uri)
         for key in context.partition_keys:
-            result = build_trips_by_zone_month(backend, dialect, specs, key)
+            result = build_trips_by_zone_month(warehouse, dialect, specs, key)
             metadata = month_metadata(result, specs)
             context.log.info(
                 f"{MART_TABLE} {result.month}: {result.rows:,} rows, {metadata['total_trips']:,} trips"
