@@ -31,7 +31,7 @@ from taxi_assets.reader import era_columns
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 # The package re-exports the function `generate`, which shadows the submodule name.
-from taxi_assets.mirror import generator as generate_module
+from taxi_assets.mirror import generator as generate_module  # noqa: E402
 
 # Headers as published on the course mirror (docs/data.md, "Facts about the source"); yellow is also checked
 # against the real sample file below.
