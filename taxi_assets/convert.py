@@ -29,10 +29,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -131,7 +131,9 @@ def null_non_finite(table: pa.Table, counts: dict[str, int]) -> pa.Table:
                 continue
             valid = finite.copy()
             if validity is not None and chunk.null_count:
-                bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=chunk.offset + len(chunk), bitorder="little")
+                bits = np.unpackbits(
+                    np.frombuffer(validity, dtype=np.uint8), count=chunk.offset + len(chunk), bitorder="little"
+                )
                 valid &= bits[chunk.offset :].astype(bool)
                 nulled = int(np.count_nonzero(bits[chunk.offset :].astype(bool) & ~finite))
             else:
@@ -139,7 +141,9 @@ def null_non_finite(table: pa.Table, counts: dict[str, int]) -> pa.Table:
             if nulled:
                 counts[f.name] = counts.get(f.name, 0) + nulled
             bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
-            chunks.append(pa.Array.from_buffers(f.type, len(chunk), [bitmap, pa.py_buffer(np.where(finite, values, 0.0))]))
+            chunks.append(
+                pa.Array.from_buffers(f.type, len(chunk), [bitmap, pa.py_buffer(np.where(finite, values, 0.0))])
+            )
             changed = True
         if changed:
             table = table.set_column(index, f, pa.chunked_array(chunks, f.type))
@@ -230,7 +234,11 @@ def _write(
     sink = writing(pa.OSFile, str(dst), "wb")  # ours, so it is closed even when the writer fails
     writer = writing(
         pq.ParquetWriter,
-        sink, schema, memory_pool=pool, use_dictionary=dictionary_columns(schema), compression=PARQUET_COMPRESSION,
+        sink,
+        schema,
+        memory_pool=pool,
+        use_dictionary=dictionary_columns(schema),
+        compression=PARQUET_COMPRESSION,
     )
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-encode") as encoder:

@@ -24,14 +24,16 @@ def markdown() -> str:
         "",
         "Generated from the spec table (`taxi_assets/datasets.py`) by `python -m taxi_assets.data_docs`;",
         "a test fails when it is out of step. The facts the code relies on, and where they come from,",
-        "are at the end (\"Facts about the source\").",
+        'are at the end ("Facts about the source").',
         "",
         "Every era of a feed maps onto the feed's one table: names are matched by the spec's aliases,",
         "case-insensitively, after trimming; absent columns are null. Text codes become the current",
-        "data dictionary's numbers (" + "; ".join(
+        "data dictionary's numbers ("
+        + "; ".join(
             f"{kind}: " + ", ".join(f"`{k}`→{'null' if v is None else v}" for k, v in codes.items())
             for kind, codes in CODE_MAPS.items()
-        ) + "). A code nobody knows becomes null and is counted in the lake's `unknown_codes` metadata.",
+        )
+        + "). A code nobody knows becomes null and is counted in the lake's `unknown_codes` metadata.",
         "A coordinate of `0` means unknown and is stored as null. A value that cannot be read as its",
         "declared type (a float that is not a whole number where an integer belongs) goes to the quarantine",
         "with its reason. Columns typed null, `__index_level_0__`, timestamps as text / ns / us, a blank line",
@@ -40,8 +42,12 @@ def markdown() -> str:
     ]
     for spec in DATASETS.values():
         lookup = column_lookup(spec)
-        out += [f"## {spec.name} (from {spec.first_month}; warehouse table `{spec.table}`)", "",
-                "| column | type | notes |", "| --- | --- | --- |"]
+        out += [
+            f"## {spec.name} (from {spec.first_month}; warehouse table `{spec.table}`)",
+            "",
+            "| column | type | notes |",
+            "| --- | --- | --- |",
+        ]
         for c in spec.columns:
             notes = []
             if c.codes:
@@ -53,8 +59,12 @@ def markdown() -> str:
             if c.aliases:
                 notes.append("also " + ", ".join(f"`{a}`" for a in c.aliases))
             out.append(f"| {c.name} | {c.type} | {'; '.join(notes)} |")
-        out += [f"| {SOURCE_MONTH_COLUMN} | date32 | the month's first day (partition) |", "",
-                "| months | format | columns as published (→ canonical) | quirks |", "| --- | --- | --- | --- |"]
+        out += [
+            f"| {SOURCE_MONTH_COLUMN} | date32 | the month's first day (partition) |",
+            "",
+            "| months | format | columns as published (→ canonical) | quirks |",
+            "| --- | --- | --- | --- |",
+        ]
         for era in spec.eras:
             cols = []
             for name in era.header:

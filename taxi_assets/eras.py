@@ -143,10 +143,10 @@ def _all_y_or_n(values: pa.Array) -> bool:
     if values.null_count == n:
         return True
     validity, offsets, data = values.buffers()
-    ends = np.frombuffer(offsets, dtype=np.int32, count=values.offset + n + 1)[values.offset:]
+    ends = np.frombuffer(offsets, dtype=np.int32, count=values.offset + n + 1)[values.offset :]
     if values.null_count:
         bits = np.frombuffer(validity, dtype=np.uint8)
-        valid = np.unpackbits(bits, count=values.offset + n, bitorder="little")[values.offset:].astype(bool)
+        valid = np.unpackbits(bits, count=values.offset + n, bitorder="little")[values.offset :].astype(bool)
     else:
         valid = np.ones(n, dtype=bool)
     if not np.all(np.diff(ends)[valid] == 1):
@@ -233,12 +233,15 @@ def canonical_batch(
         if array.null_count == len(array):  # absent in this era, or typed null: nothing to map
             arrays[column.name] = array if array.type == column.type else pa.nulls(len(array), column.type)
             continue
-        if column.codes and (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
-                             or column.codes == "flag"):
+        if column.codes and (
+            pa.types.is_string(array.type) or pa.types.is_large_string(array.type) or column.codes == "flag"
+        ):
             array = map_codes(array, CODE_MAPS[column.codes], column.type, column.name, counts)
         elif array.type != column.type:
             array = wall_clock(array)
-            if pa.types.is_integer(column.type) and (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            if pa.types.is_integer(column.type) and (
+                pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+            ):
                 for i in not_decimal(array):
                     if set_aside is None:
                         raise ConversionError(

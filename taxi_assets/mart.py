@@ -126,7 +126,7 @@ def trips_by_zone_sql(specs: Iterable[DatasetSpec], d: SqlDialect, month: str) -
 FROM (
   {trips}
 ) AS t
-LEFT JOIN {d.table(ZONES_TABLE)} AS z ON z.{d.ident('LocationID')} = t.location_id
+LEFT JOIN {d.table(ZONES_TABLE)} AS z ON z.{d.ident("LocationID")} = t.location_id
 GROUP BY t.dataset, {borough}, {zone}"""
 
 

@@ -276,7 +276,9 @@ def careful_batches(
         typed, errors = {}, {}
         for column in spec.columns:
             if column.name in batch.schema.names:
-                typed[column.name] = _read_column(pc, batch.column(column.name), column.name, types[column.name], errors)
+                typed[column.name] = _read_column(
+                    pc, batch.column(column.name), column.name, types[column.name], errors
+                )
         if errors:
             for i in sorted(errors):
                 set_aside("; ".join(errors[i]), _record(batch, i))

@@ -37,9 +37,7 @@ def snapshot(defs: dg.Definitions) -> dict:
             "kinds": sorted(node.kinds),
             "partitions": partitions(node.partitions_def),
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
-            "checks": sorted(
-                f"{c.name}{' (blocking)' if graph.get(c).blocking else ''}" for c in node.check_keys
-            ),
+            "checks": sorted(f"{c.name}{' (blocking)' if graph.get(c).blocking else ''}" for c in node.check_keys),
             "backfill_policy": str(node.backfill_policy) if node.backfill_policy else None,
             "freshness_policy": type(node.freshness_policy).__name__ if node.freshness_policy else None,
             "pools": sorted(node.pools or []),

@@ -77,7 +77,9 @@ class FakeGoogle:
         from google.cloud import bigquery
 
         return bigquery.Client(
-            project=project, credentials=AnonymousCredentials(), location=location,
+            project=project,
+            credentials=AnonymousCredentials(),
+            location=location,
             client_options={"api_endpoint": self.url},
         )
 
@@ -111,7 +113,7 @@ class FakeGoogle:
         strip = lambda f: (f["name"], f["type"], f.get("mode", "NULLABLE"))  # noqa: E731
         if [strip(f) for f in new[: len(old)]] != [strip(f) for f in old]:
             return error(400, f"Provided Schema does not match Table {project}:{dataset}.{table}")
-        if any(f.get("mode") == "REQUIRED" for f in new[len(old):]):
+        if any(f.get("mode") == "REQUIRED" for f in new[len(old) :]):
             return error(400, "Cannot add required fields to an existing schema")
         found["schema"] = {"fields": new}
         found["etag"] = uuid.uuid4().hex
@@ -328,8 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
-        req = Recorded(self.command, parts.path, parse_qs(parts.query),
-                       {k.lower(): v for k, v in self.headers.items()}, body)
+        req = Recorded(
+            self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body
+        )
         status, payload, headers = self.fake.handle(req)
         data = json.dumps(payload).encode() if payload else b""
         self.send_response(status)

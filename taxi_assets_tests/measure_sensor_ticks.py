@@ -59,7 +59,9 @@ def main() -> None:
         resources = {"source": TaxiSource(url_template=server.url_template)}
         instance = dg.DagsterInstance.ephemeral()
         new_months = build_new_month_sensor(YELLOW, WatchLimits(start_month="2019-01"))
-        measure("new months, first tick (nothing known, 24 published)", new_months, instance, server, resources, ticks=1)
+        measure(
+            "new months, first tick (nothing known, 24 published)", new_months, instance, server, resources, ticks=1
+        )
         # Everything known: the steady state of a monthly source.
         for month in MONTHS:
             head = requests.head(server.url(relpath("yellow", month)), timeout=10).headers

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import dagster as dg
 import pyarrow as pa
@@ -80,10 +80,10 @@ class State:
     warehouse: pa.Table
 
     @classmethod
-    def of(cls, platform: Platform, spec: DatasetSpec) -> "State":
+    def of(cls, platform: Platform, spec: DatasetSpec) -> State:
         return cls(lake_files(platform), warehouse_rows(platform, spec))
 
-    def assert_same(self, other: "State") -> None:
+    def assert_same(self, other: State) -> None:
         assert other.lake == self.lake
         assert other.warehouse.equals(self.warehouse)
 

@@ -11,7 +11,7 @@ from taxi_assets.definitions import defs
 from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key, zones_key
 from taxi_assets.mart import MART_TABLE
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.mark.parametrize(

@@ -44,10 +44,6 @@ LAKE = f"yellow/month={MONTH}/part-0.parquet"
 QUARANTINE = f"quarantine/yellow/month={MONTH}/rows.csv"
 
 
-
-
-
-
 def serve(source, mirror_root, edit) -> bytes:
     body = edited_source(mirror_root, "yellow", MONTH, edit)
     source.set_fault(FILE, Fault("body", body=body))

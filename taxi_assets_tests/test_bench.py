@@ -19,7 +19,18 @@ pytestmark = pytest.mark.deploy
 
 def test_convert_bench_prints_every_variant_and_ends_with_the_summary_line(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "taxi_assets.bench", "convert", "--rows", "2000,3000", "--repeats", "1", "--dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "taxi_assets.bench",
+            "convert",
+            "--rows",
+            "2000,3000",
+            "--repeats",
+            "1",
+            "--dir",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -47,8 +47,13 @@ ZONES_BQ_FIELDS = [
 MART_BQ_FIELDS = [
     {"name": name, "type": t, "mode": "NULLABLE"}
     for name, t in [
-        ("source_month", "DATE"), ("dataset", "STRING"), ("pickup_borough", "STRING"),
-        ("pickup_zone", "STRING"), ("trips", "INT64"), ("revenue", "FLOAT64"), ("avg_distance", "FLOAT64"),
+        ("source_month", "DATE"),
+        ("dataset", "STRING"),
+        ("pickup_borough", "STRING"),
+        ("pickup_zone", "STRING"),
+        ("trips", "INT64"),
+        ("revenue", "FLOAT64"),
+        ("avg_distance", "FLOAT64"),
         ("avg_duration_minutes", "FLOAT64"),
     ]
 ]

@@ -25,13 +25,27 @@ YELLOW = DATASETS["yellow"]
 # Written out by hand (not derived from the spec) so the test checks the mapping.
 # The table as the version before the whole record (issue 14) made it:
 PREVIOUS_YELLOW_BQ_SCHEMA = [
-    ("VendorID", "INT64"), ("tpep_pickup_datetime", "DATETIME"), ("tpep_dropoff_datetime", "DATETIME"),
-    ("passenger_count", "INT64"), ("trip_distance", "FLOAT64"), ("RatecodeID", "INT64"),
-    ("store_and_fwd_flag", "STRING"), ("PULocationID", "INT64"), ("DOLocationID", "INT64"),
-    ("payment_type", "INT64"), ("fare_amount", "FLOAT64"), ("extra", "FLOAT64"), ("mta_tax", "FLOAT64"),
-    ("tip_amount", "FLOAT64"), ("tolls_amount", "FLOAT64"), ("improvement_surcharge", "FLOAT64"),
-    ("total_amount", "FLOAT64"), ("congestion_surcharge", "FLOAT64"), ("airport_fee", "FLOAT64"),
-    ("cbd_congestion_fee", "FLOAT64"), ("source_month", "DATE"),
+    ("VendorID", "INT64"),
+    ("tpep_pickup_datetime", "DATETIME"),
+    ("tpep_dropoff_datetime", "DATETIME"),
+    ("passenger_count", "INT64"),
+    ("trip_distance", "FLOAT64"),
+    ("RatecodeID", "INT64"),
+    ("store_and_fwd_flag", "STRING"),
+    ("PULocationID", "INT64"),
+    ("DOLocationID", "INT64"),
+    ("payment_type", "INT64"),
+    ("fare_amount", "FLOAT64"),
+    ("extra", "FLOAT64"),
+    ("mta_tax", "FLOAT64"),
+    ("tip_amount", "FLOAT64"),
+    ("tolls_amount", "FLOAT64"),
+    ("improvement_surcharge", "FLOAT64"),
+    ("total_amount", "FLOAT64"),
+    ("congestion_surcharge", "FLOAT64"),
+    ("airport_fee", "FLOAT64"),
+    ("cbd_congestion_fee", "FLOAT64"),
+    ("source_month", "DATE"),
 ]
 COORDINATES = ["pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude"]
 YELLOW_BQ_SCHEMA = PREVIOUS_YELLOW_BQ_SCHEMA[:-1] + [(c, "FLOAT64") for c in COORDINATES] + [("source_month", "DATE")]
@@ -91,7 +105,9 @@ def test_months_load_from_gcs_into_a_month_partitioned_clustered_table(
             "sourceFormat": "PARQUET",
             "writeDisposition": "WRITE_TRUNCATE",
             "destinationTable": {
-                "projectId": PROJECT, "datasetId": DATASET, "tableId": f"yellow_trips${month.replace('-', '')}",
+                "projectId": PROJECT,
+                "datasetId": DATASET,
+                "tableId": f"yellow_trips${month.replace('-', '')}",
             },
         }
     assert not fake_google.calls("POST", "/upload/")  # the rows never passed through this process
@@ -225,7 +241,7 @@ def test_a_table_of_the_previous_schema_gains_the_new_columns_in_place(fake_goog
     (patch,) = fake_google.calls("PATCH", "/tables/yellow_trips")
     fields = patch.json["schema"]["fields"]
     assert [(f["name"], f["type"]) for f in fields[: len(previous)]] == PREVIOUS_YELLOW_BQ_SCHEMA
-    added = [(f["name"], f["type"], f["mode"]) for f in fields[len(previous):]]
+    added = [(f["name"], f["type"], f["mode"]) for f in fields[len(previous) :]]
     assert added == [(c, "FLOAT64", "NULLABLE") for c in COORDINATES]
     # The table was neither created again nor replaced: each month went into its own partition.
     assert not fake_google.calls("DELETE", "/tables/")

@@ -44,7 +44,13 @@ def test_checks_pass_on_good_data(platform, mirror_root, dataset):
     result = run_with_checks(platform, spec, "2021-01")
     assert result.success
     checks = evaluations(result)
-    expected_names = {"schema_matches_spec", "has_rows", "pickups_in_month", "dropoff_after_pickup", "location_ids_in_range"}
+    expected_names = {
+        "schema_matches_spec",
+        "has_rows",
+        "pickups_in_month",
+        "dropoff_after_pickup",
+        "location_ids_in_range",
+    }
     if dataset != "fhv":
         expected_names |= {"no_negative_amounts", "no_negative_distances"}
     assert set(checks) == expected_names
@@ -95,9 +101,7 @@ def _expected_counts(rows):
         "bad_location": sum(
             1 for r in rows if any(r[c] != "" and not 1 <= int(r[c]) <= 265 for c in ("PULocationID", "DOLocationID"))
         ),
-        "outside_month": sum(
-            1 for r in rows if not start <= dt.datetime.strptime(r["tpep_pickup_datetime"], TS) < end
-        ),
+        "outside_month": sum(1 for r in rows if not start <= dt.datetime.strptime(r["tpep_pickup_datetime"], TS) < end),
     }
 
 

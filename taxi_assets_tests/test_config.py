@@ -128,7 +128,11 @@ def test_a_duckdb_file_held_by_another_process_is_waited_for_then_named(platform
     monkeypatch.setattr(duckdb_warehouse, "LOCKED_WAIT_S", 2.0)
     path = platform.warehouse_uri.removeprefix("duckdb:///")
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({path!r}); print('held', flush=True); time.sleep(60)"],
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({path!r}); print('held', flush=True); time.sleep(60)",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -143,9 +147,13 @@ def test_a_duckdb_file_held_by_another_process_is_waited_for_then_named(platform
         holder.kill()
         holder.wait()
     assert (step, cls) == ("warehouse__yellow_trips", "WarehouseLockedError")
-    assert message.startswith(f"yellow {MONTH}: the warehouse file {path} (TAXI_WAREHOUSE_URI) is held by another process")
+    assert message.startswith(
+        f"yellow {MONTH}: the warehouse file {path} (TAXI_WAREHOUSE_URI) is held by another process"
+    )
     assert f"PID {holder.pid}" in message
-    assert any(f"yellow {MONTH}: waiting up to 2 s for the warehouse file {path}" in m for m in logged(instance, result.run_id))
+    assert any(
+        f"yellow {MONTH}: waiting up to 2 s for the warehouse file {path}" in m for m in logged(instance, result.run_id)
+    )
     assert took < 60  # failed on its own, not when the holder went away
     good.assert_same(State.of(platform, SPEC))
 
@@ -163,8 +171,21 @@ def test_a_partition_key_that_is_not_a_month_is_refused_before_anything_runs(tmp
     (tmp_path / "dagster.yaml").write_text("")
     dagster = Path(sys.executable).with_name("dagster")
     proc = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "taxi_assets.definitions", "--select", "raw/yellow_raw", "--partition", "2021-01"],
-        env=env, capture_output=True, text=True, cwd=tmp_path,
+        [
+            str(dagster),
+            "asset",
+            "materialize",
+            "-m",
+            "taxi_assets.definitions",
+            "--select",
+            "raw/yellow_raw",
+            "--partition",
+            "2021-01",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert proc.returncode != 0
     assert "containing the passed partition key `2021-01`" in proc.stderr

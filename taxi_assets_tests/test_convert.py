@@ -55,21 +55,45 @@ def test_small_row_groups_hold_every_value_of_an_independent_read(tmp_path, mont
         assert ours[name].null_count == 5000 and ours[name].type == pa.float64()
     assert set(ours[SOURCE_MONTH_COLUMN].to_pylist()) == {dt.date(2021, 1, 1)}
     pickup = expected["tpep_pickup_datetime"]
-    lo, hi = pa.scalar(dt.datetime(2021, 1, 1), pa.timestamp("us")), pa.scalar(dt.datetime(2021, 2, 1), pa.timestamp("us"))
+    lo, hi = (
+        pa.scalar(dt.datetime(2021, 1, 1), pa.timestamp("us")),
+        pa.scalar(dt.datetime(2021, 2, 1), pa.timestamp("us")),
+    )
     assert result.outside_month_rows == pc.sum(pc.or_(pc.less(pickup, lo), pc.greater_equal(pickup, hi))).as_py() > 0
 
 
 def test_columns_in_another_order_with_aliases_extras_and_a_bom(tmp_path):
-    header = ["extra_col", "total_amount", *[c.name for c in YELLOW.columns[:17] if c.name != "total_amount"], "Airport_fee"]
+    header = [
+        "extra_col",
+        "total_amount",
+        *[c.name for c in YELLOW.columns[:17] if c.name != "total_amount"],
+        "Airport_fee",
+    ]
     row = {
-        "extra_col": "zzz", "total_amount": "12.5", "VendorID": "2", "tpep_pickup_datetime": "2024-01-03 10:00:00",
-        "tpep_dropoff_datetime": "2024-01-03 10:10:00", "passenger_count": "", "trip_distance": ".73",
-        "RatecodeID": "1", "store_and_fwd_flag": "N", "PULocationID": "264", "DOLocationID": "265",
-        "payment_type": "1", "fare_amount": "8", "extra": "0", "mta_tax": "0.5", "tip_amount": "1",
-        "tolls_amount": "0", "improvement_surcharge": "0.3", "Airport_fee": "1.25",
+        "extra_col": "zzz",
+        "total_amount": "12.5",
+        "VendorID": "2",
+        "tpep_pickup_datetime": "2024-01-03 10:00:00",
+        "tpep_dropoff_datetime": "2024-01-03 10:10:00",
+        "passenger_count": "",
+        "trip_distance": ".73",
+        "RatecodeID": "1",
+        "store_and_fwd_flag": "N",
+        "PULocationID": "264",
+        "DOLocationID": "265",
+        "payment_type": "1",
+        "fare_amount": "8",
+        "extra": "0",
+        "mta_tax": "0.5",
+        "tip_amount": "1",
+        "tolls_amount": "0",
+        "improvement_surcharge": "0.3",
+        "Airport_fee": "1.25",
     }
     src = tmp_path / "yellow_tripdata_2024-01.csv.gz"
-    src.write_bytes(gzip.compress(("\ufeff" + ",".join(header) + "\n" + ",".join(row[h] for h in header) + "\n").encode()))
+    src.write_bytes(
+        gzip.compress(("\ufeff" + ",".join(header) + "\n" + ",".join(row[h] for h in header) + "\n").encode())
+    )
     result = convert(YELLOW, "2024-01", src, tmp_path / "out.parquet")
     assert result.extra_columns == ["extra_col"]
     assert result.renamed == {"Airport_fee": "airport_fee"}
@@ -81,11 +105,22 @@ def test_columns_in_another_order_with_aliases_extras_and_a_bom(tmp_path):
 
 
 def test_outside_month_count_matches_arrow_compute_with_nulls_and_slices():
-    values = [dt.datetime(2020, 12, 31, 23), None, dt.datetime(2021, 1, 1), dt.datetime(2021, 1, 31, 23, 59),
-              dt.datetime(2021, 2, 1), None, dt.datetime(2021, 2, 3), dt.datetime(2021, 1, 15)] * 5
+    values = [
+        dt.datetime(2020, 12, 31, 23),
+        None,
+        dt.datetime(2021, 1, 1),
+        dt.datetime(2021, 1, 31, 23, 59),
+        dt.datetime(2021, 2, 1),
+        None,
+        dt.datetime(2021, 2, 3),
+        dt.datetime(2021, 1, 15),
+    ] * 5
     array = pa.array(values, pa.timestamp("us"))
     chunked = pa.chunked_array([array.slice(3, 17), array.slice(20), pa.array([], pa.timestamp("us"))])
-    lo, hi = pa.scalar(dt.datetime(2021, 1, 1), pa.timestamp("us")), pa.scalar(dt.datetime(2021, 2, 1), pa.timestamp("us"))
+    lo, hi = (
+        pa.scalar(dt.datetime(2021, 1, 1), pa.timestamp("us")),
+        pa.scalar(dt.datetime(2021, 2, 1), pa.timestamp("us")),
+    )
     expected = pc.sum(pc.or_(pc.less(chunked, lo), pc.greater_equal(chunked, hi))).as_py()
     assert outside_month_rows(chunked, dt.date(2021, 1, 1), dt.date(2021, 2, 1)) == expected == 14
 
@@ -137,7 +172,9 @@ def test_a_row_that_does_not_fit_raises_the_malformed_rows_error(tmp_path, month
 def test_a_broken_gzip_is_a_conversion_error_naming_the_file(tmp_path, month_5k, damage, message):
     src = tmp_path / "yellow_tripdata_2021-01.csv.gz"
     src.write_bytes(damage(month_5k.read_bytes()))
-    with pytest.raises(ConversionError, match=rf"yellow 2021-01: cannot (convert|read header of) {src}: .*{message}") as err:
+    with pytest.raises(
+        ConversionError, match=rf"yellow 2021-01: cannot (convert|read header of) {src}: .*{message}"
+    ) as err:
         convert(YELLOW, "2021-01", src, tmp_path / "out.parquet")
     assert not isinstance(err.value, UnreadableRowError)
 
@@ -172,7 +209,9 @@ def test_parquet_nan_and_infinity_become_null_and_are_counted(tmp_path, lake_5k)
     amounts = lake_5k["total_amount"].to_pylist()
     amounts[3], amounts[7] = float("nan"), float("-inf")
     src = tmp_path / "yellow_tripdata_2021-01.parquet"
-    pq.write_table(lake_5k.set_column(lake_5k.schema.get_field_index("total_amount"), "total_amount", pa.array(amounts)), src)
+    pq.write_table(
+        lake_5k.set_column(lake_5k.schema.get_field_index("total_amount"), "total_amount", pa.array(amounts)), src
+    )
     result = convert(YELLOW, "2021-01", src, tmp_path / "out.parquet")
     assert result.non_finite_nulled == {"total_amount": 2}
     got = pq.read_table(tmp_path / "out.parquet")["total_amount"].to_pylist()
@@ -187,9 +226,14 @@ def test_parquet_columns_follow_the_same_precedence_rule(tmp_path, lake_5k):
     result = convert(YELLOW, "2021-01", src, tmp_path / "out.parquet")
     assert result.extra_columns == ["vendorid"]
     assert pq.read_table(tmp_path / "out.parquet")["VendorID"].equals(lake_5k["VendorID"])
-    pq.write_table(lake_5k.rename_columns(["VENDORID", *lake_5k.column_names[1:]]).append_column("vendorid", other), src)
+    pq.write_table(
+        lake_5k.rename_columns(["VENDORID", *lake_5k.column_names[1:]]).append_column("vendorid", other), src
+    )
     last = lake_5k.num_columns + 1  # the appended column's position
-    with pytest.raises(SchemaError, match=rf"yellow 2021-01: columns 'VENDORID' \(#1\) and 'vendorid' \(#{last}\) both read as VendorID"):
+    with pytest.raises(
+        SchemaError,
+        match=rf"yellow 2021-01: columns 'VENDORID' \(#1\) and 'vendorid' \(#{last}\) both read as VendorID",
+    ):
         convert(YELLOW, "2021-01", src, tmp_path / "out.parquet")
 
 
@@ -229,7 +273,9 @@ def test_a_failed_command_leaves_no_file_under_the_name_asked_for(tmp_path, mont
 def test_the_careful_mode_reads_a_clean_file_exactly_as_the_fast_mode(tmp_path, month_5k):
     set_aside = []
     fast = convert(YELLOW, "2021-01", month_5k, tmp_path / "fast.parquet")
-    careful = convert(YELLOW, "2021-01", month_5k, tmp_path / "careful.parquet", set_aside=lambda *row: set_aside.append(row))
+    careful = convert(
+        YELLOW, "2021-01", month_5k, tmp_path / "careful.parquet", set_aside=lambda *row: set_aside.append(row)
+    )
     assert set_aside == [] and careful.rows == fast.rows == 5000
     assert pq.read_table(tmp_path / "careful.parquet").equals(pq.read_table(tmp_path / "fast.parquet"))
 
@@ -241,7 +287,9 @@ def test_parquet_text_in_another_integer_notation_is_refused(tmp_path, lake_5k):
     pq.write_table(lake_5k.set_column(at, "passenger_count", counts), src)
     assert convert(YELLOW, "2021-01", src, tmp_path / "out.parquet").rows == 5000  # decimal text is read
     pq.write_table(lake_5k.set_column(at, "passenger_count", pa.array(["0x2"] + counts.to_pylist()[1:])), src)
-    with pytest.raises(ConversionError, match=r"yellow 2021-01: column passenger_count holds '0x2', which is not a decimal integer"):
+    with pytest.raises(
+        ConversionError, match=r"yellow 2021-01: column passenger_count holds '0x2', which is not a decimal integer"
+    ):
         convert(YELLOW, "2021-01", src, tmp_path / "out.parquet")
     # In the pipeline (quarantining) the row is set aside with the reason; the others load.
     from taxi_assets.quarantine import convert_quarantining
@@ -249,4 +297,7 @@ def test_parquet_text_in_another_integer_notation_is_refused(tmp_path, lake_5k):
     result, found = convert_quarantining(YELLOW, "2021-01", src, tmp_path / "q.parquet", tmp_path / "q.csv")
     assert (result.rows, found.rows) == (4999, 1)
     assert "passenger_count: '0x2' is not a decimal integer" in (tmp_path / "q.csv").read_text()
-    assert pq.read_table(tmp_path / "q.parquet")["passenger_count"].to_pylist() == lake_5k["passenger_count"].to_pylist()[1:]
+    assert (
+        pq.read_table(tmp_path / "q.parquet")["passenger_count"].to_pylist()
+        == lake_5k["passenger_count"].to_pylist()[1:]
+    )

@@ -11,8 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from filelock import FileLock
@@ -30,8 +30,6 @@ SPEC = DATASETS["yellow"]
 MONTH = "2021-01"
 FILE = "yellow/yellow_tripdata_2021-01.csv.gz"
 WAITING_FOR_LOCK = "waiting for the warehouse lock"
-
-
 
 
 @pytest.fixture

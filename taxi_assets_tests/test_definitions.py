@@ -39,6 +39,8 @@ def test_every_column_of_every_trips_layer_and_the_zones_has_a_description():
         schema = graph.get(key).metadata["dagster/column_schema"]
         assert isinstance(schema, dg.TableSchema), key
         assert [c.name for c in schema.columns if not c.description] == [], key
-    yellow = {c.name: c.description for c in graph.get(lake_key(DATASETS["yellow"])).metadata["dagster/column_schema"].columns}
+    yellow = {
+        c.name: c.description for c in graph.get(lake_key(DATASETS["yellow"])).metadata["dagster/column_schema"].columns
+    }
     assert "2 JFK" in yellow["RatecodeID"] and "6 group ride" in yellow["RatecodeID"]
     assert "rush-hour" in yellow["extra"]

@@ -133,13 +133,17 @@ def test_era_month_lands_value_for_value(era_mirror, tmp_path, monkeypatch, data
     # Columns the era does not publish are null; text codes nobody knows are counted.
     absent = [c.name for c in spec.columns if c.name not in columns]
     if absent:
-        nulls = platform.warehouse().query(
-            "SELECT " + ", ".join(f'count("{c}") AS "{c}"' for c in absent) + f" FROM {spec.table}"
-        ).to_pylist()[0]
+        nulls = (
+            platform.warehouse()
+            .query("SELECT " + ", ".join(f'count("{c}") AS "{c}"' for c in absent) + f" FROM {spec.table}")
+            .to_pylist()[0]
+        )
         assert set(nulls.values()) == {0}, nulls
     lake_md = result.asset_materializations_for_node(f"lake__{dataset}_lake")[0].metadata
     unknown = sum(
-        1 for want_row in expected for name, w in zip(columns, want_row)
+        1
+        for want_row in expected
+        for name, w in zip(columns, want_row)
         if w is None and spec.column(name).codes in ("vendor", "payment")
     )
     assert lake_md["unknown_code_rows"].value == unknown

@@ -22,10 +22,6 @@ MONTH = "2021-01"
 FILE = "yellow/yellow_tripdata_2021-01.csv.gz"
 
 
-
-
-
-
 def staging_leftovers() -> list[Path]:
     return list(Path(os.environ["TAXI_STAGING_DIR"]).iterdir())
 
@@ -107,8 +103,7 @@ def test_stalled_trickle_hits_the_read_timeout(platform, good, source):
     result = materialize(platform, SPEC, MONTH, timeout_s=0.2, body_attempts=2)
     url = re.escape(source.url(FILE))
     message = (
-        f"yellow 2021-01: no data for 0.2 s after [\\d,]+ bytes \\(read timeout\\) "
-        f"from {url} \\(after 2 attempts\\)"
+        f"yellow 2021-01: no data for 0.2 s after [\\d,]+ bytes \\(read timeout\\) from {url} \\(after 2 attempts\\)"
     )
     assert_failed_cleanly(platform, good, result, "SourceError", message)
     assert source.request_count(FILE, "GET") == 2
@@ -154,7 +149,9 @@ def small_staging(platform, tmp_path, monkeypatch, request):
     staging = tmp_path / "small-staging"
     staging.mkdir()
     size = getattr(request, "param", 16)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}k", "tmpfs", str(staging)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}k", "tmpfs", str(staging)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"mounting a tmpfs needs root here: {mounted.stderr.decode().strip()}")
     monkeypatch.setenv("TAXI_STAGING_DIR", str(staging))
@@ -177,6 +174,10 @@ def test_a_staging_disk_that_fills_during_conversion_is_named(platform, good, so
     result = materialize(platform, SPEC, MONTH)
     step, cls, message = failure(result)
     assert (step, cls) == ("lake__yellow", "StagingError")
-    assert re.fullmatch(rf"yellow 2021-01: cannot write {small_staging}/stage-pid\d+-\w+/part-0.parquet: .*No space left on device.* \(TAXI_STAGING_DIR\)", message, re.S), message
+    assert re.fullmatch(
+        rf"yellow 2021-01: cannot write {small_staging}/stage-pid\d+-\w+/part-0.parquet: .*No space left on device.* \(TAXI_STAGING_DIR\)",
+        message,
+        re.S,
+    ), message
     good.assert_same(State.of(platform, SPEC))  # raw is the same file again; lake and warehouse untouched
     assert staging_leftovers() == []

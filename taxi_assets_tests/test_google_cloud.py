@@ -43,25 +43,28 @@ def rsa_key():
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
-
 
 
 @pytest.fixture
 def key_json(rsa_key, fake_google) -> str:
     private, _ = rsa_key
-    return json.dumps({
-        "type": "service_account",
-        "project_id": PROJECT,
-        "private_key_id": uuid.uuid4().hex + uuid.uuid4().hex[:8],
-        "private_key": private,
-        "client_email": EMAIL,
-        "client_id": "112233445566778899",
-        "token_uri": f"{fake_google.url}/token",
-    })
+    return json.dumps(
+        {
+            "type": "service_account",
+            "project_id": PROJECT,
+            "private_key_id": uuid.uuid4().hex + uuid.uuid4().hex[:8],
+            "private_key": private,
+            "client_email": EMAIL,
+            "client_id": "112233445566778899",
+            "token_uri": f"{fake_google.url}/token",
+        }
+    )
 
 
 @pytest.fixture
@@ -104,7 +107,9 @@ def test_a_month_materializes_on_google_cloud_signed_with_the_key_from_the_env(
     job_id = md["job_id"].value
     load = fake_google.jobs[job_id]
     assert load["jobReference"]["location"] == "EU"
-    assert load["configuration"]["load"]["sourceUris"] == [f"gs://{cloud_env.name}/lake/green/month=2021-01/part-0.parquet"]
+    assert load["configuration"]["load"]["sourceUris"] == [
+        f"gs://{cloud_env.name}/lake/green/month=2021-01/part-0.parquet"
+    ]
     assert load["configuration"]["load"]["destinationTable"]["tableId"] == "green_trips$202101"
 
     # Every BigQuery call carried a token the token endpoint issued for a JWT signed by our key.
@@ -122,14 +127,23 @@ def test_a_month_materializes_on_google_cloud_signed_with_the_key_from_the_env(
 def test_zones_and_the_mart_materialize_on_google_cloud(cloud_env, fake_google, mirror_root):
     """The zone assets and a mart month in one run, configured from the environment. The fake
     BigQuery runs no SQL: the mart's queries get queued answers (see test_bigquery_mart.py)."""
-    counts = [([{"name": "month", "type": "STRING"}, {"name": "row_count", "type": "INTEGER"}], [("2021-01", n)])
-              for n in (40, 30, 20, 10)]  # yellow, green, fhv, fhvhv
+    counts = [
+        ([{"name": "month", "type": "STRING"}, {"name": "row_count", "type": "INTEGER"}], [("2021-01", n)])
+        for n in (40, 30, 20, 10)
+    ]  # yellow, green, fhv, fhvhv
     zone_count = ([{"name": "n", "type": "INTEGER"}], [(265,)])
     totals = (
-        [{"name": n, "type": t} for n, t in [("dataset", "STRING"), ("trips", "INTEGER"), ("revenue", "FLOAT"),
-                                               ("zone_rows", "INTEGER"), ("unknown_zone_trips", "INTEGER")]],
-        [("yellow", 40, 612.5, 1, 0), ("green", 30, 401.25, 1, 0), ("fhv", 20, None, 1, 20),
-         ("fhvhv", 10, 99.5, 1, 0)],
+        [
+            {"name": n, "type": t}
+            for n, t in [
+                ("dataset", "STRING"),
+                ("trips", "INTEGER"),
+                ("revenue", "FLOAT"),
+                ("zone_rows", "INTEGER"),
+                ("unknown_zone_trips", "INTEGER"),
+            ]
+        ],
+        [("yellow", 40, 612.5, 1, 0), ("green", 30, 401.25, 1, 0), ("fhv", 20, None, 1, 20), ("fhvhv", 10, 99.5, 1, 0)],
     )
     fake_google.query_answers += [*counts, zone_count, (MART_RESULT_FIELDS, MART_ROWS), totals]
     result = dg.materialize(
@@ -151,8 +165,8 @@ def test_zones_and_the_mart_materialize_on_google_cloud(cloud_env, fake_google, 
 
     queries = [r.json["query"] for r in fake_google.calls("POST", f"/projects/{PROJECT}/queries")]
     assert [re.search(r"FROM (`[^`]+`)", q).group(1) for q in queries] == [
-        f"`{PROJECT}.{DATASET}.{table}`" for table in ("yellow_trips", "green_trips", "fhv_trips", "fhvhv_trips",
-                                                      "taxi_zone_lookup", "trips_by_zone")
+        f"`{PROJECT}.{DATASET}.{table}`"
+        for table in ("yellow_trips", "green_trips", "fhv_trips", "fhvhv_trips", "taxi_zone_lookup", "trips_by_zone")
     ]
     (mart_job,) = [j for j in fake_google.jobs.values() if "query" in j["configuration"]]
     assert mart_job["jobReference"]["location"] == "EU"
@@ -161,7 +175,8 @@ def test_zones_and_the_mart_materialize_on_google_cloud(cloud_env, fake_google, 
     assert config["writeDisposition"] == "WRITE_TRUNCATE"
     assert f"`{PROJECT}.{DATASET}.taxi_zone_lookup`" in config["query"] and "TIMESTAMP_DIFF(" in config["query"]
     assert fake_google.tables[(PROJECT, DATASET, "trips_by_zone")]["timePartitioning"] == {
-        "type": "MONTH", "field": "source_month"
+        "type": "MONTH",
+        "field": "source_month",
     }
 
     (mart_event,) = result.asset_materializations_for_node("mart__trips_by_zone")

@@ -172,10 +172,14 @@ def test_rematerializing_months_does_not_duplicate_them(loaded):
     assert ranged.success
     for month in MONTHS:
         pd.testing.assert_frame_equal(mart_rows(platform.warehouse(), month), before[month])
-    counts = platform.warehouse().query(
-        "SELECT strftime(source_month, '%Y-%m') AS m, count(*) AS n, sum(trips) AS trips "
-        "FROM trips_by_zone GROUP BY m ORDER BY m"
-    ).to_pylist()
+    counts = (
+        platform.warehouse()
+        .query(
+            "SELECT strftime(source_month, '%Y-%m') AS m, count(*) AS n, sum(trips) AS trips "
+            "FROM trips_by_zone GROUP BY m ORDER BY m"
+        )
+        .to_pylist()
+    )
     assert [c["m"] for c in counts] == MONTHS
     assert [c["n"] for c in counts] == [len(before[m]) for m in MONTHS]
     # A ranged run records each month's own figures, not the range's.
@@ -206,14 +210,16 @@ def test_the_bigquery_sql_transpiled_to_duckdb_gives_the_same_rows(loaded):
             pd.testing.assert_frame_equal(
                 normalized(actual.drop(columns=[SOURCE_MONTH_COLUMN])),
                 normalized(expected.drop(columns=[SOURCE_MONTH_COLUMN])),
-                check_exact=False, rtol=1e-12,
+                check_exact=False,
+                rtol=1e-12,
             )
             assert set(actual[SOURCE_MONTH_COLUMN]) == set(expected[SOURCE_MONTH_COLUMN])
             totals = rows(month_totals_sql(bigquery, month), read="bigquery").sort_values("dataset")
             pd.testing.assert_frame_equal(
                 totals.reset_index(drop=True),
                 rows(month_totals_sql(DUCKDB, month)).sort_values("dataset").reset_index(drop=True),
-                check_exact=False, rtol=1e-12,
+                check_exact=False,
+                rtol=1e-12,
             )
 
 

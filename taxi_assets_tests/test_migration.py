@@ -47,7 +47,8 @@ def test_previous_schema_is_migrated_without_reload_or_loss(platform, mirror_roo
             f"EXCEPT ALL (SELECT {names} FROM yellow_trips WHERE source_month = '2021-01-01'))"
         ).fetchall()
         assert diff == [(0,), (0,)]
-        counts = dict(conn.execute(
-            "SELECT strftime(source_month, '%Y-%m'), count(*) FROM yellow_trips GROUP BY 1").fetchall())
+        counts = dict(
+            conn.execute("SELECT strftime(source_month, '%Y-%m'), count(*) FROM yellow_trips GROUP BY 1").fetchall()
+        )
         assert counts == {"2021-01": january, "2021-02": csv_data_rows(mirror_file(mirror_root, "yellow", "2021-02"))}
         assert conn.execute("SELECT count(pickup_longitude) FROM yellow_trips").fetchone() == (0,)

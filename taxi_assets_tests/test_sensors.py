@@ -37,7 +37,9 @@ def tick(sensor, server, instance, cursor):
     """One evaluation, as the daemon does it; returns the result and the HEADs it sent."""
     server.reset_counts()
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"source": TaxiSource(url_template=server.url_template, backoff_s=0.01)}
+        instance=instance,
+        cursor=cursor,
+        resources={"source": TaxiSource(url_template=server.url_template, backoff_s=0.01)},
     )
     result = sensor(context)
     heads = [path for method, path, _ in server.requests if method == "HEAD"]
@@ -77,7 +79,9 @@ def test_new_month_sensor_requests_a_new_month_once(source_mirror):
     # Nothing changes: a skip that says what was probed, and no repeat of the two months.
     second, heads = tick(sensor, source_mirror, instance, first.cursor)
     assert second.run_requests == []
-    assert second.skip_reason.skip_message == "no new yellow month: 2021-03, 2021-04, 2021-05 not published yet (HEAD 404)"
+    assert (
+        second.skip_reason.skip_message == "no new yellow month: 2021-03, 2021-04, 2021-05 not published yet (HEAD 404)"
+    )
     assert len(heads) == WatchLimits().lookahead
 
     # A new month appears: exactly one request, for that month, keyed by its version.

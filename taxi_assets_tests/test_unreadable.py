@@ -72,7 +72,9 @@ def test_a_byte_that_is_not_utf8_sets_its_row_aside(platform, good, source, mirr
     serve_bytes(source, b"\n".join(raw) + b"\n")
     result = materialize(platform, SPEC, MONTH)
     record = lines[10].replace(",N,", ",\\xff,", 1)
-    assert_only_line_10_set_aside(platform, clean_platform, result, "store_and_fwd_flag: b'\\xff' is not UTF-8 text", record)
+    assert_only_line_10_set_aside(
+        platform, clean_platform, result, "store_and_fwd_flag: b'\\xff' is not UTF-8 text", record
+    )
 
 
 def test_a_bom_and_a_malformed_row_set_the_row_aside(platform, good, source, mirror_root, clean_platform):
@@ -91,7 +93,11 @@ def test_a_record_longer_than_two_csv_blocks_is_set_aside(platform, good, source
     serve_bytes(source, ("\n".join(edited) + "\n").encode())
     result = materialize(platform, SPEC, MONTH)
     assert_only_line_10_set_aside(
-        platform, clean_platform, result, "store_and_fwd_flag: a value of 600,000 characters (at most 1000 are read)", edited[10]
+        platform,
+        clean_platform,
+        result,
+        "store_and_fwd_flag: a value of 600,000 characters (at most 1000 are read)",
+        edited[10],
     )
 
 
@@ -99,7 +105,9 @@ def test_a_hexadecimal_integer_is_not_read_as_a_number(platform, good, source, m
     body = serve(source, mirror_root, lambda lines: set_field(lines, 10, "PULocationID", "0x8E"))
     result = materialize(platform, SPEC, MONTH)
     line = gzip.decompress(body).decode().splitlines()[10]
-    assert_only_line_10_set_aside(platform, clean_platform, result, "PULocationID: '0x8E' is not a decimal integer", line)
+    assert_only_line_10_set_aside(
+        platform, clean_platform, result, "PULocationID: '0x8E' is not a decimal integer", line
+    )
 
 
 def test_a_time_with_a_zone_offset_is_set_aside_not_shifted(platform, good, source, mirror_root, clean_platform):
@@ -145,7 +153,11 @@ def test_nan_and_infinity_are_stored_as_null_and_counted(platform, good, source,
     assert lake_table(platform, "yellow", MONTH).to_pylist() == expected
     assert not (platform.lake().root / QUARANTINE).exists()
     assert_warehouse_holds_exactly_the_lake_file(platform)
-    total = platform.warehouse().query("SELECT sum(total_amount) AS s, count(total_amount) AS n FROM yellow_trips").to_pylist()[0]
+    total = (
+        platform.warehouse()
+        .query("SELECT sum(total_amount) AS s, count(total_amount) AS n FROM yellow_trips")
+        .to_pylist()[0]
+    )
     assert total["s"] == total["s"] and total["n"] == len(expected) - 2  # a number, not NaN
     metadata = result.asset_materializations_for_node("lake__yellow")[0].metadata
     assert metadata["non_finite_nulled"].value == {"total_amount": 2, "tip_amount": 1}

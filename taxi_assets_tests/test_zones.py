@@ -82,9 +82,7 @@ def test_zone_check_fails_on_a_missing_column_and_keeps_the_published_zones(tmp_
     assert str(platform.lake().root / "raw" / "taxi_zone_lookup" / "taxi_zone_lookup.csv") in error.message
     assert not list((tmp_path / "staging").glob("stage-*/*")), "nothing left staged"
     # The warehouse step never ran; the lake and the warehouse keep the last good zones.
-    assert zones_key("warehouse") not in {
-        e.asset_key for e in result.get_asset_materialization_events()
-    }
+    assert zones_key("warehouse") not in {e.asset_key for e in result.get_asset_materialization_events()}
     assert lake_file.read_bytes() == published
     assert not list(lake_file.parent.glob(".*.tmp"))
     kept = platform.warehouse().query("SELECT count(*) AS n, count(service_zone) AS s FROM taxi_zone_lookup")

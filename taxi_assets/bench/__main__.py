@@ -21,8 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=_ints, default=[1_400_000, 7_700_000], help="month sizes, comma-separated")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--month", default="2021-01")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
-    parser.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows per generated month in the backfill (default 1,000,000)")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS)
+    )
+    parser.add_argument(
+        "--backfill-rows",
+        type=int,
+        default=1_000_000,
+        help="rows per generated month in the backfill (default 1,000,000)",
+    )
     parser.add_argument(
         "--fhvhv-rows", type=int, default=20_000_000, help="rows of the fhvhv Parquet month (default 20M)"
     )

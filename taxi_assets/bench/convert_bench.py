@@ -95,7 +95,10 @@ def run_bench(root: Path, sizes: list[int], variants: list[str], repeats: int, m
                 order = variants[rep % len(variants) :] + variants[: rep % len(variants)]
                 for variant in order:
                     run = run_variant(variant, files[rows], out_dir, month, rows)
-                    print(f"  rep {rep + 1} rows {rows:>9,} {variant:<12} {run.wall:7.2f} s {run.peak_mib:7.0f} MiB", flush=True)
+                    print(
+                        f"  rep {rep + 1} rows {rows:>9,} {variant:<12} {run.wall:7.2f} s {run.peak_mib:7.0f} MiB",
+                        flush=True,
+                    )
                     runs.append(run)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -139,8 +142,7 @@ def summarize(runs: list[Run], sizes: list[int], variants: list[str]) -> list[st
             lines.append(f"{rows:>10,} ratios: " + ", ".join(ratios))
     if "ours" in variants and len(sizes) > 1:
         lines.append(
-            "ours peak MiB by month size: "
-            + ", ".join(f"{rows:,} rows {peak(rows, 'ours'):.0f}" for rows in sizes)
+            "ours peak MiB by month size: " + ", ".join(f"{rows:,} rows {peak(rows, 'ours'):.0f}" for rows in sizes)
         )
     largest = max(sizes)
     if {"ours", "duckdb"} <= set(variants):

@@ -39,10 +39,7 @@ DAGSTER = Path(sys.executable).with_name("dagster")
 
 def instance_yaml(max_concurrent_runs: int) -> str:
     """The instance settings `make dev` writes to DAGSTER_HOME (see the Makefile)."""
-    return (
-        "telemetry:\n  enabled: false\n"
-        f"concurrency:\n  runs:\n    max_concurrent_runs: {max_concurrent_runs}\n"
-    )
+    return f"telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: {max_concurrent_runs}\n"
 
 
 def platform_env(work: Path, source_url: str, max_concurrent_runs: int = 2) -> dict[str, str]:
@@ -69,7 +66,17 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def _materialize_cmd(key: str, partition: str) -> list[str]:
-    return [str(DAGSTER), "asset", "materialize", "-m", "taxi_assets.definitions", "--select", key, "--partition", partition]
+    return [
+        str(DAGSTER),
+        "asset",
+        "materialize",
+        "-m",
+        "taxi_assets.definitions",
+        "--select",
+        key,
+        "--partition",
+        partition,
+    ]
 
 
 def _lake_seconds(env: dict[str, str]) -> float:
@@ -79,7 +86,9 @@ def _lake_seconds(env: dict[str, str]) -> float:
         "ev = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(['lake', 'yellow_lake']))\n"
         "print(ev.asset_materialization.metadata['seconds'].value)\n"
     )
-    return float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+    return float(
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    )
 
 
 def partition_overhead(root: Path, rows: int, month: str, repeats: int) -> list[str]:
@@ -96,8 +105,15 @@ def partition_overhead(root: Path, rows: int, month: str, repeats: int) -> list[
         raw_file = work / "lake" / "raw" / spec.name / f"month={month}" / source.name
         variants = {
             "python -m taxi_assets.convert": [
-                sys.executable, "-m", "taxi_assets.convert", "--dataset", spec.name, "--month", month,
-                str(raw_file), str(work / "out.parquet"),
+                sys.executable,
+                "-m",
+                "taxi_assets.convert",
+                "--dataset",
+                spec.name,
+                "--month",
+                month,
+                str(raw_file),
+                str(work / "out.parquet"),
             ],
             "dagster asset materialize": _materialize_cmd("/".join(lake_key(spec).path), pk),
         }
@@ -171,7 +187,10 @@ def mirror_year(root: Path, rows: int, months: list[str]) -> Path:
     folder = root / f"mirror-{rows}"
     missing = [m for m in months for d in DATASETS if not (folder / relpath(d, m)).exists()]
     if missing:
-        print(f"generating {len(DATASETS)} datasets x {len(months)} months of {rows:,} rows under {folder} ...", flush=True)
+        print(
+            f"generating {len(DATASETS)} datasets x {len(months)} months of {rows:,} rows under {folder} ...",
+            flush=True,
+        )
         generate(folder, list(DATASETS), months, rows=rows)
     return folder
 
@@ -199,7 +218,11 @@ def backfill(root: Path, rows: int, max_concurrent_runs: int = 2) -> list[str]:
                 port = _free_port()
                 dev = subprocess.Popen(
                     [str(DAGSTER), "dev", "-m", "taxi_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
-                    env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                    env=env,
+                    cwd=tmp,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
                 try:
                     url = f"http://127.0.0.1:{port}/graphql"
@@ -240,7 +263,9 @@ def _timed_backfills(url, label, groups, partitions, env, expected_rows) -> str:
     runs = []
     for backfill_id in ids:
         while (status := _graphql(url, STATUS, {"id": backfill_id})["partitionBackfillOrError"]["status"]) in (
-            "REQUESTED", "CANCELING", "FAILING"
+            "REQUESTED",
+            "CANCELING",
+            "FAILING",
         ):
             time.sleep(1)
         these = _graphql(url, RUNS, {"id": backfill_id})["runsOrError"]["results"]

@@ -14,8 +14,8 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 Work = Callable[[Path, Path, str], int]
 

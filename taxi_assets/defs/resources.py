@@ -93,7 +93,9 @@ def load_settings() -> LoadSettings:
 
 
 def warehouse_resource(
-    uri: str | dg.EnvVar, kind: str | None = None, location: str | dg.EnvVar | None = None,
+    uri: str | dg.EnvVar,
+    kind: str | None = None,
+    location: str | dg.EnvVar | None = None,
     gcp_credentials_json: str | dg.EnvVar | None = None,
 ) -> Warehouse:
     """The backend of `uri`'s kind (given when `uri` is an EnvVar, whose value the resource

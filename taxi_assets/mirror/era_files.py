@@ -59,76 +59,87 @@ def canonical_columns(spec: DatasetSpec, rng: np.random.Generator, month: str, n
     if spec.name in ("yellow", "green"):
         fare = money(2.5, 60)
         tip = cents(0, 12)
-        cols.update({
-            "VendorID": pa.array(_pick(rng, [1, 2], n), pa.int32()),
-            spec.pickup_column: ts(pickup),
-            spec.dropoff_column: ts(dropoff),
-            "passenger_count": _nullable(rng.integers(0, 7, n), pa.int32(), some_null),
-            "trip_distance": pa.array(cents(0, 25)),
-            "RatecodeID": _nullable(_pick(rng, [1, 1, 1, 2, 5], n), pa.int32(), some_null),
-            "store_and_fwd_flag": pa.array(np.where(rng.random(n) < 0.05, "Y", "N")),
-            "PULocationID": pa.array(rng.integers(1, 266, n), pa.int32()),
-            "DOLocationID": pa.array(rng.integers(1, 266, n), pa.int32()),
-            "payment_type": pa.array(_pick(rng, [1, 1, 2, 2, 3, 4], n), pa.int32()),
-            "fare_amount": pa.array(fare),
-            "extra": pa.array(_pick(rng, [0.0, 0.5, 1.0], n)),
-            "mta_tax": pa.array(np.full(n, 0.5)),
-            "tip_amount": pa.array(tip),
-            "tolls_amount": pa.array(_pick(rng, [0.0, 0.0, 6.12], n)),
-            "improvement_surcharge": pa.array(np.full(n, 0.3)),
-            "total_amount": pa.array(np.round(fare + tip + 1.3, 2)),
-            "congestion_surcharge": pa.array(_pick(rng, [0.0, 2.5], n)),
-            "airport_fee": pa.array(_pick(rng, [0.0, 1.25], n)),
-            "cbd_congestion_fee": pa.array(_pick(rng, [0.0, 0.75], n)),
-            "ehail_fee": pa.nulls(n, pa.float64()),
-            "trip_type": pa.array(_pick(rng, [1, 1, 2], n), pa.int32()),
-        })
+        cols.update(
+            {
+                "VendorID": pa.array(_pick(rng, [1, 2], n), pa.int32()),
+                spec.pickup_column: ts(pickup),
+                spec.dropoff_column: ts(dropoff),
+                "passenger_count": _nullable(rng.integers(0, 7, n), pa.int32(), some_null),
+                "trip_distance": pa.array(cents(0, 25)),
+                "RatecodeID": _nullable(_pick(rng, [1, 1, 1, 2, 5], n), pa.int32(), some_null),
+                "store_and_fwd_flag": pa.array(np.where(rng.random(n) < 0.05, "Y", "N")),
+                "PULocationID": pa.array(rng.integers(1, 266, n), pa.int32()),
+                "DOLocationID": pa.array(rng.integers(1, 266, n), pa.int32()),
+                "payment_type": pa.array(_pick(rng, [1, 1, 2, 2, 3, 4], n), pa.int32()),
+                "fare_amount": pa.array(fare),
+                "extra": pa.array(_pick(rng, [0.0, 0.5, 1.0], n)),
+                "mta_tax": pa.array(np.full(n, 0.5)),
+                "tip_amount": pa.array(tip),
+                "tolls_amount": pa.array(_pick(rng, [0.0, 0.0, 6.12], n)),
+                "improvement_surcharge": pa.array(np.full(n, 0.3)),
+                "total_amount": pa.array(np.round(fare + tip + 1.3, 2)),
+                "congestion_surcharge": pa.array(_pick(rng, [0.0, 2.5], n)),
+                "airport_fee": pa.array(_pick(rng, [0.0, 1.25], n)),
+                "cbd_congestion_fee": pa.array(_pick(rng, [0.0, 0.75], n)),
+                "ehail_fee": pa.nulls(n, pa.float64()),
+                "trip_type": pa.array(_pick(rng, [1, 1, 2], n), pa.int32()),
+            }
+        )
         zero = rng.random(n) < 0.05  # 0 means unknown
-        for name, centre in (("pickup_longitude", -73.97), ("pickup_latitude", 40.75),
-                             ("dropoff_longitude", -73.97), ("dropoff_latitude", 40.75)):
+        for name, centre in (
+            ("pickup_longitude", -73.97),
+            ("pickup_latitude", 40.75),
+            ("dropoff_longitude", -73.97),
+            ("dropoff_latitude", 40.75),
+        ):
             values = np.round(centre + rng.normal(0, 0.05, n), 6)
             cols[name] = pa.array(np.where(zero, 0.0, values))
     elif spec.name == "fhv":
-        cols.update({
-            "dispatching_base_num": pa.array(_pick(rng, BASES, n)),
-            "pickup_datetime": ts(pickup),
-            "dropoff_datetime": ts(dropoff),
-            "PULocationID": _nullable(rng.integers(1, 266, n), pa.int32(), some_null),
-            "DOLocationID": _nullable(rng.integers(1, 266, n), pa.int32(), some_null),
-            "SR_Flag": _nullable(np.ones(n, np.int32), pa.int32(), rng.random(n) >= 0.1),
-            "Affiliated_base_number": pa.array(_pick(rng, BASES, n)),
-        })
+        cols.update(
+            {
+                "dispatching_base_num": pa.array(_pick(rng, BASES, n)),
+                "pickup_datetime": ts(pickup),
+                "dropoff_datetime": ts(dropoff),
+                "PULocationID": _nullable(rng.integers(1, 266, n), pa.int32(), some_null),
+                "DOLocationID": _nullable(rng.integers(1, 266, n), pa.int32(), some_null),
+                "SR_Flag": _nullable(np.ones(n, np.int32), pa.int32(), rng.random(n) >= 0.1),
+                "Affiliated_base_number": pa.array(_pick(rng, BASES, n)),
+            }
+        )
     elif spec.name == "fhvhv":
         request = pickup - rng.integers(60, 900, n)
         flag = lambda share: pa.array(np.where(rng.random(n) < share, "Y", "N"))  # noqa: E731
-        cols.update({
-            "hvfhs_license_num": pa.array(_pick(rng, HV_LICENSES, n)),
-            "dispatching_base_num": pa.array(_pick(rng, BASES, n)),
-            "originating_base_num": pa.array(_pick(rng, BASES, n), mask=some_null),
-            "request_datetime": ts(request),
-            "on_scene_datetime": pa.array(request + 30, pa.int64(), mask=some_null)
-            .cast(pa.timestamp("s")).cast(pa.timestamp("us")),
-            "pickup_datetime": ts(pickup),
-            "dropoff_datetime": ts(dropoff),
-            "PULocationID": pa.array(rng.integers(1, 266, n), pa.int32()),
-            "DOLocationID": pa.array(rng.integers(1, 266, n), pa.int32()),
-            "trip_miles": pa.array(cents(0.2, 30)),
-            "trip_time": pa.array(seconds, pa.int64()),
-            "base_passenger_fare": pa.array(cents(5, 80)),
-            "tolls": pa.array(_pick(rng, [0.0, 6.55], n)),
-            "bcf": pa.array(cents(0, 2)),
-            "sales_tax": pa.array(cents(0, 6)),
-            "congestion_surcharge": pa.array(_pick(rng, [0.0, 2.75], n)),
-            "airport_fee": pa.array(_pick(rng, [0.0, 2.5], n)),
-            "tips": pa.array(cents(0, 10)),
-            "driver_pay": pa.array(cents(4, 60)),
-            "shared_request_flag": flag(0.05),
-            "shared_match_flag": flag(0.02),
-            "access_a_ride_flag": flag(0.01),
-            "wav_request_flag": flag(0.03),
-            "wav_match_flag": flag(0.03),
-            "cbd_congestion_fee": pa.array(_pick(rng, [0.0, 1.5], n)),
-        })
+        cols.update(
+            {
+                "hvfhs_license_num": pa.array(_pick(rng, HV_LICENSES, n)),
+                "dispatching_base_num": pa.array(_pick(rng, BASES, n)),
+                "originating_base_num": pa.array(_pick(rng, BASES, n), mask=some_null),
+                "request_datetime": ts(request),
+                "on_scene_datetime": pa.array(request + 30, pa.int64(), mask=some_null)
+                .cast(pa.timestamp("s"))
+                .cast(pa.timestamp("us")),
+                "pickup_datetime": ts(pickup),
+                "dropoff_datetime": ts(dropoff),
+                "PULocationID": pa.array(rng.integers(1, 266, n), pa.int32()),
+                "DOLocationID": pa.array(rng.integers(1, 266, n), pa.int32()),
+                "trip_miles": pa.array(cents(0.2, 30)),
+                "trip_time": pa.array(seconds, pa.int64()),
+                "base_passenger_fare": pa.array(cents(5, 80)),
+                "tolls": pa.array(_pick(rng, [0.0, 6.55], n)),
+                "bcf": pa.array(cents(0, 2)),
+                "sales_tax": pa.array(cents(0, 6)),
+                "congestion_surcharge": pa.array(_pick(rng, [0.0, 2.75], n)),
+                "airport_fee": pa.array(_pick(rng, [0.0, 2.5], n)),
+                "tips": pa.array(cents(0, 10)),
+                "driver_pay": pa.array(cents(4, 60)),
+                "shared_request_flag": flag(0.05),
+                "shared_match_flag": flag(0.02),
+                "access_a_ride_flag": flag(0.01),
+                "wav_request_flag": flag(0.03),
+                "wav_match_flag": flag(0.03),
+                "cbd_congestion_fee": pa.array(_pick(rng, [0.0, 1.5], n)),
+            }
+        )
     else:
         raise ValueError(f"no generator for dataset {spec.name!r}")
     return cols
@@ -154,8 +165,11 @@ def published_table(spec: DatasetSpec, era: Era, month: str, n: int, seed: int, 
         column = lookup[name.strip().lower()]
         array = canonical[column]
         if column in era.text_codes:
-            array = _text_codes(rng, array, VENDOR_TEXT if column == "VendorID"
-                                else PAYMENT_TEXT_2009 if month < "2010-01" else PAYMENT_TEXT_2010)
+            array = _text_codes(
+                rng,
+                array,
+                VENDOR_TEXT if column == "VendorID" else PAYMENT_TEXT_2009 if month < "2010-01" else PAYMENT_TEXT_2010,
+            )
         elif spec.column(column).codes == "flag" and era.flags == "10":
             array = pc.if_else(pc.equal(array, "Y"), "1", "0")
         arrays.append(array)

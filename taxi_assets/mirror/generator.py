@@ -45,12 +45,10 @@ GREEN_HEADER = (
     "trip_type,congestion_surcharge"
 ).split(",")
 FHV_HEADER_2019 = (
-    "dispatching_base_num,pickup_datetime,dropOff_datetime,PUlocationID,DOlocationID,"
-    "SR_Flag,Affiliated_base_number"
+    "dispatching_base_num,pickup_datetime,dropOff_datetime,PUlocationID,DOlocationID,SR_Flag,Affiliated_base_number"
 ).split(",")
 FHV_HEADER_2020 = (
-    "dispatching_base_num,pickup_datetime,dropoff_datetime,PULocationID,DOLocationID,"
-    "SR_Flag,Affiliated_base_number"
+    "dispatching_base_num,pickup_datetime,dropoff_datetime,PULocationID,DOLocationID,SR_Flag,Affiliated_base_number"
 ).split(",")
 
 ZONES_RELPATH = "misc/taxi_zone_lookup.csv"
@@ -98,9 +96,7 @@ def default_rows(dataset: str, month: str, seed: int = 0) -> int:
 # ---------------------------------------------------------------- column helpers
 
 # Cents suffix as TLC spells money: 8, 0.5, 9.3, 2.36 (no trailing zeros).
-_MONEY_SUFFIX = pa.array(
-    ["" if c == 0 else f".{c:02d}".rstrip("0") for c in range(100)], pa.string()
-)
+_MONEY_SUFFIX = pa.array(["" if c == 0 else f".{c:02d}".rstrip("0") for c in range(100)], pa.string())
 # Distances always have two decimals and drop a zero integer part: .73, 2.10.
 _DIST_SUFFIX = pa.array([f".{c:02d}" for c in range(100)], pa.string())
 

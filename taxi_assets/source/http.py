@@ -148,9 +148,7 @@ class _Verifier:
         if len(self.first) < 4:
             self._sniff()
         if self.inflater is not None and not self.inflater.eof:
-            raise SourceError(
-                f"{self.label}: gzip stream truncated after {nbytes:,} bytes from {self.url}"
-            )
+            raise SourceError(f"{self.label}: gzip stream truncated after {nbytes:,} bytes from {self.url}")
         if self.is_parquet and not self.last.endswith(PARQUET_MAGIC):
             raise SourceError(f"{self.label}: Parquet file from {self.url} has no footer (truncated?)")
 
@@ -243,9 +241,7 @@ def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> D
         raise SourceError(f"{label}: cannot reach {url}: {exc}") from None
     with response:
         if response.status_code in (403, 404):
-            raise NotPublishedError(
-                f"{label} is not published yet: HTTP {response.status_code} from {url}"
-            )
+            raise NotPublishedError(f"{label} is not published yet: HTTP {response.status_code} from {url}")
         if response.status_code >= 400:
             retried = len(response.raw.retries.history) if response.raw.retries else 0
             raise SourceError(
@@ -285,9 +281,7 @@ def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> D
             raise _broken_body(exc, nbytes, expected_bytes, timeout) from None
         if expected_bytes is not None and nbytes != expected_bytes:
             dest.unlink(missing_ok=True)
-            raise TransientBodyError(
-                f"got {nbytes:,} bytes but Content-Length said {expected_bytes:,}"
-            )
+            raise TransientBodyError(f"got {nbytes:,} bytes but Content-Length said {expected_bytes:,}")
         try:
             verifier.finish(nbytes)
         except SourceError:

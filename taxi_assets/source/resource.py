@@ -17,8 +17,7 @@ from taxi_assets.months import normalize_month
 from taxi_assets.source import http
 
 COURSE_CSV_URL = (
-    "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/"
-    "{dataset}/{dataset}_tripdata_{month}.csv.gz"
+    "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/{dataset}/{dataset}_tripdata_{month}.csv.gz"
 )
 OFFICIAL_PARQUET_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data/{dataset}_tripdata_{month}.parquet"
 # Sources in order, the first that has the month wins: the course's CSV mirror (2019-01 ..
@@ -41,8 +40,10 @@ def check_url_template(text: str, setting: str = SOURCE_SETTING) -> str:
     if not templates:
         raise ConfigError(f"{setting}={text!r} names no URL template; e.g. {DEFAULT_SOURCE_URL}")
     for i, template in enumerate(templates, 1):
-        name = f"{setting}={template!r}" if len(templates) == 1 else (
-            f"{setting}={text!r}, source {i} of {len(templates)} {template!r},"
+        name = (
+            f"{setting}={template!r}"
+            if len(templates) == 1
+            else (f"{setting}={text!r}, source {i} of {len(templates)} {template!r},")
         )
         _check_one_template(template, name)
     return text
@@ -144,9 +145,7 @@ class TaxiSource(dg.ConfigurableResource):
         with self._session() as session:
             return http.head(session, url, self.timeout_s)
 
-    def download(
-        self, spec: DatasetSpec, month: str, dest: Path, log: logging.Logger | None = None
-    ) -> http.Download:
+    def download(self, spec: DatasetSpec, month: str, dest: Path, log: logging.Logger | None = None) -> http.Download:
         """The first source's file into dest (one source: see download_first for the list)."""
         return self._download(self.url(spec, month), dest, f"{spec.name} {normalize_month(month)}", log)
 

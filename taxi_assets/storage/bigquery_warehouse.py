@@ -204,7 +204,10 @@ class BigQueryWarehouse(Warehouse):
         )
         decorator = partition_decorator(month)
         return self._load_job(
-            f"{spec.name} {month}", obj, self.table_id(spec.table) + decorator, config,
+            f"{spec.name} {month}",
+            obj,
+            self.table_id(spec.table) + decorator,
+            config,
             job_id_prefix=f"taxi_{spec.name}_{decorator[1:]}_",
         )
 
@@ -256,7 +259,8 @@ class BigQueryWarehouse(Warehouse):
         job = None
         try:
             job = self.client.query(
-                f"SELECT {columns} FROM ({select_sql})", job_config=config,
+                f"SELECT {columns} FROM ({select_sql})",
+                job_config=config,
                 job_id_prefix=f"taxi_{table}_{decorator[1:]}_",
             )
             # A query with a destination reports the rows it wrote; after WRITE_TRUNCATE of

@@ -89,9 +89,7 @@ def column_names(schema: pa.Schema) -> str:
 
 
 def column_definitions(schema: pa.Schema) -> str:
-    return ", ".join(
-        f"{quote(f.name)} {duckdb_type(f.type)}{'' if f.nullable else ' NOT NULL'}" for f in schema
-    )
+    return ", ".join(f"{quote(f.name)} {duckdb_type(f.type)}{'' if f.nullable else ' NOT NULL'}" for f in schema)
 
 
 @contextmanager
@@ -149,7 +147,8 @@ class DuckDBWarehouse(Warehouse):
         schema = spec.arrow_schema()
         conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(spec.table)} ({column_definitions(schema)})")
         have = {
-            name for (name,) in conn.execute(
+            name
+            for (name,) in conn.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [spec.table]
             ).fetchall()
         }
@@ -176,12 +175,8 @@ class DuckDBWarehouse(Warehouse):
                         month_started = time.monotonic()
                         first_day = f"{normalize_month(month)}-01"
                         conn.execute(f"DELETE FROM {table} WHERE {SOURCE_MONTH_COLUMN} = ?::DATE", [first_day])
-                        conn.execute(
-                            f"INSERT INTO {table} ({names}) SELECT {names} FROM read_parquet(?)", [path]
-                        )
-                        month_metadata[normalize_month(month)] = {
-                            "seconds": round(time.monotonic() - month_started, 3)
-                        }
+                        conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM read_parquet(?)", [path])
+                        month_metadata[normalize_month(month)] = {"seconds": round(time.monotonic() - month_started, 3)}
                 counts = self._counts(conn, spec, [normalize_month(m) for m in objects])
         metadata = {"seconds": round(time.monotonic() - started, 3), "database": self.path}
         if added:
@@ -208,9 +203,7 @@ class DuckDBWarehouse(Warehouse):
             # DuckDB DDL is transactional: readers see the old table or the new one.
             with transaction(conn):
                 conn.execute(f"CREATE OR REPLACE TABLE {quote(name)} ({column_definitions(schema)})")
-                conn.execute(
-                    f"INSERT INTO {quote(name)} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)]
-                )
+                conn.execute(f"INSERT INTO {quote(name)} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)])
             return conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
 
     def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from google.api_core.exceptions import NotFound
 from google.cloud import storage
@@ -41,15 +41,16 @@ def parse_gs_uri(uri: str) -> tuple[str, str]:
 
 
 class GCSLakeStore:
-    def __init__(self, bucket: str, prefix: str = "", client: storage.Client | None = None,
-                 chunk_size: int = CHUNK_SIZE):
+    def __init__(
+        self, bucket: str, prefix: str = "", client: storage.Client | None = None, chunk_size: int = CHUNK_SIZE
+    ):
         self.client = client or storage.Client()
         self.bucket = self.client.bucket(bucket)
         self.prefix = prefix.strip("/")
         self.chunk_size = chunk_size
 
     @classmethod
-    def from_uri(cls, uri: str, credentials_json: str | None = None) -> "GCSLakeStore":
+    def from_uri(cls, uri: str, credentials_json: str | None = None) -> GCSLakeStore:
         bucket, prefix = parse_gs_uri(uri)
         return cls(bucket, prefix, storage.Client(credentials=credentials_from_json(credentials_json)))
 
@@ -84,7 +85,7 @@ class GCSLakeStore:
         folder = self._name(prefix).rstrip("/") + "/"
         root = f"{self.prefix}/" if self.prefix else ""
         blobs = self.client.list_blobs(self.bucket, prefix=folder, delimiter="/")
-        return sorted(b.name[len(root):] for b in blobs)
+        return sorted(b.name[len(root) :] for b in blobs)
 
     def delete(self, relpath: str) -> None:
         try:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from taxi_assets.storage.staging import abandoned, owner_tag
 
@@ -91,9 +92,7 @@ class LocalLakeStore:
         if not folder.is_dir():
             return []
         return sorted(
-            f"{prefix.rstrip('/')}/{p.name}"
-            for p in folder.iterdir()
-            if p.is_file() and not p.name.startswith(".")
+            f"{prefix.rstrip('/')}/{p.name}" for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
         )
 
     def delete(self, relpath: str) -> None:

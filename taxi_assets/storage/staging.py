@@ -54,7 +54,7 @@ class StagedFile:
     quarantine: Path | None = None
 
     @classmethod
-    def new(cls, name: str) -> "StagedFile":
+    def new(cls, name: str) -> StagedFile:
         root = staging_root()
         root.mkdir(parents=True, exist_ok=True)
         # Folders left by killed runs are removed by the next run (on any month).

@@ -18,9 +18,7 @@ def pg_server_url() -> str:
     url = os.environ.get("TAXI_TEST_PG_URL")
     if url:
         return url
-    started = subprocess.run(
-        [str(START_POSTGRES), "--no-install"], capture_output=True, text=True, timeout=120
-    )
+    started = subprocess.run([str(START_POSTGRES), "--no-install"], capture_output=True, text=True, timeout=120)
     if started.returncode != 0:
         pytest.fail(
             "the deployment tests need PostgreSQL: TAXI_TEST_PG_URL is not set and "

@@ -68,10 +68,7 @@ class Service:
 
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace").splitlines()[-lines:]
-        return (
-            f"--- {self.name} (pid {self.process.pid}, exit {self.process.poll()}) {self.log}\n"
-            + "\n".join(text)
-        )
+        return f"--- {self.name} (pid {self.process.pid}, exit {self.process.poll()}) {self.log}\n" + "\n".join(text)
 
     def stop(self, grace: float = 20.0) -> None:
         """SIGTERM to this process, SIGKILL after `grace` s; then whatever is left in its own

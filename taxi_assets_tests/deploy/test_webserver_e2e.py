@@ -157,15 +157,11 @@ def _mirror_vs_warehouse(e2e: E2E, months: list[str]) -> list[tuple]:
 
 def _month_counts(e2e: E2E) -> dict[str, int]:
     with contextlib.closing(duckdb.connect(str(e2e.warehouse_file), read_only=True)) as conn:
-        rows = conn.execute(
-            f"SELECT strftime(source_month, '%Y-%m'), count(*) FROM {SPEC.table} GROUP BY 1"
-        ).fetchall()
+        rows = conn.execute(f"SELECT strftime(source_month, '%Y-%m'), count(*) FROM {SPEC.table} GROUP BY 1").fetchall()
     return dict(rows)
 
 
-def _step_windows(
-    instance: dg.DagsterInstance, run_ids: list[str], step_key: str
-) -> list[tuple[float, float]]:
+def _step_windows(instance: dg.DagsterInstance, run_ids: list[str], step_key: str) -> list[tuple[float, float]]:
     """(start, end) timestamps of `step_key` in each run that ran it."""
     windows = []
     for run_id in run_ids:
@@ -229,9 +225,9 @@ def test_after_the_backfill_every_month_shows_its_own_figures_and_checks(e2e, tm
     every_month_passed = [("SUCCEEDED", keys[0], keys[-1])]
     statuses = wait_for(
         "every lake check's partition statuses",
-        lambda: (s := e2e.client.check_partition_statuses(lake_key(SPEC)))
-        and all(s[name] for name in lake_checks)
-        and s,
+        lambda: (
+            (s := e2e.client.check_partition_statuses(lake_key(SPEC))) and all(s[name] for name in lake_checks) and s
+        ),
         60,
         on_timeout=e2e.diagnostics,
     )
@@ -338,13 +334,9 @@ def test_the_asset_graph_and_a_partitions_page_in_headless_chromium(e2e, tmp_pat
         # the panel covers the right of the graph).
         for key in reversed(KEYS):
             _node(page, key).get_by_text(key.path[-1], exact=True).click()
-            expect(page.get_by_text(" / ".join(key.path), exact=True)).to_be_visible(
-                timeout=PAGE_TIMEOUT_MS
-            )
+            expect(page.get_by_text(" / ".join(key.path), exact=True)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
         # The raw asset's download pool, named after the mirror's host.
-        expect(page.get_by_role("link", name="source_host:127.0.0.1")).to_be_visible(
-            timeout=PAGE_TIMEOUT_MS
-        )
+        expect(page.get_by_role("link", name="source_host:127.0.0.1")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
         page.screenshot(path=shots / "asset-graph-raw-selected.png")
 
         started = time.monotonic()

@@ -42,8 +42,11 @@ def test_whole_history_of_a_feed_is_one_backfill_with_exactly_the_mirror_rows(tm
     expected = {}
     for m in months:
         csv_file = mirror_root / relpath(SPEC.name, m)
-        expected[m] = csv_data_rows(csv_file) if csv_file.exists() else pq.ParquetFile(
-            mirror_root / relpath(SPEC.name, m, "parquet")).metadata.num_rows
+        expected[m] = (
+            csv_data_rows(csv_file)
+            if csv_file.exists()
+            else pq.ParquetFile(mirror_root / relpath(SPEC.name, m, "parquet")).metadata.num_rows
+        )
 
     warehouse_file = tmp_path / "warehouse.duckdb"
     home = install_instance(tmp_path / "dagster_home")
@@ -63,8 +66,9 @@ def test_whole_history_of_a_feed_is_one_backfill_with_exactly_the_mirror_rows(tm
         try:
             deployment.start()
             client = TaxiGraphQL("127.0.0.1", deployment.webserver_port)
-            status = wait_for("the code location to load", lambda: client.location_status(LOCATION), 120,
-                              on_timeout=deployment.tails)
+            status = wait_for(
+                "the code location to load", lambda: client.location_status(LOCATION), 120, on_timeout=deployment.tails
+            )
             assert status == "LOADED", f"{status}\n{deployment.tails()}"
             started = time.monotonic()
             backfill = client.launch_backfill(keys, KEYS, title=f"e2e: the whole history of {SPEC.name}")
@@ -84,14 +88,20 @@ def test_whole_history_of_a_feed_is_one_backfill_with_exactly_the_mirror_rows(tm
             deployment.stop()
 
     with contextlib.closing(duckdb.connect(str(warehouse_file), read_only=True)) as conn:
-        counts = dict(conn.execute(
-            f"SELECT strftime(source_month, '%Y-%m'), count(*) FROM {SPEC.table} GROUP BY 1").fetchall())
+        counts = dict(
+            conn.execute(f"SELECT strftime(source_month, '%Y-%m'), count(*) FROM {SPEC.table} GROUP BY 1").fetchall()
+        )
     assert counts == expected
     # Where the month came from: the CSV mirror first, the Parquet source for the rest.
     lake = tmp_path / "lake" / "raw" / SPEC.name
     assert (lake / f"month={CSV_MONTHS[0]}" / f"{SPEC.name}_tripdata_{CSV_MONTHS[0]}.csv.gz").exists()
     assert (lake / f"month={months[-1]}" / f"{SPEC.name}_tripdata_{months[-1]}.parquet").exists()
-    figures = {"months": len(months), "rows_per_month": ROWS, "runs": len(runs),
-               "generate_s": round(generated_s, 1), "backfill_s": round(backfill_s, 1)}
+    figures = {
+        "months": len(months),
+        "rows_per_month": ROWS,
+        "runs": len(runs),
+        "generate_s": round(generated_s, 1),
+        "backfill_s": round(backfill_s, 1),
+    }
     (tmp_path / "figures.json").write_text(json.dumps(figures))
     print(f"\nwhole-history e2e figures: {figures}")

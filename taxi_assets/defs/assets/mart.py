@@ -39,8 +39,7 @@ def column_lineage(specs: list[DatasetSpec]) -> dg.TableColumnLineage:
             "pickup_zone": [dg.TableColumnDep(zones, "Zone"), *join],
             "revenue": every_table(lambda s: s.amount_column),
             "avg_distance": every_table(lambda s: s.distance_column),
-            "avg_duration_minutes": every_table(lambda s: s.pickup_column)
-            + every_table(lambda s: s.dropoff_column),
+            "avg_duration_minutes": every_table(lambda s: s.pickup_column) + every_table(lambda s: s.dropoff_column),
         }
     )
 
@@ -97,9 +96,7 @@ def build_mart_asset(warehouse_kind: str) -> dg.AssetsDefinition:
         for key in context.partition_keys:
             result = build_trips_by_zone_month(warehouse, dialect, specs, key)
             metadata = month_metadata(result, specs)
-            context.log.info(
-                f"{MART_TABLE} {result.month}: {result.rows:,} rows, {metadata['total_trips']:,} trips"
-            )
+            context.log.info(f"{MART_TABLE} {result.month}: {result.rows:,} rows, {metadata['total_trips']:,} trips")
             # Per partition, so a range run records each month's own figures.
             context.add_asset_metadata(
                 {**metadata, "dagster/column_schema": schema, "dagster/column_lineage": lineage},

@@ -1,6 +1,5 @@
 """Warehouse layer: one table per dataset; each month replaced atomically."""
 
-
 import dagster as dg
 
 from taxi_assets.datasets import DATASETS, DatasetSpec

@@ -58,8 +58,9 @@ def lake_taxi_zone_lookup(context: dg.AssetExecutionContext, raw: LakeObject) ->
         zones = read_zones_csv(path, raw.uri)
     problems = zone_problems(zones.table)
     if problems:
-        raise ConversionError(f"taxi zones: {raw.uri} is not published, the lake keeps the previous zones: "
-                              f"{'; '.join(problems)}")
+        raise ConversionError(
+            f"taxi zones: {raw.uri} is not published, the lake keeps the previous zones: {'; '.join(problems)}"
+        )
     if zones.extra_columns:
         context.log.warning(f"taxi zones: dropped columns not in the schema: {', '.join(zones.extra_columns)}")
     staged = StagedFile.new(LAKE_FILE_NAME)

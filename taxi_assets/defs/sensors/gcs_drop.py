@@ -63,7 +63,11 @@ def build_gcs_drop_sensor(max_runs: int = WatchLimits.max_runs) -> dg.SensorDefi
                     partition_key=partition_key(month),
                     run_key=f"{uri}#{obj.generation}",
                     run_config={"ops": {raw_key(spec).to_python_identifier(): {"config": {"source_uri": uri}}}},
-                    tags={TRIGGER_TAG: "gcs_drop", "taxi/source_uri": uri, "taxi/source_generation": str(obj.generation)},
+                    tags={
+                        TRIGGER_TAG: "gcs_drop",
+                        "taxi/source_uri": uri,
+                        "taxi/source_generation": str(obj.generation),
+                    },
                 )
             )
         if skipped:
