@@ -57,6 +57,7 @@ class Run:
     case: Case
     variant: str
     wall: float
+    cpu: float
     peak_mib: float
     base_mib: float
     produced: int
@@ -102,7 +103,7 @@ def run_variant(variant: str, case: Case, out_dir: Path) -> Run:
     if proc.returncode != 0:
         raise RuntimeError(f"bench variant {variant} failed on {case.path}:\n{proc.stderr}")
     m = json.loads(proc.stdout.strip().splitlines()[-1])
-    return Run(case, variant, m["wall"], m["peak_mib"], m["base_mib"], m["produced"])
+    return Run(case, variant, m["wall"], m["cpu"], m["peak_mib"], m["base_mib"], m["produced"])
 
 
 def machine() -> str:
@@ -138,7 +139,7 @@ def run_bench(root: Path, cases: list[Case], repeats: int) -> list[Run]:
                 order = variants[rep % len(variants) :] + variants[: rep % len(variants)]
                 for variant in order:
                     run = run_variant(variant, case, out_dir)
-                    print(f"  rep {rep + 1} {case.label:>22} {variant:<12} {run.wall:7.2f} s {run.peak_mib:7.0f} MiB", flush=True)
+                    print(f"  rep {rep + 1} {case.label:>22} {variant:<12} {run.wall:7.2f} s {run.cpu:7.2f} cpu-s {run.peak_mib:7.0f} MiB", flush=True)
                     runs.append(run)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -169,7 +170,7 @@ def reference_wall(runs: list[Run], case: Case) -> tuple[str, float] | None:
 def summarize(runs: list[Run], cases: list[Case]) -> tuple[list[str], dict[str, str]]:
     """The table with the ratios, and the figures that go on the summary line."""
     lines = [
-        f"{'case':>24} {'variant':<12} {'wall s':>8} {'min s':>7} {'peak MiB':>9} {'base MiB':>9} {'vs ref':>7}"
+        f"{'case':>24} {'variant':<12} {'wall s':>8} {'min s':>7} {'cpu s':>7} {'peak MiB':>9} {'base MiB':>9} {'vs ref':>7}"
     ]
     summary: dict[str, str] = {}
     for case in cases:
@@ -179,7 +180,8 @@ def summarize(runs: list[Run], cases: list[Case]) -> tuple[list[str], dict[str, 
             fastest = min(r.wall for r in runs if r.case == case and r.variant == variant)
             ratio = f"{wall / ref[1]:7.2f}" if ref else f"{'':>7}"
             lines.append(
-                f"{case.label:>24} {variant:<12} {wall:8.2f} {fastest:7.2f} {peak(runs, case, variant):9.0f} "
+                f"{case.label:>24} {variant:<12} {wall:8.2f} {fastest:7.2f} {median(runs, case, variant, 'cpu'):7.2f} "
+                f"{peak(runs, case, variant):9.0f} "
                 f"{median(runs, case, variant, 'base_mib'):9.0f} {ratio}"
             )
         if ref and "ours" in case.variants:

@@ -54,6 +54,9 @@ class Task:
 
 def _month(task: Task) -> tuple[str, str, str, int]:
     """raw -> lake -> check figures of one month, as the three steps of a run do it."""
+    import warnings
+
+    warnings.simplefilter("ignore")  # the definitions' beta notices, imported with the asset keys
     from taxi_assets import quality
     from taxi_assets.defs.assets.keys import lake_key, raw_key
     from taxi_assets.defs.assets.lake import LAKE_FILE_NAME
@@ -93,6 +96,9 @@ def _load(args: tuple[str, str, str, dict[str, str]]) -> int:
     from taxi_assets.storage.warehouse import backend_from_uri
 
     dataset, lake, warehouse_uri, files = args
+    import warnings
+
+    warnings.simplefilter("ignore")
     store = LocalLakeStore(lake)
     result = backend_from_uri(warehouse_uri).replace_months(
         DATASETS[dataset], {pk: LakeObject(store, rel) for pk, rel in files.items()}

@@ -2,8 +2,8 @@
 
     python -m taxi_assets.bench.variants VARIANT SRC DST MONTH DATASET
 
-prints one JSON line: wall seconds of the work (imports excluded, for every
-variant alike), rows or bytes it produced, the process's RSS before the work and
+prints one JSON line: wall and CPU seconds (all threads) of the work (imports
+excluded, for every variant alike), rows or bytes it produced, the process's RSS before the work and
 its peak (VmHWM), both in MiB. Not ru_maxrss: Linux carries that over from the
 forking parent, so every child would report at least the parent's size.
 """
@@ -190,11 +190,13 @@ def main(argv: list[str]) -> None:
     table = PARQUET_VARIANTS if src.endswith(".parquet") else VARIANTS
     work = table[name]()
     base = _status_mib("VmRSS")
+    cpu = time.process_time()
     started = time.perf_counter()
     produced = work(Path(src), Path(dst), month, dataset)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     peak = _status_mib("VmHWM")
-    print(json.dumps({"variant": name, "wall": wall, "produced": produced, "base_mib": base, "peak_mib": peak}))
+    print(json.dumps({"variant": name, "wall": wall, "cpu": cpu, "produced": produced, "base_mib": base, "peak_mib": peak}))
 
 
 if __name__ == "__main__":
