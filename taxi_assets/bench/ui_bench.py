@@ -91,8 +91,11 @@ def ui_timings(
             expect(button).to_be_enabled(timeout=TIMEOUT_MS)
             started = time.monotonic()
             button.click()
-            launch = page.get_by_test_id("launch-button")
-            expect(launch).to_have_text("Launch backfill", timeout=TIMEOUT_MS)
+            # The dialog reads every partition's status; "All" selects the whole history.
+            dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
+            expect(dialog.get_by_text("Partition selection")).to_be_visible(timeout=TIMEOUT_MS)
+            dialog.get_by_role("button", name="All", exact=True).click()
+            launch = dialog.get_by_role("button", name="Launch backfill", exact=True)
             expect(launch).to_be_enabled(timeout=TIMEOUT_MS)
             timings["backfill_dialog"] = time.monotonic() - started
         finally:
