@@ -43,7 +43,8 @@ def instance_yaml(max_concurrent_runs: int) -> str:
     """The instance settings `make dev` writes to DAGSTER_HOME (see the Makefile)."""
     return (
         "telemetry:\n  enabled: false\n"
-        f"concurrency:\n  runs:\n    max_concurrent_runs: {max_concurrent_runs}\n"
+        "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
+        f"  config:\n    max_concurrent_runs: {max_concurrent_runs}\n    dequeue_interval_seconds: 1\n"
     )
 
 
