@@ -181,7 +181,7 @@ def _parquet_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Batches of the declared columns: renamed, cast (official files differ by year), filled."""
     schema = declared_schema(spec)
-    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(mapping)):
+    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(mapping), use_threads=False):
         batch = batch.rename_columns([mapping[n] for n in batch.schema.names])
         arrays = []
         for column in spec.columns:
@@ -299,7 +299,8 @@ def convert(spec: DatasetSpec, month: str, src: Path, dst: Path) -> ConvertResul
     is_parquet = src.name.lower().endswith(".parquet")
     try:
         if is_parquet:
-            pf = pq.ParquetFile(src)
+            # Unbuffered column chunks read page by page: a row group is never held whole.
+            pf = pq.ParquetFile(src, memory_map=False, buffer_size=1 << 20, pre_buffer=False)
             names = pf.schema_arrow.names
         else:
             names = _csv_header(src, label)
