@@ -79,10 +79,6 @@ def test_idle_slots_count_unused_run_slots_between_launch_and_end():
     assert idle_slot_seconds([(0, 10), (0, 10)], 0, 10, 2) == 0
 
 
-def test_the_bench_instance_limits_runs_to_two():
-    assert "max_concurrent_runs: 2" in instance_yaml(2)
-
-
 def test_partition_overhead_runs_the_convert_command_and_dagster_on_the_same_raw_file(tmp_path):
     from taxi_assets.bench.dagster_bench import partition_overhead
 
@@ -111,3 +107,12 @@ def test_the_baseline_loads_every_month_of_the_history_without_dagster(tmp_path)
     with duckdb.connect(str(tmp_path / "work" / "warehouse.duckdb"), read_only=True) as con:
         for spec in DATASETS.values():
             assert con.execute(f"SELECT count(DISTINCT source_month), count(*) FROM {spec.table}").fetchone() == (2, 600)
+
+
+def test_the_local_instance_queue_takes_two_runs_and_looks_every_second(tmp_path):
+    import dagster as dg
+
+    (tmp_path / "dagster.yaml").write_text(instance_yaml(2))
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    assert instance.run_coordinator.dequeue_interval_seconds == 1
+    assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
