@@ -64,6 +64,7 @@ def test_generated_parquet_months_have_tlc_types_and_row_groups(tmp_path):
     table = pq.read_table(fhvhv)
     assert table.schema.remove_metadata() == FHVHV_SCHEMA and table.num_rows == 100
     assert set(table.column("shared_request_flag").to_pylist()) <= {"Y", "N"}
+    assert table.column("wav_match_flag").type == "null" and table.column("pickup_datetime").type == "timestamp[ns]"
     assert parquet_month(tmp_path, "fhvhv", 100, "2019-06").read_bytes() == fhvhv.read_bytes()  # cached
 
 
@@ -95,14 +96,14 @@ def test_partition_overhead_runs_the_convert_command_and_dagster_on_the_same_raw
 def test_the_baseline_loads_every_month_of_the_history_without_dagster(tmp_path):
     import duckdb
 
-    from taxi_assets.bench.history import baseline, history_mirror, history_months
+    from taxi_assets.bench.history import baseline, history_mirror, history_months, source_urls
     from taxi_assets.mirror import MirrorServer
 
     months = history_months(last=2)
     assert set(months) == set(DATASETS) and all(len(m) == 2 for m in months.values())
     mirror = history_mirror(tmp_path, 300, months)
     with MirrorServer(mirror) as server:
-        _, rows = baseline(tmp_path / "work", server.url_template, months)
+        _, rows = baseline(tmp_path / "work", source_urls(server.url_template), months)
     assert rows == 300 * 2 * len(DATASETS)
     with duckdb.connect(str(tmp_path / "work" / "warehouse.duckdb"), read_only=True) as con:
         for spec in DATASETS.values():

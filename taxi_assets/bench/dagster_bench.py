@@ -365,7 +365,7 @@ def _check_warehouse(env: dict[str, str], expected: dict[str, int]) -> None:
 
 def whole_history(root: Path, rows: int, last: int, ui: bool, import_s: float) -> tuple[list[str], dict[str, str]]:
     """The whole record's backfill through Dagster vs the plain-Python baseline, then the UI."""
-    from taxi_assets.bench.history import WORKERS, baseline, history_mirror, history_months
+    from taxi_assets.bench.history import WORKERS, baseline, history_mirror, history_months, source_urls
 
     root = root.resolve()
     months = history_months(last)
@@ -380,13 +380,13 @@ def whole_history(root: Path, rows: int, last: int, ui: bool, import_s: float) -
     with MirrorServer(mirror_root) as server:
         with tempfile.TemporaryDirectory(dir=root, prefix="baseline-") as tmp:
             print(f"baseline: plain Python, {WORKERS} processes, {count} months ...", flush=True)
-            base_wall, base_rows = baseline(Path(tmp), server.url_template, months)
+            base_wall, base_rows = baseline(Path(tmp), source_urls(server.url_template), months)
         if base_rows != sum(expected.values()):
             raise RuntimeError(f"the baseline loaded {base_rows:,} rows, expected {sum(expected.values()):,}")
         lines.append(f"  {f'plain Python, {WORKERS} worker processes, no Dagster, wall':<64} {base_wall:7.1f} s")
         with tempfile.TemporaryDirectory(dir=root, prefix="backfill-") as tmp:
             work = Path(tmp)
-            env = platform_env(work, server.url_template, max_concurrent_runs=WORKERS)
+            env = platform_env(work, source_urls(server.url_template), max_concurrent_runs=WORKERS)
             with dagster_dev(env, work) as url:
                 print(f"backfill through {url}/graphql ...", flush=True)
                 launched = time.time()

@@ -34,14 +34,28 @@ def history_months(last: int = 0) -> dict[str, list[str]]:
     return months
 
 
+def month_format(dataset: str, month: str) -> str:
+    """The course's CSV where an era of it exists, else TLC's Parquet (fhvhv, ...)."""
+    return "csv" if DATASETS[dataset].era(month, "csv") else "parquet"
+
+
 def history_mirror(root: Path, rows: int, months: dict[str, list[str]]) -> Path:
     folder = root / f"history-{rows}"
     for dataset, wanted in months.items():
-        missing = [m for m in wanted if not (folder / relpath(dataset, m)).exists()]
-        if missing:
-            print(f"generating {len(missing)} {dataset} months of {rows:,} rows under {folder} ...", flush=True)
-            generate(folder, [dataset], missing, rows=rows)
+        for fmt in ("csv", "parquet"):
+            missing = [
+                m for m in wanted
+                if month_format(dataset, m) == fmt and not (folder / relpath(dataset, m, fmt)).exists()
+            ]  # fmt: skip
+            if missing:
+                print(f"generating {len(missing)} {dataset} {fmt} months of {rows:,} rows under {folder} ...", flush=True)
+                generate(folder, [dataset], missing, rows=rows, formats=(fmt,))
     return folder
+
+
+def source_urls(mirror_url_template: str) -> str:
+    """TAXI_SOURCE_URL for the mirror: its CSV.gz files first, then its Parquet files."""
+    return f"{mirror_url_template} {mirror_url_template.removesuffix('.csv.gz')}.parquet"
 
 
 @dataclass(frozen=True)
@@ -69,13 +83,20 @@ def _month(task: Task) -> tuple[str, str, str, int]:
     store = LocalLakeStore(task.lake)
     source = TaxiSource(url_template=task.url_template)
     pk = partition_key(task.month)
-    raw = StagedFile.new(source.file_name(spec, task.month))
+    staged: list[StagedFile] = []
+
+    def new_dest(name: str) -> Path:  # the file keeps the name its source gives it
+        staged.append(StagedFile.new(name))
+        return staged[-1].path
+
     try:
-        source.download(spec, task.month, raw.path)
+        source.download_first(spec, task.month, new_dest)
+        raw = staged[-1]
         raw_rel = f"{partition_folder(raw_key(spec), pk)}/{raw.path.name}"
         store.publish(raw.path, raw_rel)
     finally:
-        raw.discard()
+        for file in staged:
+            file.discard()
     lake = StagedFile.new(LAKE_FILE_NAME)
     try:
         with store.local_path(raw_rel) as path:

@@ -2,8 +2,10 @@
 
 The mirror generator writes the course's CSV.gz; the official site serves Parquet, and
 what a reader pays there depends on the file's physical shape, so these follow it:
-snappy, 1M-row row groups, int64 IDs and double counts (yellow 2019), fhvhv's 24
-columns with 'Y'/'N' flags and large_string text as pandas-written TLC files have.
+snappy, 1M-row row groups, nanosecond timestamps, int64 IDs and double counts
+(yellow 2019), fhvhv's 24 columns with 'Y'/'N' flags, `airport_fee` and
+`wav_match_flag` typed null (the spec table's 2019-2024 era), large_string text as
+pandas-written TLC files have.
 Values are random but plausible (zones 1..265, minutes-long trips inside the month,
 a few pickups outside it); the same arguments give the same file.
 """
@@ -21,7 +23,7 @@ ROW_GROUP_ROWS = 1_000_000  # TLC's files: ~1M-row row groups
 COMPRESSION = "snappy"
 SHAPES = ("yellow", "fhvhv")
 
-TS = pa.timestamp("us")
+TS = pa.timestamp("ns")  # as TLC's files of these eras (datasets.py); the lake keeps microseconds
 TEXT = pa.large_string()
 
 
@@ -31,6 +33,10 @@ def _month_us(month: str) -> tuple[int, int]:
         int(start.astype("datetime64[us]").astype(np.int64)),
         int((start + 1).astype("datetime64[us]").astype(np.int64)),
     )
+
+
+def _ts(micros: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    return pa.array(micros * 1000, TS, mask=mask)
 
 
 def _pickups(rng: np.random.Generator, month: str, first: int, n: int, total: int) -> np.ndarray:
@@ -72,9 +78,9 @@ FHVHV_SCHEMA = pa.schema(
         ("PULocationID", pa.int64()), ("DOLocationID", pa.int64()), ("trip_miles", pa.float64()),
         ("trip_time", pa.int64()), ("base_passenger_fare", pa.float64()), ("tolls", pa.float64()),
         ("bcf", pa.float64()), ("sales_tax", pa.float64()), ("congestion_surcharge", pa.float64()),
-        ("airport_fee", pa.float64()), ("tips", pa.float64()), ("driver_pay", pa.float64()),
+        ("airport_fee", pa.null()), ("tips", pa.float64()), ("driver_pay", pa.float64()),
         ("shared_request_flag", TEXT), ("shared_match_flag", TEXT), ("access_a_ride_flag", TEXT),
-        ("wav_request_flag", TEXT), ("wav_match_flag", TEXT),
+        ("wav_request_flag", TEXT), ("wav_match_flag", pa.null()),
     ]
 )  # fmt: skip
 
@@ -88,8 +94,8 @@ def _yellow(rng: np.random.Generator, month: str, first: int, n: int, total: int
     passengers[rng.random(n) < 0.01] = np.nan  # a few nulls, as in 2019's files
     cols = [
         pa.array(rng.choice([1, 2], n, p=[0.3, 0.7]).astype(np.int64)),
-        pa.array(pickup, TS),
-        pa.array(pickup + (minutes * 60e6).astype(np.int64), TS),
+        _ts(pickup),
+        _ts(pickup + (minutes * 60e6).astype(np.int64)),
         pa.array(passengers, from_pandas=True),
         pa.array(np.round(minutes * 0.25, 2)),
         pa.array(rng.choice([1.0, 2.0, 5.0], n, p=[0.96, 0.03, 0.01])),
@@ -126,10 +132,10 @@ def _fhvhv(rng: np.random.Generator, month: str, first: int, n: int, total: int)
         _choice(_LICENSES, rng.choice(4, n, p=[0.01, 0.72, 0.02, 0.25])),
         _choice(_HV_BASES, base),
         _choice(_HV_BASES, base),
-        pa.array(pickup - wait, TS),
-        pa.array(pickup - wait // 4, TS, mask=no_scene),
-        pa.array(pickup, TS),
-        pa.array(pickup + seconds * 1_000_000, TS),
+        _ts(pickup - wait),
+        _ts(pickup - wait // 4, no_scene),
+        _ts(pickup),
+        _ts(pickup + seconds * 1_000_000),
         pa.array(rng.integers(1, 266, n)),
         pa.array(rng.integers(1, 266, n)),
         pa.array(miles),
@@ -139,14 +145,14 @@ def _fhvhv(rng: np.random.Generator, month: str, first: int, n: int, total: int)
         pa.array(np.round(fare * 0.0275, 2)),
         pa.array(np.round(fare * 0.08875, 2)),
         pa.array(np.where(rng.random(n) < 0.7, 2.75, 0.0)),
-        pa.array(np.where(rng.random(n) < 0.05, 2.5, 0.0)),
+        pa.nulls(n),
         pa.array(np.where(rng.random(n) < 0.2, _money(rng, 4.0, n), 0.0)),
         pa.array(np.round(fare * 0.75, 2)),
         _flags(rng, 0.05, n),
         _flags(rng, 0.02, n),
         _flags(rng, 0.001, n),
         _flags(rng, 0.01, n),
-        _flags(rng, 0.005, n),
+        pa.nulls(n),
     ]
     return pa.RecordBatch.from_arrays(cols, schema=FHVHV_SCHEMA)
 
