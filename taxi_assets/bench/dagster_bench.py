@@ -289,6 +289,7 @@ class RunCost:
     ended: float
     steps: float = 0.0  # sum of step durations
     events: int = 0
+    what: str = ""  # datasets and partition range
     by_type: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -301,6 +302,7 @@ def run_costs(home: Path, backfill_id: str) -> list[RunCost]:
     from dagster._core.storage.dagster_run import RunsFilter
 
     instance = dg.DagsterInstance.from_config(str(home))
+    dataset_of = {key: name for name, keys in trip_keys() for key in keys}
     costs = []
     for record in instance.get_run_records(RunsFilter(tags={"dagster/backfill": backfill_id})):
         if record.dagster_run.status != dg.DagsterRunStatus.SUCCESS:
@@ -328,6 +330,11 @@ def run_costs(home: Path, backfill_id: str) -> list[RunCost]:
                 steps=steps,
                 events=len(logs),
                 by_type=by_type,
+                what="{} {}..{}".format(
+                    "+".join(sorted({dataset_of.get(k, k.to_user_string()) for k in record.dagster_run.asset_selection or ()})),
+                    record.dagster_run.tags.get("dagster/asset_partition_range_start", "?")[:7],
+                    record.dagster_run.tags.get("dagster/asset_partition_range_end", "?")[:7],
+                ),
             )
         )
     return costs
@@ -426,6 +433,11 @@ def whole_history(root: Path, rows: int, last: int, ui: bool, import_s: float) -
             f"{events * per_event:7.1f} s ({top})"),
         row("idle run slots between launch and the last run's end", f"{idle_slot_seconds(intervals, launched, finished, WORKERS):7.1f} slot-s"),
     ]  # fmt: skip
+    for c in sorted(costs, key=lambda c: c.starting):
+        lines.append(
+            f"      run {c.what:<28} queued +{c.created - launched:5.1f} s, started +{c.starting - launched:5.1f} s, "
+            f"ended +{c.ended - launched:5.1f} s, {c.events:,} events"
+        )
     summary["backfill_dagster/python"] = f"{wall / base_wall:.2f}"
     if ui:
         lines.append("  UI with the history materialized (headless Chromium, s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))

@@ -6,7 +6,7 @@ import dagster as dg
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key, raw_key
 from taxi_assets.defs.assets.metadata import table_schema
-from taxi_assets.defs.assets.staging import stage_each_partition
+from taxi_assets.defs.assets.staging import log_month, stage_each_partition
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
@@ -47,7 +47,7 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 context.log.warning(
                     f"{spec.name} {month}: dropped columns not in the spec: {', '.join(result.extra_columns)}"
                 )
-            context.log.info(f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
+            log_month(context, f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
             return StagedFile(staged.path, quarantine=quarantine.path), {
                 "dagster/row_count": result.rows,
                 "quarantined_rows": quarantine.rows,
