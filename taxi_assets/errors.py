@@ -50,3 +50,7 @@ class StagingError(TaxiAssetsError):
 
 class WarehouseLockedError(TaxiAssetsError):
     """Another process holds the DuckDB warehouse file open for writing."""
+
+
+class CheckFailedError(TaxiAssetsError):
+    """A month's new version failed a blocking check: it was not published."""
