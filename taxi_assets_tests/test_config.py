@@ -159,7 +159,7 @@ def test_a_partition_key_that_is_not_a_month_is_refused_before_anything_runs(tmp
     (tmp_path / "dagster.yaml").write_text("")
     dagster = Path(sys.executable).with_name("dagster")
     proc = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "taxi_assets.definitions", "--select", "raw/yellow", "--partition", "2021-01"],
+        [str(dagster), "asset", "materialize", "-m", "taxi_assets.definitions", "--select", "raw/yellow_raw", "--partition", "2021-01"],
         env=env, capture_output=True, text=True, cwd=tmp_path,
     )
     assert proc.returncode != 0

@@ -176,7 +176,7 @@ def test_a_full_staging_disk_is_named_and_not_retried(platform, good, source, sm
 def test_a_staging_disk_that_fills_during_conversion_is_named(platform, good, source, small_staging):
     result = materialize(platform, SPEC, MONTH)
     step, cls, message = failure(result)
-    assert (step, cls) == ("lake__yellow", "StagingError")
+    assert (step, cls) == ("lake__yellow_lake", "StagingError")
     assert re.fullmatch(rf"yellow 2021-01: cannot write {small_staging}/stage-pid\d+-\w+/part-0.parquet: .*No space left on device.* \(TAXI_STAGING_DIR\)", message, re.S), message
     good.assert_same(State.of(platform, SPEC))  # raw is the same file again; lake and warehouse untouched
     assert staging_leftovers() == []

@@ -148,7 +148,7 @@ def test_nan_and_infinity_are_stored_as_null_and_counted(platform, good, source,
     assert_warehouse_holds_exactly_the_lake_file(platform)
     total = platform.warehouse().query("SELECT sum(total_amount) AS s, count(total_amount) AS n FROM yellow_trips").to_pylist()[0]
     assert total["s"] == total["s"] and total["n"] == len(expected) - 2  # a number, not NaN
-    metadata = result.asset_materializations_for_node("lake__yellow")[0].metadata
+    metadata = result.asset_materializations_for_node("lake__yellow_lake")[0].metadata
     assert metadata["non_finite_nulled"].value == {"total_amount": 2, "tip_amount": 1}
     assert "yellow 2021-01: NaN/infinite values stored as null: 1 in tip_amount, 2 in total_amount" in logged(
         instance, result.run_id
@@ -163,7 +163,7 @@ def test_nan_is_nulled_in_the_careful_mode_too(platform, good, source, mirror_ro
     serve(source, mirror_root, nan_and_a_bad_row)
     result = materialize(platform, SPEC, MONTH)
     assert result.success and len(quarantined(platform)) == 1
-    metadata = result.asset_materializations_for_node("lake__yellow")[0].metadata
+    metadata = result.asset_materializations_for_node("lake__yellow_lake")[0].metadata
     assert metadata["non_finite_nulled"].value == {"total_amount": 1}
     assert lake_table(platform, "yellow", MONTH).column("total_amount")[4].as_py() is None
 
@@ -188,7 +188,7 @@ def test_the_exact_name_wins_over_another_spelling_on_both_paths(platform, good,
         assert result.success
         vendors = set(lake_table(platform, "yellow", MONTH).column("VendorID").to_pylist())
         assert 99 not in vendors and vendors <= {1, 2, None}
-        metadata = result.asset_materializations_for_node("lake__yellow")[0].metadata
+        metadata = result.asset_materializations_for_node("lake__yellow_lake")[0].metadata
         assert metadata["dropped_columns"].value == ["vendorid"]
         assert metadata["quarantined_rows"].value == int(bad_row)
         assert "yellow 2021-01: dropped columns not in the spec: vendorid" in logged(instance, result.run_id)
