@@ -37,10 +37,6 @@ class UnreadableRowError(ConversionError):
     """
 
 
-class CheckFailedError(TaxiAssetsError):
-    """A month's new version failed a blocking check: it was not published."""
-
-
 class ConfigError(TaxiAssetsError, ValueError):
     """A setting (an env var or resource field) cannot work; the message names it and says what it must be.
 
@@ -54,3 +50,7 @@ class StagingError(TaxiAssetsError):
 
 class WarehouseLockedError(TaxiAssetsError):
     """Another process holds the DuckDB warehouse file open for writing."""
+
+
+class CheckFailedError(TaxiAssetsError):
+    """A month's new version failed a blocking check: it was not published."""

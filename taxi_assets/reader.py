@@ -206,6 +206,7 @@ def fast_batches(
     types = csv_read_types(spec, era)
     integers = [n for n, t in types.items() if pa.types.is_integer(t) and n in mapping.values()]
     texts = [n for n, t in types.items() if pa.types.is_string(t) and n in mapping.values()]
+    reader = None
     try:
         reader = pacsv.open_csv(
             source,
@@ -228,6 +229,11 @@ def fast_batches(
             yield batch
     except pa.ArrowInvalid as exc:
         raise UnreadableRowError(f"{label}: {exc}") from None
+    finally:
+        # Stop the reader's read-ahead thread before the stream under it closes: left to the
+        # garbage collector (a traceback keeps it alive), it can abort the process at exit.
+        if reader is not None:
+            reader.close()
 
 
 def _longest(array: pa.Array) -> int:
@@ -269,25 +275,27 @@ def careful_batches(
         parse_options=pacsv.ParseOptions(invalid_row_handler=note_wrong_width),
         convert_options=_null_options(column_types={n: pa.binary() for n in names}),
     )
-    for batch in reader:
-        for row in wrong_width:
-            set_aside(f"expected {row.expected_columns} fields, got {row.actual_columns}", row.text)
-        wrong_width.clear()
-        typed, errors = {}, {}
-        for column in spec.columns:
-            if column.name in batch.schema.names:
-                typed[column.name] = _read_column(
-                    pc, batch.column(column.name), column.name, types[column.name], errors
-                )
-        if errors:
-            for i in sorted(errors):
-                set_aside("; ".join(errors[i]), _record(batch, i))
-            keep = pa.array([i not in errors for i in range(batch.num_rows)])
-            typed = {name: values.filter(keep) for name, values in typed.items()}
-        rows = batch.num_rows - len(errors)
-        yield pa.RecordBatch.from_arrays(
-            [typed[c.name] if c.name in typed else pa.nulls(rows, types[c.name]) for c in spec.columns], schema=schema
-        )
+    with reader:  # closed (read-ahead stopped) before the stream under it, as in fast_batches
+        for batch in reader:
+            for row in wrong_width:
+                set_aside(f"expected {row.expected_columns} fields, got {row.actual_columns}", row.text)
+            wrong_width.clear()
+            typed, errors = {}, {}
+            for column in spec.columns:
+                if column.name in batch.schema.names:
+                    typed[column.name] = _read_column(
+                        pc, batch.column(column.name), column.name, types[column.name], errors
+                    )
+            if errors:
+                for i in sorted(errors):
+                    set_aside("; ".join(errors[i]), _record(batch, i))
+                keep = pa.array([i not in errors for i in range(batch.num_rows)])
+                typed = {name: values.filter(keep) for name, values in typed.items()}
+            rows = batch.num_rows - len(errors)
+            yield pa.RecordBatch.from_arrays(
+                [typed[c.name] if c.name in typed else pa.nulls(rows, types[c.name]) for c in spec.columns],
+                schema=schema,
+            )
 
 
 def _read_column(pc, raw: pa.Array, name: str, type_: pa.DataType, errors: dict[int, list[str]]) -> pa.Array:

@@ -11,8 +11,11 @@ from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.lake import build_lake_asset
 from taxi_assets.defs.assets.raw import build_raw_asset
 from taxi_assets.defs.assets.warehouse import build_warehouse_asset
+from taxi_assets.defs.resources import load_settings
 
 
 def build_dataset_assets(spec: DatasetSpec, warehouse_kind: str) -> list[dg.AssetsDefinition]:
-    """raw -> lake -> warehouse of one dataset, as the tests materialize them."""
-    return [build_raw_asset(spec), build_lake_asset(spec), build_warehouse_asset(spec, warehouse_kind)]
+    """raw -> lake -> warehouse of one dataset, as the tests materialize them (the download
+    pool from the environment, as the definitions take it)."""
+    pool = load_settings().download_pool
+    return [build_raw_asset(spec, pool), build_lake_asset(spec), build_warehouse_asset(spec, warehouse_kind)]

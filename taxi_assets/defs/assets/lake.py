@@ -14,7 +14,7 @@ from taxi_assets import quality
 from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key, raw_key
 from taxi_assets.defs.assets.metadata import table_schema
-from taxi_assets.defs.assets.staging import stage_each_partition
+from taxi_assets.defs.assets.staging import log_month, stage_each_partition
 from taxi_assets.defs.checks import TargetMaterialization, blocks, lake_check_specs, month_evaluation, month_results
 from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.errors import CheckFailedError, StagingError
@@ -66,7 +66,7 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             if result.non_finite_nulled:
                 counts = ", ".join(f"{n:,} in {c}" for c, n in result.non_finite_nulled.items())
                 context.log.warning(f"{spec.name} {month}: NaN/infinite values stored as null: {counts}")
-            context.log.info(f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
+            log_month(context, f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
             return StagedFile(staged.path, quarantine=quarantine.path), {
                 "dagster/row_count": result.rows,
                 "quarantined_rows": quarantine.rows,
