@@ -34,6 +34,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	  trap "kill $$!" EXIT INT TERM; \
 	  TAXI_SOURCE_URL="http://127.0.0.1:$(MIRROR_PORT)/{dataset}/{dataset}_tripdata_{month}.csv.gz" \
 	  TAXI_ZONES_URL="http://127.0.0.1:$(MIRROR_PORT)/misc/taxi_zone_lookup.csv" \
+	  TAXI_ZONE_SHAPES_URL="http://127.0.0.1:$(MIRROR_PORT)/misc/taxi_zones.zip" \
 	  TAXI_SENSOR_START_MONTH="$(firstword $(subst .., ,$(DEMO_MONTHS)))" \
 	  DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -w workspace.yaml
 

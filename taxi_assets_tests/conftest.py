@@ -17,7 +17,7 @@ from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.months import partition_key
-from taxi_assets.source.resource import DEFAULT_ZONES_URL, TaxiSource
+from taxi_assets.source.resource import DEFAULT_ZONE_SHAPES_URL, DEFAULT_ZONES_URL, TaxiSource
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import LocalLakeStore
 from taxi_assets.storage.warehouse import Warehouse, backend_from_uri
@@ -46,6 +46,7 @@ class Platform:
     root: Path
     source_url: str
     zones_url: str = DEFAULT_ZONES_URL
+    zone_shapes_url: str = DEFAULT_ZONE_SHAPES_URL
 
     @property
     def lake_uri(self) -> str:
@@ -57,7 +58,12 @@ class Platform:
 
     def resources(self) -> dict:
         return {
-            "source": TaxiSource(url_template=self.source_url, zones_url=self.zones_url, backoff_s=0.01),
+            "source": TaxiSource(
+                url_template=self.source_url,
+                zones_url=self.zones_url,
+                zone_shapes_url=self.zone_shapes_url,
+                backoff_s=0.01,
+            ),
             "lake_io_manager": LakeIOManager(lake_uri=self.lake_uri),
             "warehouse": Warehouse(uri=self.warehouse_uri),
         }
@@ -90,7 +96,12 @@ class Platform:
 @pytest.fixture
 def platform(tmp_path, mirror, monkeypatch) -> Platform:
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
-    return Platform(root=tmp_path, source_url=mirror.url_template, zones_url=mirror.zones_url)
+    return Platform(
+        root=tmp_path,
+        source_url=mirror.url_template,
+        zones_url=mirror.zones_url,
+        zone_shapes_url=mirror.zone_shapes_url,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 | env var             | default                                  |
 | TAXI_SOURCE_URL     | the course mirror's CSV.gz URL template   |
 | TAXI_ZONES_URL      | the course mirror's taxi_zone_lookup.csv  |
+| TAXI_ZONE_SHAPES_URL | TLC's taxi_zones.zip (shapefile)         |
 | TAXI_LAKE_URI       | ./data/lake        (or gs://bucket/prefix) |
 | TAXI_WAREHOUSE_URI  | duckdb:///./data/warehouse.duckdb (or bigquery://project/dataset) |
 | TAXI_STAGING_DIR    | ./data/staging     (scratch for files being built) |
@@ -16,7 +17,7 @@ import os
 
 import dagster as dg
 
-from taxi_assets.source.resource import DEFAULT_SOURCE_URL, DEFAULT_ZONES_URL, TaxiSource
+from taxi_assets.source.resource import DEFAULT_SOURCE_URL, DEFAULT_ZONE_SHAPES_URL, DEFAULT_ZONES_URL, TaxiSource
 from taxi_assets.storage.gcp import CREDENTIALS_ENV
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import DEFAULT_LAKE_URI
@@ -47,6 +48,7 @@ def build_resources() -> dict[str, object]:
         "source": TaxiSource(
             url_template=env_or_default("TAXI_SOURCE_URL", DEFAULT_SOURCE_URL),
             zones_url=env_or_default("TAXI_ZONES_URL", DEFAULT_ZONES_URL),
+            zone_shapes_url=env_or_default("TAXI_ZONE_SHAPES_URL", DEFAULT_ZONE_SHAPES_URL),
         ),
         "lake_io_manager": LakeIOManager(
             lake_uri=env_or_default("TAXI_LAKE_URI", DEFAULT_LAKE_URI), gcp_credentials_json=credentials

@@ -10,6 +10,7 @@ from taxi_assets.defs.assets.lake import build_lake_asset
 from taxi_assets.defs.assets.mart import build_mart_asset
 from taxi_assets.defs.assets.raw import build_raw_asset
 from taxi_assets.defs.assets.warehouse import build_warehouse_asset
+from taxi_assets.defs.assets.zone_shapes import build_zone_shape_assets
 from taxi_assets.defs.assets.zones import build_zone_assets
 from taxi_assets.defs.freshness import with_freshness_policy
 
@@ -23,6 +24,7 @@ def build_all_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
         [
             *(a for spec in DATASETS.values() for a in build_dataset_assets(spec, warehouse_kind)),
             *build_zone_assets(warehouse_kind),
+            *build_zone_shape_assets(),
             build_mart_asset(warehouse_kind),
         ]
     )

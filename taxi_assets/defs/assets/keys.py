@@ -4,6 +4,7 @@ the zone lookup's {layer}/taxi_zone_lookup and the marts' mart/{table}."""
 import dagster as dg
 
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.geo.shapes import SHAPES_TABLE
 from taxi_assets.zones import ZONES_TABLE
 
 
@@ -22,6 +23,11 @@ def warehouse_key(spec: DatasetSpec) -> dg.AssetKey:
 def zones_key(layer: str) -> dg.AssetKey:
     """raw/, lake/ or warehouse/taxi_zone_lookup."""
     return dg.AssetKey([layer, ZONES_TABLE])
+
+
+def shapes_key(layer: str) -> dg.AssetKey:
+    """raw/ or lake/taxi_zone_shapes."""
+    return dg.AssetKey([layer, SHAPES_TABLE])
 
 
 def mart_key(table: str) -> dg.AssetKey:
