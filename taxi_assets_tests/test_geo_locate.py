@@ -15,7 +15,7 @@ import shapely
 from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import read_shapefile_zip
 from taxi_assets_tests.conftest import TEST_DATA
-from taxi_assets_tests.geo_points import city_points
+from taxi_assets.bench.geo_points import city_points
 
 SHAPES_ZIP = TEST_DATA / "taxi_zones.zip"
 POINTS = 1_000_000
