@@ -31,7 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +43,9 @@ from isal.isal_zlib import error as IsalError
 from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec, get_spec
 from taxi_assets.errors import ConversionError, SchemaError, UnreadableRowError
 from taxi_assets.months import month_bounds, normalize_month
+
+if TYPE_CHECKING:  # shapely and pyproj load only where zones are filled
+    from taxi_assets.geo.fill import ZoneFill
 
 CSV_BLOCK_SIZE = 256 << 10
 INFLATE_BLOCK_SIZE = 256 << 10
@@ -67,6 +70,8 @@ class ConvertResult:
     filled_columns: list[str] = field(default_factory=list)
     seconds: float = 0.0
     row_groups: int = 0
+    # Location IDs set from coordinates: mapped_/unlocated_pickups/dropoffs and shares (geo.fill).
+    zones: dict[str, float] = field(default_factory=dict)
 
 
 def resolve_columns(spec: DatasetSpec, source_names: list[str], label: str):
@@ -259,6 +264,7 @@ def _write(
     dst: Path,
     result: ConvertResult,
     pool: pa.MemoryPool,
+    fill: Callable[[pa.Table], pa.Table] | None = None,
 ):
     """Write row groups (plus source_month) to dst, encoding each on a thread while the next is read."""
     start, end = month_bounds(month)
@@ -272,6 +278,8 @@ def _write(
     ):
         pending: Future | None = None
         for table in _row_groups(batches, declared_schema(spec)):
+            if fill is not None:
+                table = fill(table)
             result.outside_month_rows += outside_month_rows(table.column(spec.pickup_column), start, end)
             result.rows += table.num_rows
             table = table.append_column(month_field, month_column(start, table.num_rows))
@@ -283,8 +291,13 @@ def _write(
             pending.result()
 
 
-def convert(spec: DatasetSpec, month: str, src: Path, dst: Path) -> ConvertResult:
+def convert(
+    spec: DatasetSpec, month: str, src: Path, dst: Path, zones: ZoneFill | None = None
+) -> ConvertResult:
     """Convert src to dst (Parquet, zstd). dst is written in place: callers stage it.
+
+    With `zones`, rows with coordinates and no location IDs get them (taxi_assets.geo.fill),
+    when the file has coordinate columns; result.zones counts what was mapped.
 
     Raises ConversionError (naming dataset, month and file) on anything unreadable;
     UnreadableRowError, a subclass, when a CSV row does not fit the declared schema.
@@ -305,13 +318,17 @@ def convert(spec: DatasetSpec, month: str, src: Path, dst: Path) -> ConvertResul
             names = _csv_header(src, label)
         mapping, result.extra_columns, result.filled_columns = resolve_columns(spec, names, label)
         result.renamed = {s: d for s, d in mapping.items() if s != d}
+        fill = zones.for_file(set(mapping.values())) if zones is not None else None
+        hook = fill if fill is not None and fill.columns else None
         if is_parquet:
-            _write(spec, month, _parquet_batches(spec, pf, mapping, result.filled_columns, label), dst, result, pool)
+            batches = _parquet_batches(spec, pf, mapping, result.filled_columns, label)
+            _write(spec, month, batches, dst, result, pool, hook)
         else:
             with _csv_bytes(src) as source:
                 # An UnreadableRowError from here is where quarantine.py takes over.
                 batches = _csv_batches(spec, source, names, mapping, f"{label} ({src})", pool)
-                _write(spec, month, batches, dst, result, pool)
+                _write(spec, month, batches, dst, result, pool, hook)
+        result.zones = hook.metadata() if hook is not None else {}
     except ConversionError:
         raise
     except READ_ERRORS as exc:

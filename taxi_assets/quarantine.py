@@ -19,6 +19,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +29,9 @@ from taxi_assets.convert import ConvertResult, convert, resolve_columns
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.errors import ConversionError, MalformedRowsError, SchemaError
 from taxi_assets.months import normalize_month
+
+if TYPE_CHECKING:
+    from taxi_assets.geo.fill import ZoneFill
 
 QUARANTINE_FILE_NAME = "rows.csv"
 QUARANTINE_HEADER = ("error", "record")
@@ -49,13 +53,13 @@ class Quarantine:
 
 
 def convert_quarantining(
-    spec: DatasetSpec, month: str, src: Path, dst: Path, quarantine: Path
+    spec: DatasetSpec, month: str, src: Path, dst: Path, quarantine: Path, zones: ZoneFill | None = None
 ) -> tuple[ConvertResult, Quarantine]:
     """`convert.convert`, with malformed CSV rows set aside into `quarantine` (a CSV
     of error and record, written only when there are any)."""
     label = f"{spec.name} {normalize_month(month)}"
     try:
-        result = convert(spec, month, src, dst)
+        result = convert(spec, month, src, dst, zones)
         return result, Quarantine(records=result.rows)
     except SchemaError:
         raise
@@ -77,7 +81,7 @@ def convert_quarantining(
                 f"{label}: {found.rows:,} of {found.records:,} rows ({found.share:.2%}) of {src} are "
                 f"malformed, more than the {limit:.2%} allowed; e.g. {' | '.join(found.examples)}"
             )
-        result = convert(spec, month, clean, dst)
+        result = convert(spec, month, clean, dst, zones)
     finally:
         clean.unlink(missing_ok=True)
     return result, found

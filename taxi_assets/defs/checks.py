@@ -29,12 +29,13 @@ class ShareRule:
     check: str
     rule: str
     what: str  # "have total_amount < 0"
-    error_above: float
+    error_above: float | None  # None: WARN only
     warn_above: float | None = None
 
     def limits(self) -> str:
-        warn = f"WARN above {self.warn_above:.2%}, " if self.warn_above is not None else ""
-        return f"{warn}ERROR above {self.error_above:.2%}"
+        parts = [f"WARN above {self.warn_above:.2%}"] if self.warn_above is not None else []
+        parts += [f"ERROR above {self.error_above:.2%}"] if self.error_above is not None else []
+        return ", ".join(parts)
 
 
 def share_rules(spec: DatasetSpec) -> list[ShareRule]:
@@ -51,6 +52,11 @@ def share_rules(spec: DatasetSpec) -> list[ShareRule]:
                   f"have {spec.dropoff_column} before {spec.pickup_column}", t.dropoff_before_pickup_error),
         ShareRule("location_ids_in_range", quality.BAD_LOCATION,
                   f"have a location ID outside {low}..{high}", t.bad_location_error),
+        # WARN only: a month with many unplaceable coordinates is still the month as published.
+        ShareRule("pickups_located", quality.UNLOCATED_PICKUP,
+                  "have coordinates in no taxi zone (or none) and so no PULocationID", None, t.unlocated_warn),
+        ShareRule("dropoffs_located", quality.UNLOCATED_DROPOFF,
+                  "have coordinates in no taxi zone (or none) and so no DOLocationID", None, t.unlocated_warn),
     ]  # fmt: skip
     applicable = quality.rules(spec)
     return [r for r in candidates if r.rule in applicable]
@@ -105,7 +111,7 @@ def share_result(spec: DatasetSpec, rule: ShareRule, figures: list[quality.Month
             continue
         count = f.counts[rule.rule]
         notes.append(f"{f.month}: {count:,} of {f.rows:,} rows ({share:.2%}) {rule.what}")
-        if share > rule.error_above:
+        if rule.error_above is not None and share > rule.error_above:
             worst = dg.AssetCheckSeverity.ERROR
         elif rule.warn_above is not None and share > rule.warn_above and worst is None:
             worst = dg.AssetCheckSeverity.WARN
@@ -115,8 +121,9 @@ def share_result(spec: DatasetSpec, rule: ShareRule, figures: list[quality.Month
         "rows": rows,
         f"{rule.rule}_rows": failing,
         f"{rule.rule}_share": round(failing / rows, 6) if rows else 0.0,
-        "error_above": rule.error_above,
     }
+    if rule.error_above is not None:
+        metadata["error_above"] = rule.error_above
     if rule.warn_above is not None:
         metadata["warn_above"] = rule.warn_above
     if len(figures) > 1:

@@ -169,7 +169,7 @@ class ZoneIndex:
         x = _floats(lon)
         y = _floats(lat)
         ids = self.locate(x, y)
-        return pa.array(ids, pa.int32(), mask=ids == 0)
+        return int32_array(ids, ids != 0)
 
 
 def _border_segments(polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,12 +183,22 @@ def _border_segments(polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lines, rings[1][ring[starts]]
 
 
+def int32_array(values: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """An int32 Arrow array from numpy values and validity, built from buffers: pa.array
+    would import pandas (pyarrow's lazy shim), which the conversion otherwise never pays."""
+    values = np.ascontiguousarray(values, dtype=np.int32)
+    nulls = len(values) - int(np.count_nonzero(valid))
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    return pa.Array.from_buffers(pa.int32(), len(values), [bitmap, pa.py_buffer(values)], null_count=nulls)
+
+
 def _floats(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """float64 numpy values, NaN for nulls (from the buffers: no pandas import, see convert.py)."""
     if isinstance(values, pa.ChunkedArray):
         chunks = [_floats(c) for c in values.chunks]
         return np.concatenate(chunks) if chunks else np.empty(0)
-    values = values.cast(pa.float64()) if values.type != pa.float64() else values
+    if values.type != pa.float64():
+        raise TypeError(f"coordinates must be float64, got {values.type}")
     validity, data = values.buffers()
     out = np.frombuffer(data, dtype=np.float64, count=values.offset + len(values))[values.offset :].copy()
     if values.null_count:

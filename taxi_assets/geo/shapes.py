@@ -158,4 +158,5 @@ def read_shapes_parquet(path: Path) -> pa.Table:
 
 def geometries(table: pa.Table) -> np.ndarray:
     """The shapes as shapely geometries (lon/lat), in the table's order."""
-    return shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+    # to_pylist, not to_numpy: the latter imports pandas (pyarrow's shim), which the lake step does not need.
+    return shapely.from_wkb(np.array(table.column("geometry").to_pylist(), dtype=object))

@@ -4,21 +4,43 @@
 import dagster as dg
 
 from taxi_assets.datasets import DatasetSpec
-from taxi_assets.defs.assets.keys import lake_key, raw_key
+from taxi_assets.geo.fill import ZoneFill, has_coordinates
+from taxi_assets.geo.locate import ZoneIndex
+from taxi_assets.geo.shapes import read_shapes_parquet
+from taxi_assets.defs.assets.keys import lake_key, raw_key, shapes_key
 from taxi_assets.defs.assets.metadata import table_schema
 from taxi_assets.defs.assets.staging import stage_each_partition
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
+from taxi_assets.storage.io_manager import LakeIOManager, published
 from taxi_assets.storage.lake import LakeObject, StagedFile
 
 LAKE_FILE_NAME = "part-0.parquet"
+
+
+def zone_fill(spec: DatasetSpec, lake_io_manager: LakeIOManager, log) -> ZoneFill | None:
+    """Fills location IDs from coordinates (months whose files have them), reading the lake's
+    zone shapes at the first such month of the run; None for datasets without coordinates."""
+    if not has_coordinates(spec):
+        return None
+
+    def load() -> ZoneIndex:
+        shapes = published(lake_io_manager.store(), shapes_key("lake"), None)
+        with shapes.local_path() as path:
+            index = ZoneIndex.from_table(read_shapes_parquet(path))
+        log.info(f"{spec.name}: zone index built from {shapes.uri}")
+        return index
+
+    return ZoneFill(load)
 
 
 def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=lake_key(spec),
         ins={"raw": dg.AssetIn(raw_key(spec))},
+        # Months with coordinates get their location IDs from the zone shapes.
+        deps=[shapes_key("lake")] if has_coordinates(spec) else [],
         partitions_def=monthly_partitions(spec),
         # A range of months is converted in one run, one month after the other.
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -28,13 +50,17 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         description=f"{spec.name} trips of one month as Parquet (zstd) with declared types.",
         metadata={"dataset": spec.name, "layer": "lake", "dagster/column_schema": table_schema(spec)},
     )
-    def lake(context: dg.AssetExecutionContext, raw: dict[str, LakeObject]) -> dict[str, StagedFile]:
+    def lake(
+        context: dg.AssetExecutionContext, raw: dict[str, LakeObject], lake_io_manager: dg.ResourceParam[LakeIOManager]
+    ) -> dict[str, StagedFile]:
+        zones = zone_fill(spec, lake_io_manager, context.log)
+
         def convert_month(key: str, staged: StagedFile) -> tuple[StagedFile, dict]:
             month = normalize_month(key)
             source = raw[key]
             with source.local_path() as path:
                 result, quarantine = convert_quarantining(
-                    spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME)
+                    spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME), zones
                 )
             if quarantine.rows:
                 context.log.warning(
@@ -45,6 +71,8 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 context.log.warning(
                     f"{spec.name} {month}: dropped columns not in the spec: {', '.join(result.extra_columns)}"
                 )
+            if result.zones:
+                context.log.info(f"{spec.name} {month}: location IDs from coordinates: {result.zones}")
             context.log.info(f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
             return StagedFile(staged.path, quarantine=quarantine.path), {
                 "dagster/row_count": result.rows,
@@ -56,6 +84,7 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "renamed_columns": result.renamed,
                 "dropped_columns": result.extra_columns,
                 "filled_null_columns": result.filled_columns,
+                **result.zones,
                 "source_file": source.uri,
                 "seconds": round(result.seconds, 3),
             }
