@@ -96,7 +96,12 @@ def loaded(tmp_path_factory, mirror):
     root = tmp_path_factory.mktemp("mart")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TAXI_STAGING_DIR", str(root / "staging"))
-        platform = Platform(root=root, source_url=mirror.url_template, zones_url=mirror.zones_url)
+        platform = Platform(
+            root=root,
+            source_url=mirror.url_template,
+            zones_url=mirror.zones_url,
+            zone_shapes_url=mirror.zone_shapes_url,
+        )
         results = {month: platform.materialize_selection("*", month) for month in MONTHS}
         yield platform, results
 
