@@ -3,7 +3,9 @@ files, on a real DuckDB warehouse loaded through the whole asset graph from the 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -17,8 +19,11 @@ import sqlglot
 
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
 from taxi_assets.defs.assets import build_all_assets
-from taxi_assets.defs.assets.keys import mart_key, warehouse_key, zones_key
+from taxi_assets.defs.assets.keys import mart_key, shapes_key, warehouse_key, zones_key
+from taxi_assets.defs.assets.mart_map import MAP_METADATA_KEY
 from taxi_assets.errors import NotLoadedError
+from taxi_assets.geo.choropleth import render_choropleth
+from taxi_assets.geo.shapes import read_shapes_parquet
 from taxi_assets.mart import DUCKDB, build_trips_by_zone_month, dialect_for, month_totals_sql, trips_by_zone_sql
 from taxi_assets.months import partition_key
 from taxi_assets.storage.duckdb_warehouse import DuckDBWarehouse
@@ -155,6 +160,29 @@ def test_column_lineage_names_real_upstream_columns(loaded):
             assert dep.column_name in upstream[dep.asset_key], dep
 
 
+def test_each_month_carries_its_pickup_map_drawn_from_the_lake_shapes(loaded):
+    platform, results = loaded
+    shapes = read_shapes_parquet(platform.lake().root / "taxi_zone_shapes" / "part-0.parquet")
+    pngs = []
+    for month in MONTHS:
+        (event,) = results[month].asset_materializations_for_node("mart__trips_by_zone")
+        text = event.metadata[MAP_METADATA_KEY].value
+        match = re.match(r"!\[Pickups by taxi zone, (\d{4}-\d\d)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", text)
+        assert match and match.group(1) == month, text[:200]
+        png = base64.b64decode(match.group(2))
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        # The same picture as drawn here from the month's mart rows: the map is of that month.
+        rows = platform.warehouse().query(
+            f"SELECT pickup_borough, pickup_zone, sum(trips) AS trips FROM trips_by_zone "
+            f"WHERE source_month = DATE '{month}-01' AND pickup_zone IS NOT NULL GROUP BY ALL"
+        ).to_pylist()
+        values = {(r["pickup_borough"], r["pickup_zone"]): r["trips"] for r in rows}
+        assert len(values) > 100
+        assert png == render_choropleth(shapes, values, f"Pickups by taxi zone, {month}", "pickups (all datasets)")
+        pngs.append(png)
+    assert pngs[0] != pngs[1]
+
+
 def test_rematerializing_months_does_not_duplicate_them(loaded):
     platform, _ = loaded
     before = {month: mart_rows(platform.warehouse(), month) for month in MONTHS}
@@ -222,7 +250,8 @@ def test_asset_graph_shows_the_join():
 
     graph = defs.resolve_asset_graph()
     tables = {zones_key("warehouse"), *(warehouse_key(s) for s in DATASETS.values())}
-    assert graph.get(MART).parent_keys == tables
+    # The zone shapes: the month's pickup map.
+    assert graph.get(MART).parent_keys == tables | {shapes_key("lake")}
     assert graph.get(zones_key("warehouse")).parent_keys == {zones_key("lake")}
     assert graph.get(zones_key("lake")).parent_keys == {zones_key("raw")}
 

@@ -9,10 +9,12 @@ from collections.abc import Callable
 import dagster as dg
 
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN, DatasetSpec
-from taxi_assets.defs.assets.keys import mart_key, warehouse_key, zones_key
+from taxi_assets.defs.assets.keys import mart_key, shapes_key, warehouse_key, zones_key
+from taxi_assets.defs.assets.mart_map import PickupMaps
 from taxi_assets.defs.assets.metadata import arrow_table_schema
 from taxi_assets.mart import MART_SCHEMA, MART_TABLE, MartMonth, build_trips_by_zone_month, dialect_for
 from taxi_assets.partitions import common_monthly_partitions
+from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.warehouse import Warehouse
 
 MART_GROUP = "marts"
@@ -67,7 +69,8 @@ def build_mart_asset(warehouse_kind: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=mart_key(MART_TABLE),
-        deps=[*(warehouse_key(spec) for spec in specs), zones_key("warehouse")],
+        # The zone shapes: each month's pickup map (mart_map.py).
+        deps=[*(warehouse_key(spec) for spec in specs), zones_key("warehouse"), shapes_key("lake")],
         partitions_def=common_monthly_partitions(specs),
         # A range of months builds in one run, one transaction per month.
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -79,11 +82,15 @@ def build_mart_asset(warehouse_kind: str) -> dg.AssetsDefinition:
         ),
         metadata={"layer": "mart", "dagster/table_name": MART_TABLE, "dagster/column_schema": schema},
     )
-    def trips_by_zone(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    def trips_by_zone(
+        context: dg.AssetExecutionContext, warehouse: Warehouse, lake_io_manager: dg.ResourceParam[LakeIOManager]
+    ) -> dg.MaterializeResult:
         backend, dialect = warehouse.backend(), dialect_for(warehouse.uri)
+        maps = PickupMaps(lake_io_manager, context.log)
         for key in context.partition_keys:
             result = build_trips_by_zone_month(backend, dialect, specs, key)
             metadata = month_metadata(result, specs)
+            metadata.update(maps.metadata(backend, dialect.table(MART_TABLE), key))
             context.log.info(
                 f"{MART_TABLE} {result.month}: {result.rows:,} rows, {metadata['total_trips']:,} trips"
             )
