@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from taxi_assets.datasets import DATASETS
-from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key, zones_key
+from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, shapes_key, warehouse_key, zones_key
 from taxi_assets.definitions import defs
 from taxi_assets.mart import MART_TABLE
 
@@ -74,13 +74,14 @@ def test_every_monthly_asset_has_a_freshness_policy_and_a_partition_freshness_ch
     monthly = {k for spec in DATASETS.values() for k in (raw_key(spec), lake_key(spec), warehouse_key(spec))}
     monthly.add(mart_key(MART_TABLE))
     zones = {zones_key(layer) for layer in ("raw", "lake", "warehouse")}
+    zones |= {shapes_key(layer) for layer in ("raw", "lake")}
     assert graph.materializable_asset_keys == monthly | zones
     for key in monthly:
         policy = graph.get(key).freshness_policy
         assert isinstance(policy, dg.FreshnessPolicy), key
         assert policy.fail_window.to_timedelta() == dt.timedelta(days=45)
         assert policy.warn_window.to_timedelta() == dt.timedelta(days=35)
-    # The zone lookup is unpartitioned and refreshed by hand: no policy, no per-month check.
+    # The zone lookup and shapes are unpartitioned and refreshed by hand: no policy, no per-month check.
     assert all(graph.get(key).freshness_policy is None for key in zones)
     freshness_checks = {k.asset_key for k in graph.asset_check_keys if k.name == "freshness_check"}
     assert freshness_checks == monthly

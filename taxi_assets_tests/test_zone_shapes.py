@@ -9,14 +9,16 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
+from taxi_assets.defs.assets.keys import shapes_key
 from taxi_assets.mirror import Fault
 from taxi_assets_tests.conftest import TEST_DATA
 
 SHAPES_ZIP = TEST_DATA / "taxi_zones.zip"
+SHAPES = " or ".join(f"key:{shapes_key(layer).to_user_string()}" for layer in ("raw", "lake"))
 
 
 def test_shapes_land_in_raw_as_published_and_in_the_lake_in_lon_lat(platform, mirror_root):
-    result = platform.materialize_selection("key:raw/taxi_zone_shapes or key:lake/taxi_zone_shapes")
+    result = platform.materialize_selection(SHAPES)
     assert result.success
     raw = platform.lake().root / "raw" / "taxi_zone_shapes" / "taxi_zones.zip"
     assert raw.read_bytes() == (mirror_root / "misc" / "taxi_zones.zip").read_bytes() == SHAPES_ZIP.read_bytes()
@@ -42,7 +44,7 @@ def test_shapes_land_in_raw_as_published_and_in_the_lake_in_lon_lat(platform, mi
     ratio = shapely.area(ours.geometry.to_numpy()) / shapely.area(published.geometry.to_numpy())
     assert abs(ratio - 1).max() < 1e-6
 
-    materialization = result.asset_materializations_for_node("lake__taxi_zone_shapes")[0]
+    materialization = result.asset_materializations_for_node(shapes_key("lake").to_python_identifier())[0]
     assert materialization.metadata["dagster/row_count"].value == 263
     assert materialization.metadata["location_ids_without_shape"].value == [264, 265]
 
@@ -51,7 +53,7 @@ def test_shapes_land_in_raw_as_published_and_in_the_lake_in_lon_lat(platform, mi
 def test_a_broken_zip_is_refused_naming_the_url_and_the_lake_keeps_nothing(platform, mirror, fault):
     mirror.set_fault("misc/taxi_zones.zip", fault)
     try:
-        result = platform.materialize_selection("key:raw/taxi_zone_shapes or key:lake/taxi_zone_shapes", raise_on_error=False)
+        result = platform.materialize_selection(SHAPES, raise_on_error=False)
     finally:
         mirror.clear_faults()
     assert not result.success

@@ -31,7 +31,9 @@ DATAFRAME_FILE_NAME = "part-0.parquet"
 def partition_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
     """The lake folder of one month of one asset (raw/{dataset}/... or {dataset}/...),
     or of an unpartitioned asset when partition_key is None."""
-    layer, name = asset_key.path[0], asset_key.path[-1]
+    layer = asset_key.path[0]
+    # Keys end in their layer (lake/yellow_lake) but the folders kept their names (yellow).
+    name = asset_key.path[-1].removesuffix(f"_{layer}")
     base = f"raw/{name}" if layer == "raw" else name
     if partition_key is None:
         return base

@@ -26,8 +26,9 @@ def zones_key(layer: str) -> dg.AssetKey:
 
 
 def shapes_key(layer: str) -> dg.AssetKey:
-    """raw/ or lake/taxi_zone_shapes."""
-    return dg.AssetKey([layer, SHAPES_TABLE])
+    """raw/taxi_zone_shapes_raw or lake/taxi_zone_shapes_lake (the lead's naming: the last
+    part names the layer; the lake folders are taxi_zone_shapes, see storage/io_manager.py)."""
+    return dg.AssetKey([layer, f"{SHAPES_TABLE}_{layer}"])
 
 
 def mart_key(table: str) -> dg.AssetKey:
