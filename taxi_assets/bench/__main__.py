@@ -1,4 +1,4 @@
-"""python -m taxi_assets.bench convert|dagster|geo|all [options]; see README "Performance"."""
+"""python -m taxi_assets.bench convert|dagster|geo|zones|all [options]; see README "Performance"."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m taxi_assets.bench", description=__doc__)
-    parser.add_argument("what", nargs="?", default="convert", choices=["convert", "dagster", "geo", "all"])
+    parser.add_argument("what", nargs="?", default="convert", choices=["convert", "dagster", "geo", "zones", "all"])
     parser.add_argument("--dir", type=Path, default=Path(".bench"), help="cache of generated months (default .bench)")
     parser.add_argument("--rows", type=_ints, default=[1_400_000, 7_700_000], help="month sizes, comma-separated")
     parser.add_argument("--repeats", type=int, default=3)
@@ -24,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
     parser.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows per generated month in the backfill (default 1,000,000)")
     parser.add_argument("--points", type=int, default=1_000_000, help="points of the geo bench (default 1,000,000)")
+    parser.add_argument("--zones-rows", type=int, default=14_000_000, help="rows of the 2009-shaped month (default 14,000,000)")
     args = parser.parse_args(argv)
+    if args.what in ("zones", "all"):
+        from taxi_assets.bench.geo_bench import run_zones_bench
+
+        print("\n".join(run_zones_bench(args.dir, args.zones_rows, args.repeats)))
     if args.what in ("geo", "all"):
         from taxi_assets.bench.geo_bench import run_geo_bench
 
