@@ -2,8 +2,10 @@
 
     python -m taxi_assets.bench geo [--points N] [--repeats R]
 
-The points are the reference test's (taxi_assets.bench.geo_points: a third right at
-zone borders, some in the water, outside, junk), so they are harder than real trips.
+Two sets of points (taxi_assets.bench.geo_points): "border-heavy", the reference test's
+(a third within 30 m of a zone border, some in the water, outside, junk), harder than
+trips; and "trip-like", as the mirror's 2009-shaped months have them (normal around
+Midtown, 5% at 0,0).
 Both sides start from the same lon/lat arrays and end with one LocationID per point
 (the smallest where a point is in two zones); medians of R interleaved repetitions:
 - ours: `ZoneIndex.locate` (its one-off build is timed apart);
@@ -11,7 +13,7 @@ Both sides start from the same lon/lat arrays and end with one LocationID per po
   shapefile as geopandas reads it -> smallest LocationID per point;
 - sjoin alone: only the sjoin call, on points already projected (the floor of any
   geopandas pipeline).
-The last line is `geo: ours_mpts_s=A geopandas/ours=R sjoin_only/ours=S points=N`.
+The last two lines are `geo SET: ours_mpts_s=A geopandas/ours=R sjoin_only/ours=S points=N`.
 
     python -m taxi_assets.bench zones [--zones-rows N] [--repeats R]
 
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from taxi_assets.bench.convert_bench import load, machine
-from taxi_assets.bench.geo_points import city_points
+from taxi_assets.bench.geo_points import city_points, trip_points
 
 
 def shapes_zip() -> Path:
@@ -41,19 +43,28 @@ def shapes_zip() -> Path:
 
 
 def run_geo_bench(points: int, repeats: int) -> list[str]:
-    import geopandas
-    import pyproj
-
     from taxi_assets.geo.locate import ZoneIndex
     from taxi_assets.geo.shapes import read_shapefile_zip
 
     path = shapes_zip()
     print(machine())
     print(f"start: {load()}", flush=True)
-    lon, lat = city_points(path, points)
     started = time.perf_counter()
     index = ZoneIndex.from_table(read_shapefile_zip(path, str(path)))
     build = time.perf_counter() - started
+    lines = [f"ours: zone index built in {build:.2f} s"]
+    summaries = []
+    for name, (lon, lat) in (("border-heavy", city_points(path, points)), ("trip-like", trip_points(points))):
+        table, summary = _geo_set(index, path, name, lon, lat, repeats)
+        lines += table
+        summaries.append(summary)
+    print(f"end: {load()}")
+    return [*lines, *summaries]
+
+
+def _geo_set(index, path: Path, name: str, lon: np.ndarray, lat: np.ndarray, repeats: int) -> tuple[list[str], str]:
+    import geopandas
+    import pyproj
 
     zones = geopandas.read_file(f"zip://{path}", engine="pyogrio")
     zones["LocationID"] = zones["OBJECTID"]  # the pipeline's IDs (taxi_assets/geo/shapes.py)
@@ -81,24 +92,23 @@ def run_geo_bench(points: int, repeats: int) -> list[str]:
     results = {}
     for rep in range(repeats):
         names = list(work)
-        for name in names[rep % 3 :] + names[: rep % 3]:
+        for variant in names[rep % 3 :] + names[: rep % 3]:
             started = time.perf_counter()
-            results[name] = work[name]()
-            timings[name].append(time.perf_counter() - started)
-            print(f"  rep {rep + 1} {name:<11} {timings[name][-1]:7.3f} s", flush=True)
-    print(f"end: {load()}")
+            results[variant] = work[variant]()
+            timings[variant].append(time.perf_counter() - started)
+            print(f"  {name} rep {rep + 1} {variant:<11} {timings[variant][-1]:7.3f} s", flush=True)
     same = float((results["ours"] == results["geopandas"]).mean())
-    median = {name: statistics.median(t) for name, t in timings.items()}
-    lines = [f"{'variant':<11} {'s (median)':>10} {'M points/s':>11} {'vs ours':>8}"]
-    for name, seconds in median.items():
-        lines.append(f"{name:<11} {seconds:10.3f} {points / seconds / 1e6:11.2f} {seconds / median['ours']:8.1f}")
-    lines.append(f"ours: index built in {build:.2f} s; same LocationID as geopandas for {same:.4%} of points "
-                 f"(the rest lie on or within a hair of a border)")  # fmt: skip
-    lines.append(
-        f"geo: ours_mpts_s={points / median['ours'] / 1e6:.2f} geopandas/ours={median['geopandas'] / median['ours']:.1f} "
-        f"sjoin_only/ours={median['sjoin only'] / median['ours']:.1f} points={points}"
+    median = {variant: statistics.median(t) for variant, t in timings.items()}
+    n = len(lon)
+    lines = [f"{name} points ({n:,}): {'variant':<11} {'s (median)':>10} {'M points/s':>11} {'vs ours':>8}"]
+    for variant, seconds in median.items():
+        lines.append(f"  {variant:<11} {seconds:10.3f} {n / seconds / 1e6:11.2f} {seconds / median['ours']:8.1f}")
+    lines.append(f"  same LocationID as geopandas for {same:.4%} of the points (the rest: on or within a hair of a border)")
+    last = (
+        f"geo {name}: ours_mpts_s={n / median['ours'] / 1e6:.2f} geopandas/ours={median['geopandas'] / median['ours']:.1f} "
+        f"sjoin_only/ours={median['sjoin only'] / median['ours']:.1f} points={n}"
     )
-    return lines
+    return lines, last
 
 
 # ---------------------------------------------------------------- the lake step with and without mapping

@@ -45,3 +45,14 @@ def city_points(zip_path, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     points = np.concatenate(parts)
     points = points[rng.permutation(len(points))]
     return points[:, 0].copy(), points[:, 1].copy()
+
+
+def trip_points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n lon/lat points as the mirror's 2009-shaped months have them: normal around Midtown
+    (0.05 degrees, about 5 km, either way), 6 decimals, 5% at 0,0."""
+    rng = np.random.default_rng(seed)
+    lon = np.round(-73.97 + rng.normal(0, 0.05, n), 6)
+    lat = np.round(40.75 + rng.normal(0, 0.05, n), 6)
+    zero = rng.random(n) < 0.05
+    lon[zero] = lat[zero] = 0.0
+    return lon, lat

@@ -99,7 +99,7 @@ class ZoneIndex:
             renumber = np.cumsum(crossed) - 1
             cell, zone = renumber[cell[keep]], zone[keep]
             iy, ix = iy[crossed], ix[crossed]
-        order = np.lexsort((zone, cell))
+        order = np.lexsort((self.location_ids[zone], cell))  # ascending LocationID: see _exact
         cell, zone = cell[order], zone[order]
         grid[iy, ix] = -(np.arange(len(iy), dtype=np.int32) + 1)
         offsets = np.searchsorted(cell, np.arange(len(iy) + 1)).astype(np.int64)
@@ -109,11 +109,9 @@ class ZoneIndex:
         size = COARSE_CELL_DEG / 2**PIECE_LEVEL
         py, px = iy[cell] >> shift, ix[cell] >> shift
         key = (py.astype(np.int64) * self.nx + px) * len(self.polygons) + zone
-        keys, piece = np.unique(key, return_inverse=True)
+        keys, first, piece = np.unique(key, return_index=True, return_inverse=True)
         zone_of_piece = (keys % len(self.polygons)).astype(np.int32)
-        first = np.searchsorted(key[np.argsort(key, kind="stable")], keys)
-        by_key = np.argsort(key, kind="stable")[first]
-        x, y = self.x0 + px[by_key] * size, self.y0 + py[by_key] * size
+        x, y = self.x0 + px[first] * size, self.y0 + py[first] * size
         margin = 1e-7  # degrees (about 1 cm): points on the cell's own edge stay inside
         boxes = shapely.box(x - margin, y - margin, x + size + margin, y + size + margin)
         self.pieces = shapely.intersection(self.polygons[zone_of_piece], boxes)
@@ -152,17 +150,21 @@ class ZoneIndex:
         return iy
 
     def _exact(self, lon: np.ndarray, lat: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """Exact answer for points in border cells: every candidate zone of the point's cell
-        is tested (border included: a border point is in both zones), the smallest ID wins."""
-        starts, counts = self.offsets[cells], self.offsets[cells + 1] - self.offsets[cells]
-        point = np.repeat(np.arange(len(lon)), counts)
-        pos = np.arange(len(point)) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts, counts)
-        piece = self.candidates[pos]
-        # intersects_xy, not contains_xy: a point on a border is in both zones.
-        hit = shapely.intersects_xy(self.pieces[piece], lon[point], lat[point])
-        best = np.full(len(lon), np.iinfo(np.int32).max, dtype=np.int32)
-        np.minimum.at(best, point[hit], self.piece_ids[piece[hit]])
-        return np.where(best == np.iinfo(np.int32).max, 0, best)
+        """Exact answer for points in border cells. A cell's candidates are in ascending
+        LocationID order and each point stops at its first hit: that is the smallest zone
+        holding it (a border point is in both zones: intersects_xy, not contains_xy), and a
+        point in the first zone costs one test."""
+        starts = self.offsets[cells]
+        counts = self.offsets[cells + 1] - starts
+        result = np.zeros(len(lon), dtype=np.int32)
+        active = np.arange(len(lon))
+        for k in range(int(counts.max(initial=0))):
+            active = active[counts[active] > k]
+            piece = self.candidates[starts[active] + k]
+            hit = shapely.intersects_xy(self.pieces[piece], lon[active], lat[active])
+            result[active[hit]] = self.piece_ids[piece[hit]]
+            active = active[~hit]
+        return result
 
     def locate_arrow(self, lon: pa.Array | pa.ChunkedArray, lat: pa.Array | pa.ChunkedArray) -> pa.Array:
         """int32 LocationIDs with nulls where a point is in no zone or a coordinate is null."""
