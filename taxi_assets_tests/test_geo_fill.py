@@ -37,7 +37,7 @@ def coordinate_spec() -> DatasetSpec:
         for c in YELLOW.columns
     ]
     columns += [Column(name, FLOAT, required=False) for name in COORDINATES]
-    return dataclasses.replace(YELLOW, columns=tuple(columns))
+    return dataclasses.replace(YELLOW, columns=tuple(columns), first_month="2009-01")
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +117,56 @@ def test_the_lake_asset_of_a_dataset_with_coordinates_depends_on_the_zone_shapes
     plain = build_lake_asset(spec_without)
     assert shapes_key("lake") not in plain.asset_deps[plain.key]
     assert isinstance(with_coordinates, dg.AssetsDefinition)
+
+
+def test_a_coordinate_month_through_raw_lake_and_its_checks_in_dagster(tmp_path, mirror, mirror_root, monkeypatch):
+    """raw -> lake (with the zone shapes from the lake) -> lake checks, in one run: the IDs
+    are filled, the metadata counts the unplaced rows, the WARN check flags the month."""
+    import gzip
+    import shutil
+
+    from taxi_assets.defs.assets.raw import build_raw_asset
+    from taxi_assets.defs.assets.zone_shapes import build_zone_shape_assets
+    from taxi_assets.defs.checks import build_lake_checks
+    from taxi_assets.mirror import MirrorServer
+    from taxi_assets_tests.conftest import Platform
+
+    spec = coordinate_spec()
+    root = tmp_path / "mirror"
+    shutil.copytree(mirror_root / "misc", root / "misc")
+    plain = tmp_path / "month.csv"
+    write_month(plain, [(TIMES_SQUARE, JFK), (LAGUARDIA, WATER), (ZERO, TIMES_SQUARE)] * 20, with_ids=False)
+    month_file = root / "yellow" / "yellow_tripdata_2009-01.csv.gz"
+    month_file.parent.mkdir(parents=True)
+    month_file.write_bytes(gzip.compress(plain.read_bytes()))
+    monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
+    with MirrorServer(root) as server:
+        platform = Platform(tmp_path / "p", server.url_template, server.zones_url, server.zone_shapes_url)
+        assets = [*build_zone_shape_assets(), build_raw_asset(spec), build_lake_asset(spec)]
+        checks = build_lake_checks(spec)
+        # Without the shapes in the lake: a clear error, nothing published.
+        failed = dg.materialize([*assets, checks], selection=f"key:{build_lake_asset(spec).key.to_user_string()}*",
+                                partition_key="2009-01-01", resources=platform.resources(), raise_on_error=False)
+        assert not failed.success
+        (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+        error = failure.event_specific_data.error
+        assert "materialize lake/taxi_zone_shapes_lake (group zones) first" in (error.cause or error).message
+        assert not (platform.lake().root / "yellow" / "month=2009-01").exists()
+        shapes = dg.materialize(assets[:2], resources=platform.resources())
+        assert shapes.success
+        result = dg.materialize([*assets, checks], selection="*", partition_key="2009-01-01",
+                                resources=platform.resources())  # fmt: skip
+    assert result.success
+    lake = pq.read_table(platform.lake().root / "yellow" / "month=2009-01" / "part-0.parquet")
+    assert lake.column("PULocationID").to_pylist()[:3] == [230, 138, None]
+    assert lake.column("DOLocationID").to_pylist()[:3] == [132, None, 230]
+    (event,) = result.asset_materializations_for_node(build_lake_asset(spec).key.to_python_identifier())
+    metadata = {k: v.value for k, v in event.metadata.items()}
+    assert (metadata["mapped_pickups"], metadata["unlocated_pickups"], metadata["unlocated_pickups_share"]) == (
+        40, 20, round(20 / 60, 6))
+    assert (metadata["unlocated_dropoffs"], metadata["unlocated_dropoffs_share"]) == (20, round(20 / 60, 6))
+    by_check = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    located = by_check["pickups_located"]
+    assert not located.passed and located.severity == dg.AssetCheckSeverity.WARN
+    assert "20 of 60 rows" in located.description
+    assert by_check["location_ids_in_range"].passed

@@ -1,9 +1,12 @@
 """Lake layer: the month as typed Parquet in the dataset's canonical schema."""
 
+import functools
 
 import dagster as dg
+import pyarrow as pa
 
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.errors import ConversionError
 from taxi_assets.geo.fill import ZoneFill, has_coordinates
 from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import read_shapes_parquet
@@ -19,6 +22,13 @@ from taxi_assets.storage.lake import LakeObject, StagedFile
 LAKE_FILE_NAME = "part-0.parquet"
 
 
+@functools.lru_cache(maxsize=2)
+def zone_index(shapes_parquet: bytes) -> ZoneIndex:
+    """The zone index of a lake shapes file's bytes: built once per process and version
+    (a process that runs many months, or many runs in tests, builds it once)."""
+    return ZoneIndex.from_table(read_shapes_parquet(pa.BufferReader(shapes_parquet)))
+
+
 def zone_fill(spec: DatasetSpec, lake_io_manager: LakeIOManager, log) -> ZoneFill | None:
     """Fills location IDs from coordinates (months whose files have them), reading the lake's
     zone shapes at the first such month of the run; None for datasets without coordinates."""
@@ -26,10 +36,16 @@ def zone_fill(spec: DatasetSpec, lake_io_manager: LakeIOManager, log) -> ZoneFil
         return None
 
     def load() -> ZoneIndex:
-        shapes = published(lake_io_manager.store(), shapes_key("lake"), None)
+        try:
+            shapes = published(lake_io_manager.store(), shapes_key("lake"), None)
+        except FileNotFoundError as exc:
+            raise ConversionError(
+                f"{spec.name}: this month has coordinates, which become location IDs through the zone shapes: "
+                f"materialize {shapes_key('lake').to_user_string()} (group zones) first. {exc}"
+            ) from None
         with shapes.local_path() as path:
-            index = ZoneIndex.from_table(read_shapes_parquet(path))
-        log.info(f"{spec.name}: zone index built from {shapes.uri}")
+            index = zone_index(path.read_bytes())
+        log.info(f"{spec.name}: zone index of {shapes.uri}")
         return index
 
     return ZoneFill(load)
