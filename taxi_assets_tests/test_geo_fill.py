@@ -145,8 +145,8 @@ def test_a_coordinate_month_through_raw_lake_and_its_checks_in_dagster(tmp_path,
         assets = [*build_zone_shape_assets(), build_raw_asset(spec), build_lake_asset(spec)]
         checks = build_lake_checks(spec)
         # Without the shapes in the lake: a clear error, nothing published.
-        failed = dg.materialize([*assets, checks], selection=f"key:{build_lake_asset(spec).key.to_user_string()}*",
-                                partition_key="2009-01-01", resources=platform.resources(), raise_on_error=False)
+        failed = dg.materialize(assets[2:], partition_key="2009-01-01", resources=platform.resources(),
+                                raise_on_error=False)  # fmt: skip
         assert not failed.success
         (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
         error = failure.event_specific_data.error
