@@ -158,8 +158,9 @@ def build_trips_by_zone_month(
 ) -> MartMonth:
     """Replace the mart's month from the warehouse tables; refuses to build a month that
     a dataset's table or the zone table does not have (it would be silently short)."""
-    specs = list(specs)
     month = normalize_month(month)
+    # A feed that had not started yet (fhvhv before 2019-02) is not missing: it is left out.
+    specs = [spec for spec in specs if spec.first_month <= month]
     missing = [spec for spec in specs if not warehouse.month_row_counts(spec).get(month)]
     if missing:
         names = ", ".join(spec.table for spec in missing)

@@ -144,13 +144,13 @@ def test_a_mart_month_is_one_truncating_query_job_into_its_partition(fake_google
         }
     }
     assert job.json["jobReference"]["jobId"].startswith(f"taxi_{MART_TABLE}_202101_")
-    for table in ["yellow_trips", "green_trips", "fhv_trips", ZONES_TABLE]:
+    for table in ["yellow_trips", "green_trips", "fhv_trips", "fhvhv_trips", ZONES_TABLE]:
         assert f"`{PROJECT}.{DATASET}.{table}`" in sql
     assert (
         "TIMESTAMP_DIFF(CAST(`tpep_dropoff_datetime` AS TIMESTAMP), "
         "CAST(`tpep_pickup_datetime` AS TIMESTAMP), MICROSECOND) / 1e6"
     ) in sql
-    assert sql.count("TIMESTAMP_DIFF(") == 3 and "date_diff" not in sql.lower() and '"' not in sql
+    assert sql.count("TIMESTAMP_DIFF(") == 4 and "date_diff" not in sql.lower() and '"' not in sql
     # The row count is the job's result size, read without fetching any row.
     (results,) = fake_google.calls("GET", f"/projects/{PROJECT}/queries/{job.json['jobReference']['jobId']}")
     assert results.query["maxResults"] == ["0"]

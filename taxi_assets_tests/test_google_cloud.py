@@ -122,12 +122,13 @@ def test_zones_and_the_mart_materialize_on_google_cloud(cloud_env, fake_google, 
     """The zone assets and a mart month in one run, configured from the environment. The fake
     BigQuery runs no SQL: the mart's queries get queued answers (see test_bigquery_mart.py)."""
     counts = [([{"name": "month", "type": "STRING"}, {"name": "row_count", "type": "INTEGER"}], [("2021-01", n)])
-              for n in (40, 30, 20)]  # yellow, green, fhv
+              for n in (40, 30, 20, 10)]  # yellow, green, fhv, fhvhv
     zone_count = ([{"name": "n", "type": "INTEGER"}], [(265,)])
     totals = (
         [{"name": n, "type": t} for n, t in [("dataset", "STRING"), ("trips", "INTEGER"), ("revenue", "FLOAT"),
                                                ("zone_rows", "INTEGER"), ("unknown_zone_trips", "INTEGER")]],
-        [("yellow", 40, 612.5, 1, 0), ("green", 30, 401.25, 1, 0), ("fhv", 20, None, 1, 20)],
+        [("yellow", 40, 612.5, 1, 0), ("green", 30, 401.25, 1, 0), ("fhv", 20, None, 1, 20),
+         ("fhvhv", 10, 99.5, 1, 0)],
     )
     fake_google.query_answers += [*counts, zone_count, (MART_RESULT_FIELDS, MART_ROWS), totals]
     result = dg.materialize(
@@ -149,7 +150,7 @@ def test_zones_and_the_mart_materialize_on_google_cloud(cloud_env, fake_google, 
 
     queries = [r.json["query"] for r in fake_google.calls("POST", f"/projects/{PROJECT}/queries")]
     assert [re.search(r"FROM (`[^`]+`)", q).group(1) for q in queries] == [
-        f"`{PROJECT}.{DATASET}.{table}`" for table in ("yellow_trips", "green_trips", "fhv_trips",
+        f"`{PROJECT}.{DATASET}.{table}`" for table in ("yellow_trips", "green_trips", "fhv_trips", "fhvhv_trips",
                                                       "taxi_zone_lookup", "trips_by_zone")
     ]
     (mart_job,) = [j for j in fake_google.jobs.values() if "query" in j["configuration"]]
@@ -165,8 +166,9 @@ def test_zones_and_the_mart_materialize_on_google_cloud(cloud_env, fake_google, 
     (mart_event,) = result.asset_materializations_for_node("mart__trips_by_zone")
     md = {k: v.value for k, v in mart_event.metadata.items()}
     assert md["dagster/row_count"] == len(MART_ROWS)
-    assert (md["total_trips"], md["trips_yellow"], md["trips_fhv"], md["unknown_zone_trips"]) == (90, 40, 20, 20)
-    assert md["total_revenue"] == 1013.75 and md["revenue_green"] == 401.25
+    assert (md["total_trips"], md["trips_yellow"], md["trips_fhv"], md["unknown_zone_trips"]) == (100, 40, 20, 20)
+    assert md["trips_fhvhv"] == 10 and md["revenue_fhvhv"] == 99.5
+    assert md["total_revenue"] == 1113.25 and md["revenue_green"] == 401.25
 
 
 def test_the_gcs_client_uses_the_key_from_the_env(key_json):

@@ -16,7 +16,7 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m taxi_assets.bench", description=__doc__)
-    parser.add_argument("what", nargs="?", default="convert", choices=["convert", "dagster", "geo", "zones", "all"])
+    parser.add_argument("what", nargs="?", default="convert", choices=["convert", "dagster", "fhvhv", "geo", "zones", "all"])
     parser.add_argument("--dir", type=Path, default=Path(".bench"), help="cache of generated months (default .bench)")
     parser.add_argument("--rows", type=_ints, default=[1_400_000, 7_700_000], help="month sizes, comma-separated")
     parser.add_argument("--repeats", type=int, default=3)
@@ -25,7 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows per generated month in the backfill (default 1,000,000)")
     parser.add_argument("--points", type=int, default=1_000_000, help="points of the geo bench (default 1,000,000)")
     parser.add_argument("--zones-rows", type=int, default=14_000_000, help="rows of the 2009-shaped month (default 14,000,000)")
+    parser.add_argument(
+        "--fhvhv-rows", type=int, default=20_000_000, help="rows of the fhvhv Parquet month (default 20M)"
+    )
     args = parser.parse_args(argv)
+    if args.what in ("fhvhv", "all"):
+        from taxi_assets.bench.convert_bench import run_fhvhv_bench
+
+        print("\n".join(run_fhvhv_bench(args.dir, args.fhvhv_rows, max(1, min(args.repeats, 2)))))
     if args.what in ("zones", "all"):
         from taxi_assets.bench.geo_bench import run_zones_bench
 

@@ -13,7 +13,7 @@ from taxi_assets.defs.assets.keys import mart_key, shapes_key, warehouse_key, zo
 from taxi_assets.defs.assets.mart_map import PickupMaps
 from taxi_assets.defs.assets.metadata import arrow_table_schema
 from taxi_assets.mart import MART_SCHEMA, MART_TABLE, MartMonth, build_trips_by_zone_month, dialect_for
-from taxi_assets.partitions import common_monthly_partitions
+from taxi_assets.partitions import any_monthly_partitions
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.warehouse import Warehouse
 
@@ -69,9 +69,21 @@ def build_mart_asset(warehouse_kind: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=mart_key(MART_TABLE),
-        # The zone shapes: each month's pickup map (mart_map.py).
-        deps=[*(warehouse_key(spec) for spec in specs), zones_key("warehouse"), shapes_key("lake")],
-        partitions_def=common_monthly_partitions(specs),
+        # Feeds start at different months (yellow 2009-01 .. fhvhv 2019-02): before its first
+        # month a feed has no partition, and its absence is not missing data.
+        deps=[
+            *(
+                dg.AssetDep(
+                    warehouse_key(spec),
+                    partition_mapping=dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True),
+                )
+                for spec in specs
+            ),
+            zones_key("warehouse"),
+            # The zone shapes: each month's pickup map (mart_map.py).
+            shapes_key("lake"),
+        ],
+        partitions_def=any_monthly_partitions(specs),
         # A range of months builds in one run, one transaction per month.
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=MART_GROUP,
