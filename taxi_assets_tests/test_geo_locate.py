@@ -5,17 +5,16 @@ from a border; border points get the smaller LocationID whatever the zones' orde
 
 from __future__ import annotations
 
-import geopandas
 import numpy as np
 import pyarrow as pa
-import pyproj
 import pytest
 import shapely
 
+from taxi_assets.bench.geo_points import city_points
 from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import read_shapefile_zip
 from taxi_assets_tests.conftest import TEST_DATA
-from taxi_assets.bench.geo_points import city_points
+from taxi_assets_tests.geo_reference import projected_points, reference_ids, reference_zones
 
 SHAPES_ZIP = TEST_DATA / "taxi_zones.zip"
 POINTS = 1_000_000
@@ -32,30 +31,14 @@ def index(shapes) -> ZoneIndex:
     return ZoneIndex.from_table(shapes)
 
 
-def reference_zones() -> geopandas.GeoDataFrame:
-    zones = geopandas.read_file(f"zip://{SHAPES_ZIP}", engine="pyogrio")
-    # The documented decision (taxi_assets/geo/shapes.py, README): every record's
-    # LocationID is its OBJECTID; the file agrees except for OBJECTIDs 57, 104, 105.
-    differs = zones[zones["LocationID"] != zones["OBJECTID"]]
-    assert sorted(zip(differs["OBJECTID"], differs["LocationID"])) == [(57, 56), (104, 103), (105, 103)]
-    zones["LocationID"] = zones["OBJECTID"]
-    return zones[["LocationID", "geometry"]]
-
-
 def test_every_point_farther_than_a_cm_from_a_border_matches_geopandas_sjoin(index):
     lon, lat = city_points(SHAPES_ZIP, POINTS)
     ours = index.locate(lon, lat)
 
     zones = reference_zones()
     assert zones.crs.to_epsg() == 2263
-    ok = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
-    x, y = pyproj.Transformer.from_crs("EPSG:4326", zones.crs, always_xy=True).transform(lon[ok], lat[ok])
-    points = geopandas.GeoDataFrame(geometry=geopandas.points_from_xy(x, y), crs=zones.crs)
-    joined = geopandas.sjoin(points, zones, predicate="within", how="inner")
-    expected = np.zeros(len(lon), dtype=np.int32)
-    # The shapes overlap by slivers (< 0.1 m²): a point in two zones gets the smaller ID.
-    found = joined.groupby(level=0)["LocationID"].min()
-    expected[np.flatnonzero(ok)[found.index.to_numpy()]] = found.to_numpy()
+    expected = reference_ids(lon, lat)
+    ok, points = projected_points(lon, lat)
 
     # Every point where the two differ must lie within 1 cm of a zone border (in feet).
     borders = shapely.STRtree(zones.geometry.boundary.to_numpy())
