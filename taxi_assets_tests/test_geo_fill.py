@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from taxi_assets.convert import convert
-from taxi_assets.datasets import FLOAT, YELLOW, Column, DatasetSpec
+from taxi_assets.datasets import YELLOW, DatasetSpec
 from taxi_assets.defs.assets.keys import shapes_key
 from taxi_assets.defs.assets.lake import build_lake_asset
 from taxi_assets.geo.fill import ZoneFill, has_coordinates
@@ -31,13 +31,13 @@ WATER, ZERO = (-74.04, 40.66), (0.0, 0.0)
 
 
 def coordinate_spec() -> DatasetSpec:
-    """yellow with the four coordinate columns, location IDs optional (as a 2009 file)."""
-    columns = [
+    """yellow (which has the coordinate columns) with no eras declared and location IDs
+    optional, so these hand-made files need only the columns a 2009 file has."""
+    columns = tuple(
         dataclasses.replace(c, required=False) if c.name in ("PULocationID", "DOLocationID") else c
         for c in YELLOW.columns
-    ]
-    columns += [Column(name, FLOAT, required=False) for name in COORDINATES]
-    return dataclasses.replace(YELLOW, columns=tuple(columns), first_month="2009-01")
+    )
+    return dataclasses.replace(YELLOW, columns=columns, eras=())
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_a_month_with_coordinates_gets_location_ids_and_counts_the_unplaced(tmp_
     src, dst = tmp_path / "yellow_tripdata_2009-01.csv", tmp_path / "out.parquet"
     write_month(src, trips, with_ids=False)
     calls = []
-    result = convert(spec, "2009-01", src, dst, ZoneFill(lambda: calls.append(1) or index))
+    result = convert(spec, "2009-01", src, dst, zones=ZoneFill(lambda: calls.append(1) or index))
     assert calls == [1]  # the index is asked for once per file
 
     table = pq.read_table(dst)
@@ -90,7 +90,7 @@ def test_ids_the_file_has_are_kept_and_a_month_without_coordinates_is_untouched(
     src, dst = tmp_path / "yellow_tripdata_2009-02.csv", tmp_path / "out.parquet"
     # The file's IDs win over the coordinates; a missing ID is filled.
     write_month(src, [(TIMES_SQUARE, JFK, 7, ""), (JFK, WATER, "", "")], with_ids=True)
-    result = convert(spec, "2009-02", src, dst, ZoneFill(lambda: index))
+    result = convert(spec, "2009-02", src, dst, zones=ZoneFill(lambda: index))
     table = pq.read_table(dst)
     assert table.column("PULocationID").to_pylist() == [7, 132]
     assert table.column("DOLocationID").to_pylist() == [132, None]
@@ -100,7 +100,7 @@ def test_ids_the_file_has_are_kept_and_a_month_without_coordinates_is_untouched(
     plain = tmp_path / "yellow_tripdata_2021-01.csv"
     with open(TEST_DATA / "yellow_tripdata_2020-07_sample.csv") as f:
         plain.write_text(f.read())
-    untouched = convert(spec, "2020-07", plain, tmp_path / "plain.parquet", ZoneFill(lambda: pytest.fail("read")))
+    untouched = convert(spec, "2020-07", plain, tmp_path / "plain.parquet", zones=ZoneFill(lambda: pytest.fail("read")))
     assert untouched.zones == {}
     before = pq.read_table(tmp_path / "plain.parquet").column("PULocationID")
     assert before.null_count < len(before)
@@ -110,7 +110,7 @@ def test_ids_the_file_has_are_kept_and_a_month_without_coordinates_is_untouched(
 
 def test_the_lake_asset_of_a_dataset_with_coordinates_depends_on_the_zone_shapes():
     with_coordinates = build_lake_asset(coordinate_spec())
-    assert has_coordinates(coordinate_spec()) and not has_coordinates(dataclasses.replace(YELLOW))
+    assert has_coordinates(coordinate_spec())
     deps = with_coordinates.asset_deps[with_coordinates.key]
     assert shapes_key("lake") in deps
     spec_without = dataclasses.replace(YELLOW, columns=tuple(c for c in YELLOW.columns if c.name not in COORDINATES))

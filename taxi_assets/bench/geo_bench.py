@@ -134,7 +134,7 @@ def zones_variant(variant: str, src: Path, dst: Path, month: str) -> int:
     def load() -> ZoneIndex:
         return ZoneIndex.from_table(read_shapefile_zip(shapes_zip(), "taxi_zones.zip"))
 
-    result = convert(spec, month, src, dst, ZoneFill(load))
+    result = convert(spec, month, src, dst, zones=ZoneFill(load))
     print(json.dumps({"zones": result.zones}), file=sys.stderr)
     return result.rows
 
