@@ -132,7 +132,7 @@ def test_era_month_lands_value_for_value(era_mirror, tmp_path, monkeypatch, data
                 assert w == h, (name, w, h, want)
 
     # Eras with coordinates: the location IDs are the points' zones (an independent reference).
-    lake_md = result.asset_materializations_for_node(f"lake__{dataset}")[0].metadata
+    lake_md = result.asset_materializations_for_node(f"lake__{dataset}_lake")[0].metadata
     located = {"PULocationID": "pickup", "DOLocationID": "dropoff"}
     filled = [c for c, side in located.items() if c not in columns and f"{side}_longitude" in columns]
     if filled:

@@ -120,14 +120,13 @@ def test_the_lake_asset_of_a_dataset_with_coordinates_depends_on_the_zone_shapes
 
 
 def test_a_coordinate_month_through_raw_lake_and_its_checks_in_dagster(tmp_path, mirror, mirror_root, monkeypatch):
-    """raw -> lake (with the zone shapes from the lake) -> lake checks, in one run: the IDs
+    """raw -> lake (with the zone shapes from the lake, and its checks), in one run: the IDs
     are filled, the metadata counts the unplaced rows, the WARN check flags the month."""
     import gzip
     import shutil
 
     from taxi_assets.defs.assets.raw import build_raw_asset
     from taxi_assets.defs.assets.zone_shapes import build_zone_shape_assets
-    from taxi_assets.defs.checks import build_lake_checks
     from taxi_assets.mirror import MirrorServer
     from taxi_assets_tests.conftest import Platform
 
@@ -143,7 +142,6 @@ def test_a_coordinate_month_through_raw_lake_and_its_checks_in_dagster(tmp_path,
     with MirrorServer(root) as server:
         platform = Platform(tmp_path / "p", server.url_template, server.zones_url, server.zone_shapes_url)
         assets = [*build_zone_shape_assets(), build_raw_asset(spec), build_lake_asset(spec)]
-        checks = build_lake_checks(spec)
         # Without the shapes in the lake: a clear error, nothing published.
         failed = dg.materialize(assets[2:], partition_key="2009-01-01", resources=platform.resources(),
                                 raise_on_error=False)  # fmt: skip
@@ -154,8 +152,7 @@ def test_a_coordinate_month_through_raw_lake_and_its_checks_in_dagster(tmp_path,
         assert not (platform.lake().root / "yellow" / "month=2009-01").exists()
         shapes = dg.materialize(assets[:2], resources=platform.resources())
         assert shapes.success
-        result = dg.materialize([*assets, checks], selection="*", partition_key="2009-01-01",
-                                resources=platform.resources())  # fmt: skip
+        result = dg.materialize(assets, selection="*", partition_key="2009-01-01", resources=platform.resources())
     assert result.success
     lake = pq.read_table(platform.lake().root / "yellow" / "month=2009-01" / "part-0.parquet")
     assert lake.column("PULocationID").to_pylist()[:3] == [230, 138, None]

@@ -51,6 +51,10 @@ def stage_dataframe(df: pd.DataFrame) -> StagedFile:
     return staged
 
 
+def path_metadata(uris: dict[str, str]) -> dict[str, dg.MetadataValue]:
+    return {name: dg.MetadataValue.path(uri) for name, uri in uris.items()}
+
+
 def quarantine_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
     return f"quarantine/{partition_folder(asset_key, partition_key)}"
 
@@ -91,14 +95,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 staged.discard()
         if len(published) == 1:
             (uris,) = published.values()
-            context.add_output_metadata({name: dg.MetadataValue.path(uri) for name, uri in uris.items()})
-        else:  # a range: every month's materialization lists the run's files
-            months = {normalize_month(key): uris for key, uris in published.items()}
-            metadata = {"uris": {month: uris["uri"] for month, uris in months.items()}}
-            quarantined = {month: uris["quarantine_uri"] for month, uris in months.items() if "quarantine_uri" in uris}
-            if quarantined:
-                metadata["quarantine_uris"] = quarantined
-            context.add_output_metadata(metadata)
+            context.add_output_metadata(path_metadata(uris))
+        else:  # a range: each month's materialization lists its own files only
+            for key, uris in published.items():
+                context.step_context.add_asset_metadata(
+                    path_metadata(uris), asset_key=context.asset_key, partition_key=key
+                )
 
     def _publish(
         self, store: LakeStore, asset_key: dg.AssetKey, partition: str | None, obj: StagedFile
