@@ -112,7 +112,9 @@ def _parquet_batches(
     """Batches of the declared columns: renamed, mapped and cast (official files differ by
     year, eras.canonical_batch), filled. Read a batch at a time, never the whole file."""
     schema = declared_schema(spec)
-    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(mapping), use_threads=False):
+    # Columns decoded on Arrow's threads: the encoder thread is often idle while one thread
+    # decodes (4 of 4 paired runs faster, +15 MiB peak; README, Performance).
+    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(mapping), use_threads=True):
         batch = batch.rename_columns([mapping[n] for n in batch.schema.names])
         yield eras.canonical_batch(spec, batch, schema, codes, label, set_aside)
 

@@ -109,7 +109,21 @@ def map_codes(values: pa.Array, codes: dict, type_: pa.DataType, column: str, co
     (No Python scalars or lists reach pyarrow here: they would make it import pandas.)
     """
     if codes is FLAG_CODES and _all_y_or_n(values):
-        return values  # the common case, checked without pyarrow.compute (13 MiB to import)
+        # The common case, checked without pyarrow.compute (13 MiB to import).
+        return values if values.type == pa.string() else values.cast(pa.string())
+    # A column of codes holds a handful of distinct values: map those, then take per row
+    # (a month's column is mapped at the cost of a hash pass, not of ten passes of text work).
+    encoded = values.dictionary_encode()
+    distinct, indices = encoded.dictionary, encoded.indices
+    out, unresolved, text = _map_distinct(distinct, codes, type_)
+    if unresolved.true_count:
+        rows = unresolved.take(indices)
+        counts.add(column, text.take(indices).filter(rows.fill_null(False)))
+    return out.take(indices)
+
+
+def _map_distinct(values: pa.Array, codes: dict, type_: pa.DataType) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """(values mapped to type_, which of them no code resolves, their normalised text)."""
     import pyarrow.compute as pc
 
     n = len(values)
@@ -130,20 +144,19 @@ def map_codes(values: pa.Array, codes: dict, type_: pa.DataType, column: str, co
         unresolved = pc.and_(pc.is_valid(text), pc.is_null(index))
     # Known codes without a current number (DDS) are counted too: null, but not silently.
     unresolved = pc.or_(unresolved, pc.and_(pc.is_valid(index), pc.is_null(out)))
-    if unresolved.true_count:
-        counts.add(column, text.filter(unresolved))
-    return out
+    return out, unresolved, text
 
 
 def _all_y_or_n(values: pa.Array) -> bool:
-    """Every non-null value is exactly "Y" or "N" (read from the string array's buffers)."""
-    if not pa.types.is_string(values.type):
+    """Every non-null value is exactly "Y" or "N" (read from the (large) string array's buffers)."""
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         return False
     n = len(values)
     if values.null_count == n:
         return True
     validity, offsets, data = values.buffers()
-    ends = np.frombuffer(offsets, dtype=np.int32, count=values.offset + n + 1)[values.offset:]
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    ends = np.frombuffer(offsets, dtype=width, count=values.offset + n + 1)[values.offset:]
     if values.null_count:
         bits = np.frombuffer(validity, dtype=np.uint8)
         valid = np.unpackbits(bits, count=values.offset + n, bitorder="little")[values.offset:].astype(bool)

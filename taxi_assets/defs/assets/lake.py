@@ -20,7 +20,7 @@ from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import read_shapes_parquet
 from taxi_assets.defs.assets.keys import lake_key, raw_key, shapes_key
 from taxi_assets.defs.assets.metadata import table_schema
-from taxi_assets.defs.assets.staging import stage_each_partition
+from taxi_assets.defs.assets.staging import log_month, stage_each_partition
 from taxi_assets.defs.checks import TargetMaterialization, blocks, lake_check_specs, month_evaluation, month_results
 from taxi_assets.errors import CheckFailedError
 from taxi_assets.months import normalize_month
@@ -106,7 +106,7 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 context.log.warning(f"{spec.name} {month}: NaN/infinite values stored as null: {counts}")
             if result.zones:
                 context.log.info(f"{spec.name} {month}: location IDs from coordinates: {result.zones}")
-            context.log.info(f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
+            log_month(context, f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
             return StagedFile(staged.path, quarantine=quarantine.path), {
                 "dagster/row_count": result.rows,
                 "quarantined_rows": quarantine.rows,
