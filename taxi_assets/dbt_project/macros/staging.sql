@@ -16,7 +16,9 @@
 {% endmacro %}
 
 {#- A staging view: `columns` maps vocabulary names to expressions over the feed's table
-    (pickup_datetime and dropoff_datetime are required; trip_seconds is derived from them). -#}
+    (pickup_datetime and dropoff_datetime are required; trip_seconds is derived from them).
+    source_month is passed through uncast: on BigQuery the month filter then reaches the
+    tables' partitions through the views. -#}
 {% macro staging_select(service_type, table_name, columns) %}
   {%- set known = trip_vocabulary() | map(attribute=0) | list -%}
   {%- for name in columns if name not in known -%}
@@ -25,12 +27,13 @@
   {%- set exprs = dict(columns) -%}
   {%- do exprs.update({
       'service_type': "'" ~ service_type ~ "'",
-      'source_month': 'source_month',
       'trip_seconds': seconds_between(columns['pickup_datetime'], columns['dropoff_datetime']),
   }) -%}
 select
   {%- for name, type in trip_vocabulary() %}
-  {% if name in exprs -%}
+  {% if name == 'source_month' -%}
+  source_month
+  {%- elif name in exprs -%}
   cast({{ exprs[name] }} as {{ sql_type(type) }})
   {%- else -%}
   cast(null as {{ sql_type(type) }})

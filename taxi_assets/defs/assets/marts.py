@@ -72,7 +72,7 @@ class TaxiDbtTranslator(DagsterDbtTranslator):
         return {**super().get_metadata(props), "dagster/table_name": props.get("alias") or props["name"]}
 
     def get_partition_mapping(self, props: Mapping[str, Any], parent: Mapping[str, Any]) -> dg.PartitionMapping | None:
-        if parent["resource_type"] == "source" and parent["name"] != ZONES_TABLE:
+        if parent["resource_type"] == "source" and any(s.table == parent["name"] for s in DATASETS.values()):
             # A feed's table starts at its own first month: earlier months have no partition of it.
             return dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
         return None
