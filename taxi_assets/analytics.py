@@ -35,8 +35,6 @@ from taxi_assets.storage.warehouse import DEFAULT_WAREHOUSE_URI, warehouse_kind
 PROJECT_DIR = Path(__file__).parent / "dbt_project"
 TARGET_DIR = PROJECT_DIR / "target"
 MANIFEST_PATH = TARGET_DIR / "manifest.json"
-# Which dbt target the manifest was parsed for (the asset kinds name the adapter).
-MANIFEST_TARGET_STAMP = TARGET_DIR / "taxi_target.txt"
 # profiles.yml's variable for each field of the service account key (secrets: DBT_ENV_SECRET_*).
 KEY_FIELDS_ENV = {
     "private_key": "DBT_ENV_SECRET_GCP_PRIVATE_KEY",
@@ -124,22 +122,22 @@ def _project_files() -> Iterator[Path]:
             yield path
 
 
-def manifest_is_current(target: str) -> bool:
-    """The manifest exists, was parsed for `target`, and is newer than every project file."""
+def manifest_is_current() -> bool:
+    """The manifest exists and is newer than every file of the project."""
     try:
         built = MANIFEST_PATH.stat().st_mtime
-        if MANIFEST_TARGET_STAMP.read_text().strip() != target:
-            return False
     except OSError:
         return False
     return all(path.stat().st_mtime <= built for path in _project_files())
 
 
-def prepare_manifest(uri: str | None = None, force: bool = False) -> Path:
-    """Parse the project into target/manifest.json unless it is current (offline: no dbt deps)."""
-    target = dbt_target(uri or os.environ.get("TAXI_WAREHOUSE_URI") or DEFAULT_WAREHOUSE_URI)
-    if force or not manifest_is_current(target):
-        env = {**os.environ, "TAXI_DBT_TARGET": target, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+def prepare_manifest(force: bool = False) -> Path:
+    """Parse the project into target/manifest.json unless it is current (offline: no dbt deps).
+
+    Parsed for the DuckDB target whatever the warehouse: the manifest only tells Dagster which
+    models, sources and tests there are (every run parses again for its real target)."""
+    if force or not manifest_is_current():
+        env = {**os.environ, "TAXI_DBT_TARGET": "duckdb", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
         # Parsing reads no credentials and opens no connection: the target's type is enough.
         for name in KEY_FIELDS_ENV.values():
             env.pop(name, None)
@@ -148,7 +146,6 @@ def prepare_manifest(uri: str | None = None, force: bool = False) -> Path:
              str(PROJECT_DIR), "--target-path", str(TARGET_DIR)],
             env=env, check=True, cwd=PROJECT_DIR,
         )
-        MANIFEST_TARGET_STAMP.write_text(target + "\n")
     return MANIFEST_PATH
 
 
@@ -161,9 +158,14 @@ def dbt_executable() -> str:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m taxi_assets.analytics DBT_COMMAND [--month YYYY-MM] [dbt arguments...]`"""
+    """`python -m taxi_assets.analytics DBT_COMMAND [--month YYYY-MM] [dbt arguments...]`
+    runs dbt on the warehouse of TAXI_WAREHOUSE_URI, holding its writer lock;
+    `python -m taxi_assets.analytics prepare` builds the manifest."""
     if not argv or argv[0] in ("-h", "--help"):
         print(main.__doc__)
+        return 0
+    if argv == ["prepare"]:  # `make install` and the image build: the manifest, ahead of time
+        print(prepare_manifest(force=True))
         return 0
     args = list(argv)
     if "--month" in args:

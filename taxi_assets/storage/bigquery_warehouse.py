@@ -11,10 +11,8 @@ Several months are one job each (load jobs cannot join a transaction): a failure
 stops at that month; the months before it are replaced, each whole, and the rest
 are untouched, so no month is ever duplicated or half replaced.
 
-The same two moves serve the zones and the mart: a whole table (the zone lookup)
-is one WRITE_TRUNCATE load job without a decorator; a month built by SQL (the
-mart) is one query job writing its result into `table$YYYYMM` with WRITE_TRUNCATE,
-so it is replaced exactly like a loaded month.
+A whole table (the zone lookup) is one WRITE_TRUNCATE load job without a decorator.
+The marts on top are dbt models (taxi_assets/dbt_project), built by dbt-bigquery.
 
 Not dagster-gcp's BigQuery I/O managers: they replace a partition by DELETE and an
 INSERT of a DataFrame built in the Dagster process, and create tables without

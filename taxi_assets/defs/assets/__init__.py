@@ -23,6 +23,6 @@ def build_all_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
         [
             *(a for spec in DATASETS.values() for a in build_dataset_assets(spec, warehouse_kind)),
             *build_zone_assets(warehouse_kind),
-            *build_dbt_assets(),
+            *build_dbt_assets(warehouse_kind),
         ]
     )

@@ -54,6 +54,15 @@ PROJECT = DbtProject(project_dir=PROJECT_DIR)
 class TaxiDbtTranslator(DagsterDbtTranslator):
     """dbt sources are the warehouse assets; staging models get staging/, the others mart/."""
 
+    def __init__(self, warehouse_kind: str):
+        super().__init__()
+        self.warehouse_kind = warehouse_kind
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        # The manifest is parsed for DuckDB (analytics.prepare_manifest): the kind is the warehouse's.
+        return spec.replace_attributes(kinds={"dbt", self.warehouse_kind})
+
     def get_asset_key(self, props: Mapping[str, Any]) -> dg.AssetKey:
         if props["resource_type"] == "source":
             name = props["name"]
@@ -142,10 +151,10 @@ def run_dbt(
     return events, None
 
 
-def build_dbt_assets() -> list[dg.AssetsDefinition]:
+def build_dbt_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
     # Built by `make install`; rebuilt here only when a project file is newer (a stat per file).
     prepare_manifest()
-    translator = TaxiDbtTranslator()
+    translator = TaxiDbtTranslator(warehouse_kind)
 
     @dbt_assets(
         manifest=MANIFEST_PATH,
