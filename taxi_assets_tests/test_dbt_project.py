@@ -38,6 +38,19 @@ def test_every_dataset_is_a_source_with_its_columns_types_and_first_month():
     assert analytics.feeds() == {spec.table: spec.first_month for spec in DATASETS.values()}
 
 
+def test_each_staging_view_maps_the_spec_tables_amount_distance_times_and_zone():
+    """trips_by_zone sums a feed's amount column of the spec table and averages its distance."""
+    import re
+
+    for spec in DATASETS.values():
+        sql = (analytics.PROJECT_DIR / "models" / "staging" / f"stg_{spec.name}_trips.sql").read_text()
+        mapped = dict(re.findall(r"'(\w+)': '(\w+)'", sql))
+        assert mapped.get("revenue_amount") == spec.amount_column, spec.name
+        assert mapped.get("trip_distance") == spec.distance_column, spec.name
+        assert mapped["pickup_datetime"] == spec.pickup_column and mapped["dropoff_datetime"] == spec.dropoff_column
+        assert mapped["pickup_location_id"] == spec.pickup_location_column
+
+
 def test_the_manifest_is_current_so_loading_the_definitions_parses_nothing():
     analytics.prepare_manifest()
     assert analytics.manifest_is_current()

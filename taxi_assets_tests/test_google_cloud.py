@@ -22,7 +22,7 @@ from google.oauth2 import service_account
 
 from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
-from taxi_assets.defs.assets.keys import zones_key
+from taxi_assets.defs.assets.keys import mart_key, zones_key
 from taxi_assets.defs.resources import build_resources
 from taxi_assets.months import partition_key
 from taxi_assets.storage.gcp import CredentialsError, credentials_from_json
@@ -201,6 +201,21 @@ def test_secrets_never_logged(cloud_env, fake_google, key_json, caplog, capfd, m
     with pytest.raises(CredentialsError) as raised:
         materialize(spec, "2021-01", instance=instance)
     texts.append("".join(traceback.format_exception(raised.value)))
+
+    # 4. A dbt run on BigQuery (mart/dim_zones): dbt-bigquery gets the key in its environment
+    #    and asks the fake for a token; the fake runs no SQL, so the run fails, and dbt's output
+    #    and errors pass through Dagster's events.
+    monkeypatch.setenv("TAXI_GCP_CREDENTIALS_JSON", key_json)
+    monkeypatch.setenv("TAXI_DBT_BQ_API_ENDPOINT", fake_google.url)
+    tokens_before = len(fake_google.issued_tokens)
+    dbt_run = dg.materialize(
+        build_all_assets("bigquery"), selection=[mart_key("dim_zones")], resources=build_resources(),
+        instance=instance, raise_on_error=False,
+    )
+    assert not dbt_run.success and len(fake_google.issued_tokens) > tokens_before
+    dbt_text = run_record_text(instance, dbt_run.run_id)
+    assert "dim_zones" in dbt_text and "bigquery" in dbt_text
+    texts.append(dbt_text)
 
     captured = capfd.readouterr()
     texts += [caplog.text, captured.out, captured.err]

@@ -1,5 +1,7 @@
 {#- The one vocabulary of every feed's staging view: (column, type) in order. A feed maps
-    the columns it has; the others are typed NULLs, so the views union into fact_trips. -#}
+    the columns it has; the others are typed NULLs, so the views union into fact_trips.
+    revenue_amount is what trips_by_zone sums as revenue: the feed's amount column of the
+    spec table (total_amount; fhvhv base_passenger_fare; none for fhv). -#}
 {% macro trip_vocabulary() %}
   {{ return([
     ('service_type', 'string'), ('source_month', 'date'), ('vendor_id', 'int'),
@@ -12,6 +14,7 @@
     ('tolls_amount', 'float'), ('ehail_fee', 'float'), ('improvement_surcharge', 'float'),
     ('congestion_surcharge', 'float'), ('airport_fee', 'float'), ('cbd_congestion_fee', 'float'),
     ('total_amount', 'float'),
+    ('revenue_amount', 'float'),
   ]) }}
 {% endmacro %}
 

@@ -10,7 +10,7 @@ select
   pickup_borough,
   pickup_zone,
   count(*) as trips,
-  sum(total_amount) as revenue,
+  sum(revenue_amount) as revenue,
   avg(trip_distance) as avg_distance,
   avg(trip_seconds) / 60 as avg_duration_minutes
 from {{ ref('fact_trips') }}

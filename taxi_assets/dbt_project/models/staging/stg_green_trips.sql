@@ -7,5 +7,5 @@
     'fare_amount': 'fare_amount', 'extra': 'extra', 'mta_tax': 'mta_tax', 'tip_amount': 'tip_amount',
     'tolls_amount': 'tolls_amount', 'ehail_fee': 'ehail_fee', 'improvement_surcharge': 'improvement_surcharge',
     'congestion_surcharge': 'congestion_surcharge', 'cbd_congestion_fee': 'cbd_congestion_fee',
-    'total_amount': 'total_amount',
+    'total_amount': 'total_amount', 'revenue_amount': 'total_amount',
 }) }}
