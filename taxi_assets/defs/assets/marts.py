@@ -10,7 +10,6 @@ asset checks.
   that has the month is in the warehouse (MONTH_COMPLETE); dim_zones after the zone lookup.
 """
 
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +17,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from taxi_assets.analytics import (
-    MANIFEST_PATH, PROJECT_DIR, dbt_env, dbt_executable, dbt_vars, environment_for_spawn, prepare_manifest, writer_lock,
+    MANIFEST_PATH, PROJECT_DIR, dbt_env, dbt_executable, dbt_vars, environment_for_spawn, prepare_manifest,
+    writer_lock,
 )
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
 from taxi_assets.defs.assets.keys import mart_key, warehouse_key, zones_key
