@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from isal import igzip, igzip_threaded
 from isal.isal_zlib import error as IsalError
 
+from taxi_assets import eras
 from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec, get_spec
 from taxi_assets.errors import ConversionError, SchemaError, UnreadableRowError
 from taxi_assets.months import month_bounds, normalize_month
@@ -67,18 +68,35 @@ class ConvertResult:
     filled_columns: list[str] = field(default_factory=list)
     seconds: float = 0.0
     row_groups: int = 0
+    era: str | None = None
+    # Text codes that became null: {column: {code: rows}} (eras.map_codes).
+    unknown_codes: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def resolve_columns(spec: DatasetSpec, source_names: list[str], label: str):
-    """Map source column names onto the spec: exact, alias, then case-insensitive.
-
-    Returns (source -> canonical, extra source columns, optional columns to fill).
-    Extra columns are reported and dropped: the lake holds the declared schema only.
-    """
+def column_lookup(spec: DatasetSpec) -> dict[str, str]:
+    """Source name (trimmed, lower case) -> canonical column: names and aliases."""
     lookup: dict[str, str] = {}
     for column in spec.columns:
         for name in (column.name, *column.aliases):
-            lookup.setdefault(name.lower(), column.name)
+            lookup.setdefault(name.strip().lower(), column.name)
+    return lookup
+
+
+def era_columns(spec: DatasetSpec, era: eras.Era) -> list[str]:
+    """The canonical columns an era's files carry."""
+    lookup = column_lookup(spec)
+    return [lookup[name.strip().lower()] for name in era.header if name.strip().lower() in lookup]
+
+
+def resolve_columns(spec: DatasetSpec, source_names: list[str], label: str, era: eras.Era | None = None):
+    """Map source column names onto the spec: exact, alias, then case-insensitive, after trimming.
+
+    Returns (source -> canonical, extra source columns, optional columns to fill).
+    Extra columns are reported and dropped: the lake holds the declared schema only.
+    The month's era (when known) says which columns its files must have; otherwise
+    the spec's required columns.
+    """
+    lookup = column_lookup(spec)
     mapping: dict[str, str] = {}
     extra: list[str] = []
     for name in source_names:
@@ -88,7 +106,11 @@ def resolve_columns(spec: DatasetSpec, source_names: list[str], label: str):
         else:
             mapping[name] = canonical
     present = set(mapping.values())
-    missing = [c.name for c in spec.columns if c.required and c.name not in present]
+    if era:
+        required = {c for c in era_columns(spec, era) if spec.column(c).required}
+    else:  # a month no era covers: what every era has
+        required = {c.name for c in spec.columns if c.required and not c.coordinate}
+    missing = [c.name for c in spec.columns if c.name in required and c.name not in present]
     if missing:
         raise SchemaError(
             f"{label}: required column(s) {', '.join(missing)} missing "
@@ -121,17 +143,24 @@ def _is_gzip(path: Path) -> bool:
     return path.name.lower().endswith(".gz")
 
 
-def _csv_header(path: Path, label: str) -> list[str]:
+def csv_header(path: Path, label: str) -> list[str]:
+    """The header's names, padded with unnamed columns when the first record has more fields
+    (older files end every row with empty fields the header does not name)."""
     opener = igzip.open if _is_gzip(path) else open
     try:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
             line = f.readline()
+            first = f.readline()
+            while first and not first.strip():  # a blank line after the header (2009-2014)
+                first = f.readline()
     except (*READ_ERRORS, UnicodeDecodeError) as exc:
         raise ConversionError(f"{label}: cannot read header of {path}: {exc}") from None
     if not line.strip():
         raise ConversionError(f"{label}: {path} is empty (no header)")
     # The header is one CSV record; the csv module handles its quoting.
-    return next(csv.reader([line]))
+    names = next(csv.reader([line]))
+    width = len(next(csv.reader([first]), [])) if first.strip() else len(names)
+    return names + [f"__unnamed_{i}" for i in range(len(names), width)]
 
 
 @contextmanager
@@ -144,8 +173,21 @@ def _csv_bytes(path: Path):
         yield stream
 
 
+def csv_read_types(spec: DatasetSpec, era: eras.Era | None) -> dict[str, pa.DataType]:
+    """Canonical column -> the type the CSV reader parses it as: declared, except text codes."""
+    text = set(era.text_codes) if era else set()
+    return {c.name: pa.string() if c.name in text else c.type for c in spec.columns}
+
+
 def _csv_batches(
-    spec: DatasetSpec, source, header: list[str], mapping: dict[str, str], label: str, pool: pa.MemoryPool
+    spec: DatasetSpec,
+    source,
+    header: list[str],
+    mapping: dict[str, str],
+    label: str,
+    pool: pa.MemoryPool,
+    era: eras.Era | None = None,
+    codes: eras.CodeCounts | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Batches of the declared columns, typed and named by the reader itself.
 
@@ -163,7 +205,7 @@ def _csv_batches(
                 column_names=names, skip_rows=1, block_size=CSV_BLOCK_SIZE, use_threads=True
             ),
             convert_options=pacsv.ConvertOptions(
-                column_types={c.name: c.type for c in spec.columns},
+                column_types=csv_read_types(spec, era),
                 include_columns=[c.name for c in spec.columns],
                 include_missing_columns=True,
                 null_values=[""],
@@ -171,31 +213,27 @@ def _csv_batches(
                 quoted_strings_can_be_null=True,
             ),
         )
-        yield from reader
+        schema = declared_schema(spec)
+        for batch in reader:
+            yield eras.canonical_batch(spec, batch, schema, codes or eras.CodeCounts(), label)
     except pa.ArrowInvalid as exc:
         raise UnreadableRowError(f"{label}: {exc}") from None
 
 
 def _parquet_batches(
-    spec: DatasetSpec, pf: pq.ParquetFile, mapping: dict[str, str], fill: list[str], label: str
+    spec: DatasetSpec,
+    pf: pq.ParquetFile,
+    mapping: dict[str, str],
+    label: str,
+    codes: eras.CodeCounts,
+    set_aside: eras.SetAside | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Batches of the declared columns: renamed, cast (official files differ by year), filled."""
+    """Batches of the declared columns: renamed, mapped and cast (official files differ by
+    year, eras.canonical_batch), filled. Read a batch at a time, never the whole file."""
     schema = declared_schema(spec)
-    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(mapping)):
+    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(mapping), use_threads=False):
         batch = batch.rename_columns([mapping[n] for n in batch.schema.names])
-        arrays = []
-        for column in spec.columns:
-            if column.name in fill:
-                arrays.append(pa.nulls(batch.num_rows, column.type))
-                continue
-            array = batch.column(column.name)
-            try:
-                arrays.append(array.cast(column.type))  # safe: fails rather than truncating
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise ConversionError(
-                    f"{label}: column {column.name} ({array.type}) cannot be read as {column.type}: {exc}"
-                ) from None
-        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+        yield eras.canonical_batch(spec, batch, schema, codes, label, set_aside)
 
 
 def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
@@ -283,11 +321,15 @@ def _write(
             pending.result()
 
 
-def convert(spec: DatasetSpec, month: str, src: Path, dst: Path) -> ConvertResult:
+def convert(
+    spec: DatasetSpec, month: str, src: Path, dst: Path, set_aside: eras.SetAside | None = None
+) -> ConvertResult:
     """Convert src to dst (Parquet, zstd). dst is written in place: callers stage it.
 
     Raises ConversionError (naming dataset, month and file) on anything unreadable;
     UnreadableRowError, a subclass, when a CSV row does not fit the declared schema.
+    A Parquet value that does not fit its declared type goes to `set_aside` with its
+    row (when given; else ConversionError).
     """
     month = normalize_month(month)
     label = f"{spec.name} {month}"
@@ -297,21 +339,28 @@ def convert(spec: DatasetSpec, month: str, src: Path, dst: Path) -> ConvertResul
     pool = memory_pool()
     dst.parent.mkdir(parents=True, exist_ok=True)
     is_parquet = src.name.lower().endswith(".parquet")
+    era = spec.era(month, "parquet" if is_parquet else "csv")
+    result.era = era.months if era else None
+    codes = eras.CodeCounts()
     try:
         if is_parquet:
-            pf = pq.ParquetFile(src)
+            # Unbuffered column chunks read page by page: a row group is never held whole.
+            pf = pq.ParquetFile(src, memory_map=False, buffer_size=1 << 20, pre_buffer=False)
             names = pf.schema_arrow.names
         else:
-            names = _csv_header(src, label)
-        mapping, result.extra_columns, result.filled_columns = resolve_columns(spec, names, label)
+            names = csv_header(src, label)
+        mapping, result.extra_columns, result.filled_columns = resolve_columns(spec, names, label, era)
+        result.extra_columns = [n for n in result.extra_columns if not n.startswith("__unnamed_")]
         result.renamed = {s: d for s, d in mapping.items() if s != d}
         if is_parquet:
-            _write(spec, month, _parquet_batches(spec, pf, mapping, result.filled_columns, label), dst, result, pool)
+            batches = _parquet_batches(spec, pf, mapping, f"{label} ({src})", codes, set_aside)
+            _write(spec, month, batches, dst, result, pool)
         else:
             with _csv_bytes(src) as source:
                 # An UnreadableRowError from here is where quarantine.py takes over.
-                batches = _csv_batches(spec, source, names, mapping, f"{label} ({src})", pool)
+                batches = _csv_batches(spec, source, names, mapping, f"{label} ({src})", pool, era, codes)
                 _write(spec, month, batches, dst, result, pool)
+        result.unknown_codes = codes.as_dict()
     except ConversionError:
         raise
     except READ_ERRORS as exc:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from taxi_assets.eras import Era
+
 SOURCE_MONTH_COLUMN = "source_month"
 
 INT = pa.int32()
@@ -25,10 +27,16 @@ STR = pa.string()
 class Column:
     name: str
     type: pa.DataType
-    # Optional columns exist only in some years; when absent they are filled with nulls.
+    # A required column must be in every file of an era that publishes it (eras say which
+    # columns a month has); optional ones come and go within eras. Absent: filled with nulls.
     required: bool = True
-    # Other spellings seen in the wild (matching is also case-insensitive).
+    # Other spellings seen in the wild (matching is also case-insensitive, after trimming).
     aliases: tuple[str, ...] = ()
+    # Text codes of older eras map onto the current numbers (eras.CODE_MAPS: vendor,
+    # payment) or Y/N (flag: also 1/0).
+    codes: str | None = None
+    # Longitude/latitude: 0 means unknown and is stored as null.
+    coordinate: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class DatasetSpec:
     # The source publishes a month roughly this many months after it ends (TLC.md):
     # the latest partition is the latest month that should be published by now.
     publication_lag_months: int = 2
+    # How each span of months was published (eras.Era), CSV and Parquet.
+    eras: tuple[Era, ...] = ()
 
     @property
     def table(self) -> str:
@@ -71,6 +81,10 @@ class DatasetSpec:
     @property
     def first_partition(self) -> str:
         return f"{self.first_month}-01"
+
+    def era(self, month: str, fmt: str) -> Era | None:
+        """The era of `month` in format `fmt` ("csv" or "parquet"), None when none is declared."""
+        return next((e for e in self.eras if e.format == fmt and e.covers(month)), None)
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -82,45 +96,124 @@ class DatasetSpec:
         return pa.schema(fields)
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(text.split(","))
+
+
+# Coordinates of yellow and green before 2016-07 (and yellow Parquet of 2009-2010):
+# kept as published; location IDs stay null in those months (zone shapes fill them).
+COORDINATES = tuple(
+    Column(name, FLOAT, coordinate=True, aliases=aliases)
+    for name, aliases in (
+        ("pickup_longitude", ("Start_Lon",)),
+        ("pickup_latitude", ("Start_Lat",)),
+        ("dropoff_longitude", ("End_Lon",)),
+        ("dropoff_latitude", ("End_Lat",)),
+    )
+)
+
+YELLOW_2009 = _names(
+    "vendor_name,Trip_Pickup_DateTime,Trip_Dropoff_DateTime,Passenger_Count,Trip_Distance,Start_Lon,Start_Lat,"
+    "Rate_Code,store_and_forward,End_Lon,End_Lat,Payment_Type,Fare_Amt,surcharge,mta_tax,Tip_Amt,Tolls_Amt,Total_Amt"
+)
+YELLOW_2010 = _names(
+    "vendor_id, pickup_datetime, dropoff_datetime, passenger_count, trip_distance, pickup_longitude, "
+    "pickup_latitude, rate_code, store_and_fwd_flag, dropoff_longitude, dropoff_latitude, payment_type, "
+    "fare_amount, surcharge, mta_tax, tip_amount, tolls_amount, total_amount"
+)
+YELLOW_2015 = _names(
+    "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,pickup_longitude,"
+    "pickup_latitude,RatecodeID,store_and_fwd_flag,dropoff_longitude,dropoff_latitude,payment_type,fare_amount,"
+    "extra,mta_tax,tip_amount,tolls_amount,improvement_surcharge,total_amount"
+)
+YELLOW_2016 = _names(
+    "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,RatecodeID,"
+    "store_and_fwd_flag,PULocationID,DOLocationID,payment_type,fare_amount,extra,mta_tax,tip_amount,tolls_amount,"
+    "improvement_surcharge,total_amount"
+)
+YELLOW_2019 = YELLOW_2016 + ("congestion_surcharge",)
+FLOAT_INTS = (("passenger_count", "double"), ("RatecodeID", "double"))
+
 YELLOW = DatasetSpec(
     name="yellow",
-    first_month="2019-01",
+    first_month="2009-01",
     pickup_column="tpep_pickup_datetime",
     dropoff_column="tpep_dropoff_datetime",
     columns=(
-        Column("VendorID", INT),
-        Column("tpep_pickup_datetime", TS),
-        Column("tpep_dropoff_datetime", TS),
+        Column("VendorID", INT, codes="vendor", aliases=("vendor_name", "vendor_id")),
+        Column("tpep_pickup_datetime", TS, aliases=("Trip_Pickup_DateTime", "pickup_datetime")),
+        Column("tpep_dropoff_datetime", TS, aliases=("Trip_Dropoff_DateTime", "dropoff_datetime")),
         Column("passenger_count", INT),
         Column("trip_distance", FLOAT),
-        Column("RatecodeID", INT),
-        Column("store_and_fwd_flag", STR),
+        Column("RatecodeID", INT, aliases=("Rate_Code",)),
+        Column("store_and_fwd_flag", STR, codes="flag", aliases=("store_and_forward",)),
         Column("PULocationID", INT),
         Column("DOLocationID", INT),
-        Column("payment_type", INT),
-        Column("fare_amount", FLOAT),
-        Column("extra", FLOAT),
+        Column("payment_type", INT, codes="payment"),
+        Column("fare_amount", FLOAT, aliases=("Fare_Amt",)),
+        Column("extra", FLOAT, aliases=("surcharge",)),
         Column("mta_tax", FLOAT),
-        Column("tip_amount", FLOAT),
-        Column("tolls_amount", FLOAT),
-        Column("improvement_surcharge", FLOAT),
-        Column("total_amount", FLOAT),
+        Column("tip_amount", FLOAT, aliases=("Tip_Amt",)),
+        Column("tolls_amount", FLOAT, aliases=("Tolls_Amt",)),
+        Column("improvement_surcharge", FLOAT, required=False),
+        Column("total_amount", FLOAT, aliases=("Total_Amt",)),
         Column("congestion_surcharge", FLOAT, required=False),
         Column("airport_fee", FLOAT, required=False),
         Column("cbd_congestion_fee", FLOAT, required=False),
+        *COORDINATES,
+    ),
+    eras=(
+        Era("2009-01", "2009-12", "csv", YELLOW_2009, text_codes=("VendorID", "payment_type"),
+            blank_line_after_header=True, note="vendor VTS/CMT/DDS, payment CASH/Credit/No Charge/Dispute"),
+        Era("2010-01", "2014-12", "csv", YELLOW_2010, text_codes=("VendorID", "payment_type"),
+            blank_line_after_header=True, flags="10",
+            note="leading spaces in the header; vendor CMT/VTS, payment CSH/CRD/NOC/DIS/UNK; flags 1/0"),
+        Era("2015-01", "2016-06", "csv", YELLOW_2015),
+        Era("2016-07", "2016-12", "csv", YELLOW_2016, trailing_empty_fields=2,
+            note="rows end with two empty fields"),
+        Era("2017-01", "2018-12", "csv", YELLOW_2016),
+        Era("2019-01", None, "csv", YELLOW_2019, note="the course mirror (2019-01 .. 2021-07)"),
+        Era("2009-01", "2009-12", "parquet", YELLOW_2009, text_codes=("VendorID", "payment_type"),
+            timestamps="string", note="coordinates; names as the 2009 CSV (unconfirmed: both spellings read)"),
+        Era("2010-01", "2010-12", "parquet", tuple(n.strip() for n in YELLOW_2010),
+            text_codes=("VendorID", "payment_type"), timestamps="ns", index_column=True,
+            note="coordinates; names as the 2010 CSV (unconfirmed: both spellings read)"),
+        Era("2011-01", "2014-12", "parquet", YELLOW_2019 + ("airport_fee",), timestamps="ns", index_column=True,
+            parquet_types=FLOAT_INTS + (("improvement_surcharge", "null"), ("congestion_surcharge", "null"),
+                                        ("airport_fee", "null"))),
+        Era("2015-01", "2018-12", "parquet", YELLOW_2019 + ("airport_fee",), timestamps="ns",
+            parquet_types=FLOAT_INTS + (("congestion_surcharge", "null"), ("airport_fee", "null"))),
+        Era("2019-01", "2022-12", "parquet", YELLOW_2019 + ("airport_fee",), timestamps="ns",
+            parquet_types=FLOAT_INTS),
+        Era("2023-01", "2024-12", "parquet", YELLOW_2019 + ("Airport_fee",), note="`Airport_fee` capitalised"),
+        Era("2025-01", None, "parquet", YELLOW_2019 + ("Airport_fee", "cbd_congestion_fee")),
     ),
 )
 
+GREEN_2013 = _names(
+    "VendorID,lpep_pickup_datetime,Lpep_dropoff_datetime,Store_and_fwd_flag,RateCodeID,Pickup_longitude,"
+    "Pickup_latitude,Dropoff_longitude,Dropoff_latitude,Passenger_count,Trip_distance,Fare_amount,Extra,MTA_tax,"
+    "Tip_amount,Tolls_amount,Ehail_fee,Total_amount,Payment_type,Trip_type"
+)
+GREEN_2015 = GREEN_2013[:17] + ("improvement_surcharge",) + GREEN_2013[17:]
+GREEN_2016 = _names(
+    "VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,store_and_fwd_flag,RatecodeID,PULocationID,DOLocationID,"
+    "passenger_count,trip_distance,fare_amount,extra,mta_tax,tip_amount,tolls_amount,ehail_fee,"
+    "improvement_surcharge,total_amount,payment_type,trip_type"
+)
+GREEN_2019 = GREEN_2016 + ("congestion_surcharge",)
+GREEN_FLOAT_INTS = FLOAT_INTS + (("payment_type", "double"), ("trip_type", "double"))
+
 GREEN = DatasetSpec(
     name="green",
-    first_month="2019-01",
+    first_month="2013-08",
     pickup_column="lpep_pickup_datetime",
     dropoff_column="lpep_dropoff_datetime",
     columns=(
-        Column("VendorID", INT),
+        Column("VendorID", INT, codes="vendor"),
         Column("lpep_pickup_datetime", TS),
         Column("lpep_dropoff_datetime", TS),
-        Column("store_and_fwd_flag", STR),
+        Column("store_and_fwd_flag", STR, codes="flag"),
         Column("RatecodeID", INT),
         Column("PULocationID", INT),
         Column("DOLocationID", INT),
@@ -132,34 +225,109 @@ GREEN = DatasetSpec(
         Column("tip_amount", FLOAT),
         Column("tolls_amount", FLOAT),
         Column("ehail_fee", FLOAT),
-        Column("improvement_surcharge", FLOAT),
+        Column("improvement_surcharge", FLOAT, required=False),
         Column("total_amount", FLOAT),
-        Column("payment_type", INT),
+        Column("payment_type", INT, codes="payment"),
         Column("trip_type", INT),
         Column("congestion_surcharge", FLOAT, required=False),
         Column("cbd_congestion_fee", FLOAT, required=False),
+        *COORDINATES,
     ),
+    eras=(
+        Era("2013-08", "2014-12", "csv", GREEN_2013, trailing_empty_fields=2, note="rows end with two empty fields"),
+        Era("2015-01", "2016-06", "csv", GREEN_2015),
+        Era("2016-07", "2018-12", "csv", GREEN_2016),
+        Era("2019-01", None, "csv", GREEN_2019, note="the course mirror (2019-01 .. 2021-07)"),
+        Era("2013-08", "2018-12", "parquet", GREEN_2019, timestamps="ns",
+            parquet_types=GREEN_FLOAT_INTS + (("ehail_fee", "null"), ("improvement_surcharge", "null"),
+                                              ("congestion_surcharge", "null"))),
+        Era("2019-01", "2022-12", "parquet", GREEN_2019, timestamps="ns",
+            parquet_types=GREEN_FLOAT_INTS + (("ehail_fee", "null"),)),
+        Era("2023-01", "2024-12", "parquet", GREEN_2019, note="as the real green 2023-12 file"),
+        Era("2025-01", None, "parquet", GREEN_2019 + ("cbd_congestion_fee",)),
+    ),
+)
+
+FHV_2019 = _names(
+    "dispatching_base_num,pickup_datetime,dropOff_datetime,PUlocationID,DOlocationID,SR_Flag,Affiliated_base_number"
+)
+FHV_2020 = _names(
+    "dispatching_base_num,pickup_datetime,dropoff_datetime,PULocationID,DOLocationID,SR_Flag,Affiliated_base_number"
 )
 
 FHV = DatasetSpec(
     name="fhv",
-    first_month="2019-01",
+    first_month="2015-01",
     pickup_column="pickup_datetime",
     dropoff_column="dropoff_datetime",
     amount_column=None,
     distance_column=None,
     columns=(
-        Column("dispatching_base_num", STR),
-        Column("pickup_datetime", TS),
+        Column("dispatching_base_num", STR, aliases=("Dispatching_base_number",)),
+        Column("pickup_datetime", TS, aliases=("Pickup_date",)),
         Column("dropoff_datetime", TS, aliases=("dropOff_datetime",)),
-        Column("PULocationID", INT, aliases=("PUlocationID",)),
+        Column("PULocationID", INT, aliases=("PUlocationID", "locationID")),
         Column("DOLocationID", INT, aliases=("DOlocationID",)),
+        # SR_Flag is 1 or empty (a shared ride), not Y/N: it stays the integer it always was.
         Column("SR_Flag", INT),
         Column("Affiliated_base_number", STR),
     ),
+    eras=(
+        Era("2015-01", "2016-12", "csv", _names("Dispatching_base_num,Pickup_date,locationID"),
+            note="pickup zone only"),
+        Era("2017-01", "2017-06", "csv", _names(
+            "Dispatching_base_num,Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID")),
+        Era("2017-07", "2017-12", "csv", _names(
+            "Dispatching_base_num,Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID,SR_Flag")),
+        Era("2018-01", "2018-12", "csv", _names(
+            "Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID,SR_Flag,Dispatching_base_number"),
+            trailing_empty_fields=1, note="reordered; rows end with an empty field"),
+        Era("2019-01", "2019-12", "csv", FHV_2019, note="the course mirror"),
+        Era("2020-01", None, "csv", FHV_2020, note="the course mirror"),
+        Era("2015-01", "2019-04", "parquet", FHV_2019, timestamps="ns",
+            parquet_types=(("PULocationID", "double"), ("DOLocationID", "double"), ("SR_Flag", "null")),
+            note="location IDs as floats; SR_Flag typed null"),
+        Era("2019-05", None, "parquet", FHV_2019,
+            parquet_types=(("PULocationID", "int64"), ("DOLocationID", "int64"), ("SR_Flag", "int64"))),
+    ),
 )
 
-DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (YELLOW, GREEN, FHV)}
+FHVHV_COLUMNS = _names(
+    "hvfhs_license_num,dispatching_base_num,originating_base_num,request_datetime,on_scene_datetime,"
+    "pickup_datetime,dropoff_datetime,PULocationID,DOLocationID,trip_miles,trip_time,base_passenger_fare,tolls,bcf,"
+    "sales_tax,congestion_surcharge,airport_fee,tips,driver_pay,shared_request_flag,shared_match_flag,"
+    "access_a_ride_flag,wav_request_flag,wav_match_flag"
+)
+FHVHV_TYPES = {
+    "request_datetime": TS, "on_scene_datetime": TS, "pickup_datetime": TS, "dropoff_datetime": TS,
+    "PULocationID": INT, "DOLocationID": INT, "trip_miles": FLOAT, "trip_time": BIGINT,
+}  # fmt: skip
+
+FHVHV = DatasetSpec(
+    name="fhvhv",
+    first_month="2019-02",
+    pickup_column="pickup_datetime",
+    dropoff_column="dropoff_datetime",
+    amount_column="base_passenger_fare",
+    distance_column="trip_miles",
+    columns=tuple(
+        Column(name, STR, codes="flag") if name.endswith("_flag")
+        else Column(name, FHVHV_TYPES.get(name, STR if name.endswith("_num") else FLOAT),
+                    required=name != "airport_fee")
+        for name in FHVHV_COLUMNS
+    ) + (Column("cbd_congestion_fee", FLOAT, required=False),),
+    eras=(
+        Era("2019-02", None, "csv", FHVHV_COLUMNS, note="the course mirror (2019-02 .. 2021-07)"),
+        Era("2019-02", "2024-12", "parquet", FHVHV_COLUMNS, timestamps="ns",
+            parquet_types=(("PULocationID", "int64"), ("DOLocationID", "int64"),
+                           ("airport_fee", "null"), ("wav_match_flag", "null")),
+            note="airport_fee and wav_match_flag typed null in some files"),
+        Era("2025-01", None, "parquet", FHVHV_COLUMNS + ("cbd_congestion_fee",),
+            parquet_types=(("PULocationID", "int64"), ("DOLocationID", "int64"))),
+    ),
+)
+
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (YELLOW, GREEN, FHV, FHVHV)}
 
 
 def get_spec(name: str) -> DatasetSpec:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from taxi_assets.convert import ConvertResult, convert, resolve_columns
+from taxi_assets.convert import ConvertResult, convert, csv_header, csv_read_types, resolve_columns
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.errors import ConversionError, MalformedRowsError, SchemaError
 from taxi_assets.months import normalize_month
@@ -54,6 +54,8 @@ def convert_quarantining(
     """`convert.convert`, with malformed CSV rows set aside into `quarantine` (a CSV
     of error and record, written only when there are any)."""
     label = f"{spec.name} {normalize_month(month)}"
+    if Path(src).name.lower().endswith(".parquet"):
+        return _convert_parquet(spec, month, label, Path(src), Path(dst), Path(quarantine))
     try:
         result = convert(spec, month, src, dst)
         return result, Quarantine(records=result.rows)
@@ -64,11 +66,9 @@ def convert_quarantining(
         fast_path_error = exc if isinstance(exc, ConversionError) else ConversionError(
             f"{label}: cannot convert {src}: {exc}"
         )
-    if Path(src).name.lower().endswith(".parquet"):
-        raise fast_path_error  # typed already: no rows to set aside
     clean = dst.with_name(f"clean-{Path(src).name.removesuffix('.gz')}")
     try:
-        found = split_malformed(spec, label, Path(src), clean, quarantine)
+        found = split_malformed(spec, label, Path(src), clean, quarantine, normalize_month(month))
         if found.rows == 0:
             raise fast_path_error  # not a row problem: the fast path's error stands
         limit = spec.thresholds.malformed_rows_error
@@ -83,12 +83,47 @@ def convert_quarantining(
     return result, found
 
 
-def split_malformed(spec: DatasetSpec, label: str, src: Path, clean: Path, quarantine: Path) -> Quarantine:
+def _convert_parquet(
+    spec: DatasetSpec, month: str, label: str, src: Path, dst: Path, quarantine: Path
+) -> tuple[ConvertResult, Quarantine]:
+    """A Parquet file is typed already; values that do not fit the declared type (a float
+    that is not a whole number where an integer belongs) are set aside with their row."""
+    found = Quarantine()
+    with open(quarantine, "w", newline="") as out:
+        rows_out = csv.writer(out)
+        rows_out.writerow(QUARANTINE_HEADER)
+
+        def set_aside(rows: list[tuple[str, str]]) -> None:
+            rows_out.writerows(rows)
+            found.rows += len(rows)
+            found.examples += [f"{e}: {r[:120]}" for e, r in rows[: max(0, EXAMPLES - len(found.examples))]]
+
+        result = convert(spec, month, src, dst, set_aside=set_aside)
+    found.records = result.rows + found.rows
+    limit = spec.thresholds.malformed_rows_error
+    if found.share > limit:
+        quarantine.unlink(missing_ok=True)
+        raise MalformedRowsError(
+            f"{label}: {found.rows:,} of {found.records:,} rows ({found.share:.2%}) of {src} are "
+            f"malformed, more than the {limit:.2%} allowed; e.g. {' | '.join(found.examples)}"
+        )
+    if found.rows:
+        found.path = quarantine
+    else:
+        quarantine.unlink()
+    return result, found
+
+
+def split_malformed(
+    spec: DatasetSpec, label: str, src: Path, clean: Path, quarantine: Path, month: str | None = None
+) -> Quarantine:
     """Copy src's well-formed records to `clean` (CSV, same header) and the others,
     with the reason, to `quarantine`. Streams: memory stays bounded."""
-    header = _header(src, label)
-    mapping, _, _ = resolve_columns(spec, header, label)
-    typed = {name: spec.column(canonical).type for name, canonical in mapping.items()}
+    header = csv_header(src, label)
+    era = spec.era(month, "csv") if month else None
+    mapping, _, _ = resolve_columns(spec, header, label, era)
+    read_types = csv_read_types(spec, era)
+    typed = {name: read_types[canonical] for name, canonical in mapping.items()}
     typed = {name: t for name, t in typed.items() if not pa.types.is_string(t)}
     wrong_width: list[pacsv.InvalidRow] = []
 
@@ -98,6 +133,7 @@ def split_malformed(spec: DatasetSpec, label: str, src: Path, clean: Path, quara
 
     reader = pacsv.open_csv(
         src,
+        read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
         parse_options=pacsv.ParseOptions(invalid_row_handler=set_aside),
         # The fast path's null handling, but every column as text, to look at it.
         convert_options=pacsv.ConvertOptions(
@@ -132,15 +168,6 @@ def split_malformed(spec: DatasetSpec, label: str, src: Path, clean: Path, quara
     else:
         quarantine.unlink()
     return found
-
-
-def _header(src: Path, label: str) -> list[str]:
-    try:
-        with pa.input_stream(src) as stream:  # decompresses .gz by its extension
-            line = io.TextIOWrapper(stream, encoding="utf-8", newline="").readline()
-    except (OSError, UnicodeDecodeError, pa.ArrowInvalid) as exc:
-        raise ConversionError(f"{label}: cannot read the header of {src}: {exc}") from None
-    return next(csv.reader([line]), [])
 
 
 def _bad_values(batch: pa.RecordBatch, typed: dict[str, pa.DataType]) -> dict[int, str]:

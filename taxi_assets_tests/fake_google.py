@@ -101,6 +101,22 @@ class FakeGoogle:
         found = self.tables.get((project, dataset, table))
         return (200, found, {}) if found else error(404, f"Not found: Table {project}:{dataset}.{table}")
 
+    def _patch_table(self, req: Recorded, project: str, dataset: str, table: str):
+        """tables.patch of the schema, with BigQuery's rule: existing columns stay as they are
+        (name, type, mode, order); new ones are appended and NULLABLE."""
+        found = self.tables.get((project, dataset, table))
+        if not found:
+            return error(404, f"Not found: Table {project}:{dataset}.{table}")
+        old, new = found["schema"]["fields"], req.json["schema"]["fields"]
+        strip = lambda f: (f["name"], f["type"], f.get("mode", "NULLABLE"))  # noqa: E731
+        if [strip(f) for f in new[: len(old)]] != [strip(f) for f in old]:
+            return error(400, f"Provided Schema does not match Table {project}:{dataset}.{table}")
+        if any(f.get("mode") == "REQUIRED" for f in new[len(old):]):
+            return error(400, "Cannot add required fields to an existing schema")
+        found["schema"] = {"fields": new}
+        found["etag"] = uuid.uuid4().hex
+        return 200, found, {}
+
     def _get_job(self, req: Recorded, project: str, job: str):
         found = self.jobs.get(job)
         return (200, found, {}) if found else error(404, f"Not found: Job {project}:{job}")
@@ -280,6 +296,7 @@ ROUTES = [
     ("POST", r"/token", "_token"),
     ("POST", BQ + r"(?P<project>[^/]+)/datasets/(?P<dataset>[^/]+)/tables", "_create_table"),
     ("GET", BQ + r"(?P<project>[^/]+)/datasets/(?P<dataset>[^/]+)/tables/(?P<table>[^/]+)", "_get_table"),
+    ("PATCH", BQ + r"(?P<project>[^/]+)/datasets/(?P<dataset>[^/]+)/tables/(?P<table>[^/]+)", "_patch_table"),
     ("POST", BQ + r"(?P<project>[^/]+)/jobs", "_post_job"),
     ("GET", BQ + r"(?P<project>[^/]+)/jobs/(?P<job>[^/]+)", "_get_job"),
     ("POST", BQ + r"(?P<project>[^/]+)/queries", "_query"),

@@ -54,3 +54,14 @@ def test_partition_overhead_runs_the_convert_command_and_dagster_on_the_same_raw
         lines[2],
     )
     assert not list(tmp_path.glob("dagster-*"))  # the scratch platform is gone
+
+
+def test_fhvhv_bench_reports_the_peak_of_a_parquet_month(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "taxi_assets.bench", "fhvhv", "--fhvhv-rows", "5000", "--repeats", "1",
+         "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"fhvhv ours_peak_mib=\d+ duckdb_peak_mib=\d+ ours/duckdb_wall=\d+\.\d\d rows=5000", last), last

@@ -23,7 +23,8 @@ from taxi_assets_tests.helpers import mirror_file
 YELLOW = DATASETS["yellow"]
 
 # Written out by hand (not derived from the spec) so the test checks the mapping.
-YELLOW_BQ_SCHEMA = [
+# The table as the version before the whole record (issue 14) made it:
+PREVIOUS_YELLOW_BQ_SCHEMA = [
     ("VendorID", "INT64"), ("tpep_pickup_datetime", "DATETIME"), ("tpep_dropoff_datetime", "DATETIME"),
     ("passenger_count", "INT64"), ("trip_distance", "FLOAT64"), ("RatecodeID", "INT64"),
     ("store_and_fwd_flag", "STRING"), ("PULocationID", "INT64"), ("DOLocationID", "INT64"),
@@ -32,6 +33,8 @@ YELLOW_BQ_SCHEMA = [
     ("total_amount", "FLOAT64"), ("congestion_surcharge", "FLOAT64"), ("airport_fee", "FLOAT64"),
     ("cbd_congestion_fee", "FLOAT64"), ("source_month", "DATE"),
 ]
+COORDINATES = ["pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude"]
+YELLOW_BQ_SCHEMA = PREVIOUS_YELLOW_BQ_SCHEMA[:-1] + [(c, "FLOAT64") for c in COORDINATES] + [("source_month", "DATE")]
 
 
 @pytest.fixture
@@ -203,3 +206,33 @@ def test_query_resolves_table_names_in_the_warehouse_dataset(fake_google, wareho
     assert warehouse.query("SELECT count(*) AS n FROM yellow_trips").to_pylist() == [{"n": 3}]
     (query,) = fake_google.calls("POST", "/queries")
     assert query.json["defaultDataset"] == {"projectId": PROJECT, "datasetId": DATASET}
+
+
+def test_a_table_of_the_previous_schema_gains_the_new_columns_in_place(fake_google, warehouse, gcs_objects):
+    """No reload: the previous version's table (2019 on, no coordinates) is patched, not replaced."""
+    previous = [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in PREVIOUS_YELLOW_BQ_SCHEMA]
+    fake_google.tables[(PROJECT, DATASET, "yellow_trips")] = {
+        "tableReference": {"projectId": PROJECT, "datasetId": DATASET, "tableId": "yellow_trips"},
+        "schema": {"fields": previous},
+        "timePartitioning": {"type": "MONTH", "field": "source_month"},
+        "clustering": {"fields": ["PULocationID", "DOLocationID"]},
+        "numRows": "1000000",
+        "etag": "old",
+    }
+    result = warehouse.replace_months(YELLOW, gcs_objects)
+
+    (patch,) = fake_google.calls("PATCH", "/tables/yellow_trips")
+    fields = patch.json["schema"]["fields"]
+    assert [(f["name"], f["type"]) for f in fields[: len(previous)]] == PREVIOUS_YELLOW_BQ_SCHEMA
+    added = [(f["name"], f["type"], f["mode"]) for f in fields[len(previous):]]
+    assert added == [(c, "FLOAT64", "NULLABLE") for c in COORDINATES]
+    # The table was neither created again nor replaced: each month went into its own partition.
+    assert not fake_google.calls("DELETE", "/tables/")
+    assert fake_google.tables[(PROJECT, DATASET, "yellow_trips")]["numRows"] == "1000000"
+    assert [c["destinationTable"]["tableId"] for c in fake_google.load_configs()] == [
+        f"yellow_trips${m.replace('-', '')}" for m in MONTHS
+    ]
+    assert result.metadata["migrated_columns"] == ", ".join(COORDINATES)
+    # A second load finds nothing to add.
+    warehouse.replace_months(YELLOW, gcs_objects)
+    assert len(fake_google.calls("PATCH", "/tables/yellow_trips")) == 1

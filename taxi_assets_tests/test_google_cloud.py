@@ -117,7 +117,7 @@ def test_a_month_materializes_on_google_cloud_signed_with_the_key_from_the_env(
 
 def test_zones_materialize_on_google_cloud(cloud_env, fake_google, mirror_root):
     """The zone assets in one run, configured from the environment (the dbt models on
-    BigQuery: test_bigquery_marts.py)."""
+    BigQuery: test_marts.py)."""
     result = dg.materialize(
         build_all_assets("bigquery"),
         selection=[zones_key("raw"), zones_key("lake"), zones_key("warehouse")],

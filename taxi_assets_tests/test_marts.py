@@ -38,7 +38,7 @@ TRIP_COLUMNS = {  # dataset: (pickup time, dropoff time, amount, distance)
     "yellow": ("tpep_pickup_datetime", "tpep_dropoff_datetime", "total_amount", "trip_distance"),
     "green": ("lpep_pickup_datetime", "lpep_dropoff_datetime", "total_amount", "trip_distance"),
     "fhv": ("pickup_datetime", "dropoff_datetime", None, None),
-    "fhvhv": ("pickup_datetime", "dropoff_datetime", None, "trip_miles"),
+    "fhvhv": ("pickup_datetime", "dropoff_datetime", "base_passenger_fare", "trip_miles"),
 }
 # monthly_zone_revenue's sums: column -> each feed's source column (None: the feed has none).
 REVENUE_SUMS = {
@@ -115,7 +115,12 @@ def loaded(tmp_path_factory, mirror):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TAXI_STAGING_DIR", str(root / "staging"))
         platform = Platform(root=root, source_url=mirror.url_template, zones_url=mirror.zones_url)
-        results = {month: platform.materialize_selection("*", month) for month in MONTHS}
+        # Feeds have their own first months (partitions): one run per feed, then zones and marts.
+        for month in MONTHS:
+            for spec in DATASETS.values():
+                assert platform.materialize(spec, month).success
+        zones_and_marts = dg.AssetSelection.groups("zones", "marts")
+        results = {month: platform.materialize_selection(zones_and_marts, month) for month in MONTHS}
         yield platform, results
 
 
@@ -194,6 +199,9 @@ def test_trips_by_zone_equals_an_independent_pandas_computation_for_two_months(l
             assert md[f"trips_{name}"] == expected.loc[expected["dataset"] == name, "trips"].sum()
         assert "revenue_fhv" not in md
         assert expected.loc[expected["dataset"] == "fhv", "revenue"].isna().all()
+        assert md["revenue_fhvhv"] == pytest.approx(
+            expected.loc[expected["dataset"] == "fhvhv", "revenue"].sum(), abs=0.01
+        ) and md["revenue_fhvhv"] > 0
 
 
 def test_monthly_zone_revenue_equals_an_independent_pandas_computation(loaded, mirror_root):
@@ -280,8 +288,10 @@ def test_a_feed_missing_its_month_is_refused_by_name(copied):
 
 
 def test_a_month_before_a_feeds_first_month_does_not_need_it(copied, monkeypatch):
-    """By hand (python -m taxi_assets.analytics): a feed whose first month is later (here a
-    fhvhv table that does not exist at all) is not required; one that should be there is."""
+    """By hand (python -m taxi_assets.analytics): a feed without the month is not required
+    when the month is before its first month, and is when it is not."""
+    with duckdb.connect(str(copied.root / "warehouse.duckdb")) as conn:
+        conn.execute("DELETE FROM fhvhv_trips WHERE source_month = DATE '2021-02-01'")
     monkeypatch.setenv("TAXI_WAREHOUSE_URI", copied.warehouse_uri)
     feeds = {**analytics.feeds(), "fhvhv_trips": "2021-03"}
     args = ["run", "--select", "trips_by_zone", "--vars", json.dumps({"month": "2021-02", "feeds": feeds})]
@@ -358,7 +368,9 @@ def test_unknown_pickup_zones_are_kept_and_missing_inputs_are_refused(tmp_path, 
     pq.write_table(pa.Table.from_pandas(zones, schema=ZONES_SCHEMA, preserve_index=False), lake / "zones.parquet")
     assert warehouse.replace_table(ZONES_TABLE, LakeObject(LocalLakeStore(lake), "zones.parquet"), ZONES_SCHEMA) == 265
 
-    build = ["build", "--month", month, "--select", "+trips_by_zone"]
+    # fhvhv is left out of this month's feeds (test_a_feed_before_its_first_month_... covers first months).
+    feeds = {name: first for name, first in analytics.feeds().items() if name != "fhvhv_trips"}
+    build = ["build", "--vars", json.dumps({"month": month, "feeds": feeds}), "--select", "+trips_by_zone"]
     capfd.readouterr()
     assert analytics.main(build) == 1
     printed = " ".join(capfd.readouterr().out.split())  # dbt wraps long lines
@@ -462,3 +474,27 @@ def test_the_models_compile_for_bigquery_and_transpiled_give_the_same_rows(loade
     fragments += [info["private_key_id"], *fake_google.issued_tokens]
     assert "Registered adapter: bigquery" in logs
     assert [f[:12] for f in fragments if f in logs] == []
+
+
+def test_a_feed_before_its_first_month_is_not_required(tmp_path, monkeypatch, capfd):
+    """2010-05 has only yellow: the other feeds had not started (their tables do not even
+    exist), which is not missing data; yellow missing is."""
+    month = "2010-05"
+    lake = tmp_path / "lake"
+    warehouse = DuckDBWarehouse(str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("TAXI_WAREHOUSE_URI", f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    zones = read_zones(TEST_DATA / "taxi_zone_lookup.csv")
+    lake.mkdir()
+    pq.write_table(pa.Table.from_pandas(zones, schema=ZONES_SCHEMA, preserve_index=False), lake / "zones.parquet")
+    warehouse.replace_table(ZONES_TABLE, LakeObject(LocalLakeStore(lake), "zones.parquet"), ZONES_SCHEMA)
+    build = ["build", "--month", month, "--select", "+trips_by_zone"]
+    capfd.readouterr()
+    assert analytics.main(build) == 1
+    printed = " ".join(capfd.readouterr().out.split())
+    assert "trips_by_zone 2010-05: no trips of 2010-05 in yellow_trips (no such table): load" in printed
+
+    yellow = write_trips(lake, "yellow", month, [taxi_trip("tpep", 1, "08:00:00", "08:10:00", 7, 10.0, 1.0)])
+    warehouse.replace_months(DATASETS["yellow"], {partition_key(month): yellow})
+    assert analytics.main(build) == 0
+    rows = warehouse.query("SELECT dataset, trips, revenue FROM trips_by_zone").to_pylist()
+    assert rows == [{"dataset": "yellow", "trips": 1, "revenue": 10.0}]

@@ -147,3 +147,35 @@ def summarize(runs: list[Run], sizes: list[int], variants: list[str]) -> list[st
         ratio = median(largest, "ours", "wall") / median(largest, "duckdb", "wall")
         lines.append(f"ours/duckdb_wall={ratio:.2f} peak_mib={peak(largest, 'ours'):.0f} rows={largest}")
     return lines
+
+
+FHVHV_MONTH = "2024-01"  # the Parquet era with columns typed null and timestamp[ns]
+
+
+def run_fhvhv_bench(root: Path, rows: int, repeats: int) -> list[str]:
+    """Peak memory of the lake conversion on an fhvhv-shaped Parquet month (row groups of
+    about a million rows, as TLC's), against DuckDB's COPY of the same file in the same run."""
+    folder = root / f"fhvhv-rows-{rows}"
+    src = folder / relpath("fhvhv", FHVHV_MONTH, "parquet")
+    if not src.exists():
+        print(f"generating {src} ({rows:,} rows) ...", flush=True)
+        generate(folder, ["fhvhv"], [FHVHV_MONTH], rows=rows, formats=("parquet",))
+    out_dir = folder / "out"
+    out_dir.mkdir(exist_ok=True)
+    runs = [
+        run_variant(variant, src, out_dir, FHVHV_MONTH, rows)
+        for _ in range(repeats)
+        for variant in ("ours-fhvhv", "duckdb-parquet")
+    ]
+    lines = [machine(), load(), f"fhvhv Parquet month: {rows:,} rows, {src.stat().st_size / 2**20:,.0f} MiB"]
+    for run in runs:
+        lines.append(f"  {run.variant:15s} wall {run.wall:6.1f}s  peak {run.peak_mib:6.0f} MiB  rows {run.produced:,}")
+    ours = [r for r in runs if r.variant == "ours-fhvhv"]
+    duck = [r for r in runs if r.variant == "duckdb-parquet"]
+    peak = max(r.peak_mib for r in ours)
+    lines.append(
+        f"fhvhv ours_peak_mib={peak:.0f} duckdb_peak_mib={max(r.peak_mib for r in duck):.0f} "
+        f"ours/duckdb_wall={statistics.median(r.wall for r in ours) / statistics.median(r.wall for r in duck):.2f} "
+        f"rows={ours[0].produced}"
+    )
+    return lines

@@ -29,6 +29,28 @@ def ours() -> Work:
     return lambda src, dst, month: convert(spec, month, src, dst).rows
 
 
+def ours_fhvhv() -> Work:
+    """The lake asset's code path on an fhvhv-shaped Parquet month (streamed by batch)."""
+    from taxi_assets.convert import convert
+    from taxi_assets.datasets import get_spec
+
+    spec = get_spec("fhvhv")
+    return lambda src, dst, month: convert(spec, month, src, dst).rows
+
+
+def duckdb_parquet() -> Work:
+    """The baseline for Parquet sources: DuckDB's COPY of the file to Parquet."""
+    import duckdb
+
+    def work(src: Path, dst: Path, month: str) -> int:
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        (rows,) = con.execute(f"COPY (SELECT * FROM read_parquet('{src}')) TO '{dst}' (FORMAT parquet)").fetchone()
+        return rows
+
+    return work
+
+
 def duckdb_copy() -> Work:
     """What peers do: DuckDB's COPY with type sniffing, its default Parquet settings, all cores."""
     import duckdb
@@ -91,6 +113,8 @@ VARIANTS: dict[str, Callable[[], Work]] = {
     "gunzip": gunzip,
     "gunzip-isal": gunzip_isal,
 }
+# On an fhvhv-shaped Parquet month (run_fhvhv_bench), not on the yellow CSV months.
+PARQUET_VARIANTS: dict[str, Callable[[], Work]] = {"ours-fhvhv": ours_fhvhv, "duckdb-parquet": duckdb_parquet}
 
 
 def _status_mib(field: str) -> float:
@@ -101,7 +125,7 @@ def _status_mib(field: str) -> float:
 
 def main(argv: list[str]) -> None:
     name, src, dst, month = argv
-    work = VARIANTS[name]()
+    work = {**VARIANTS, **PARQUET_VARIANTS}[name]()
     base = _status_mib("VmRSS")
     started = time.perf_counter()
     produced = work(Path(src), Path(dst), month)

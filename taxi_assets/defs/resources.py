@@ -1,7 +1,7 @@
 """Resources from the environment: embedded defaults unless an env var says otherwise.
 
 | env var             | default                                  |
-| TAXI_SOURCE_URL     | the course mirror's CSV.gz URL template   |
+| TAXI_SOURCE_URL     | URL template(s), space-separated, first that has the month wins: course CSV.gz mirror, then TLC Parquet |
 | TAXI_ZONES_URL      | the course mirror's taxi_zone_lookup.csv  |
 | TAXI_LAKE_URI       | ./data/lake        (or gs://bucket/prefix) |
 | TAXI_WAREHOUSE_URI  | duckdb:///./data/warehouse.duckdb (or bigquery://project/dataset) |

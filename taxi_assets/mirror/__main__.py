@@ -41,8 +41,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print(f"{dataset} {month}: {rows} rows", file=sys.stderr, flush=True)
 
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    counts = generate(args.root, datasets, args.months, rows=args.rows, seed=args.seed, progress=progress)
-    print(f"wrote {len(counts)} files, {sum(counts.values())} rows under {args.root}")
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    counts = generate(
+        args.root, datasets, args.months, rows=args.rows, seed=args.seed, progress=progress, formats=formats
+    )
+    print(f"wrote {len(counts)} months, {sum(counts.values())} rows each format under {args.root}")
     return 0
 
 
@@ -64,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
 
     gen = sub.add_parser("generate", help="write synthetic TLC months under --root")
     gen.add_argument("--root", type=Path, required=True)
-    gen.add_argument("--datasets", default="yellow,green,fhv", help="comma list, e.g. yellow,green")
+    gen.add_argument("--datasets", default="yellow,green,fhv", help="comma list, e.g. yellow,green,fhv,fhvhv")
+    gen.add_argument(
+        "--formats", default="csv", help="csv, parquet or csv,parquet: each month in its era's shape (datasets.py)"
+    )
     gen.add_argument("--months", type=_months_arg, required=True, help="e.g. 2021-01..2021-03,2021-07")
     gen.add_argument("--rows", type=int, default=None, help="rows per month (default: ~1000-1500)")
     gen.add_argument("--seed", type=int, default=0)

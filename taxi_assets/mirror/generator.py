@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
+from taxi_assets.mirror.era_files import write_era_file
 
 # Fixed so that output bytes do not depend on anything but the arguments.
 CHUNK_ROWS = 200_000
@@ -57,6 +58,11 @@ ZONES_RELPATH = "misc/taxi_zone_lookup.csv"
 
 def header_for(dataset: str, month: str) -> list[str]:
     """The real course-mirror header of `dataset` for `month` (YYYY-MM)."""
+    if month < "2019-01" or dataset not in ("yellow", "green", "fhv"):
+        era = DATASETS[dataset].era(month, "csv") if dataset in DATASETS else None
+        if era is None:
+            raise ValueError(f"no mirror header for dataset {dataset!r} in {month}")
+        return list(era.header)
     if dataset == "yellow":
         return list(YELLOW_HEADER)
     if dataset == "green":
@@ -75,8 +81,8 @@ def spec_column_name(spec: DatasetSpec, header_name: str) -> str:
     raise KeyError(f"{spec.name}: header column {header_name!r} is not in the spec")
 
 
-def relpath(dataset: str, month: str) -> str:
-    return f"{dataset}/{dataset}_tripdata_{month}.csv.gz"
+def relpath(dataset: str, month: str, fmt: str = "csv") -> str:
+    return f"{dataset}/{dataset}_tripdata_{month}.{'parquet' if fmt == 'parquet' else 'csv.gz'}"
 
 
 def _derived_seed(seed: int, dataset: str, month: str) -> int:
@@ -307,8 +313,11 @@ def generate(
     rows: int | None = None,
     seed: int = 0,
     progress: Callable[[str, str, int], None] | None = None,
+    formats: tuple[str, ...] = ("csv",),
 ) -> dict[tuple[str, str], int]:
-    """Write `{root}/{dataset}/{dataset}_tripdata_{YYYY-MM}.csv.gz` for every pair.
+    """Write `{root}/{dataset}/{dataset}_tripdata_{YYYY-MM}.csv.gz` (and/or `.parquet`, by
+    `formats`) for every pair, in the shape of the month's era (datasets.py); months before
+    a feed's first month are skipped.
 
     Returns the number of data rows per (dataset, month). Same arguments give
     byte-identical files. Also writes `{root}/misc/taxi_zone_lookup.csv`.
@@ -324,10 +333,21 @@ def generate(
     write_zones(root)
     counts: dict[tuple[str, str], int] = {}
     for dataset in datasets:
+        spec = DATASETS[dataset]
         for month in months:
+            if month < spec.first_month:
+                continue
             n = default_rows(dataset, month, seed) if rows is None else int(rows)
-            header = header_for(dataset, month)
-            _write_gzip_csv(root / relpath(dataset, month), header, _chunks(dataset, month, n, seed))
+            for fmt in formats:
+                era = spec.era(month, fmt)
+                if era is None:
+                    continue
+                if fmt == "csv" and month >= "2019-01" and dataset in ("yellow", "green", "fhv"):
+                    # The course mirror's files, written fast in chunks (any size).
+                    header = header_for(dataset, month)
+                    _write_gzip_csv(root / relpath(dataset, month), header, _chunks(dataset, month, n, seed))
+                else:
+                    write_era_file(root / relpath(dataset, month, fmt), spec, era, month, n, seed)
             counts[(dataset, month)] = n
             if progress is not None:
                 progress(dataset, month, n)

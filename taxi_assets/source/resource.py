@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,13 +11,18 @@ import dagster as dg
 from pydantic import Field
 
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.errors import NotPublishedError
 from taxi_assets.months import normalize_month
 from taxi_assets.source import http
 
-DEFAULT_SOURCE_URL = (
+COURSE_CSV_URL = (
     "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/"
     "{dataset}/{dataset}_tripdata_{month}.csv.gz"
 )
+OFFICIAL_PARQUET_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data/{dataset}_tripdata_{month}.parquet"
+# Sources in order, the first that has the month wins: the course's CSV mirror (2019-01 ..
+# 2021-07, what users loaded before, byte for byte), then TLC's Parquet (every month).
+DEFAULT_SOURCE_URL = f"{COURSE_CSV_URL} {OFFICIAL_PARQUET_URL}"
 DEFAULT_ZONES_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/misc/taxi_zone_lookup.csv"
 
 
@@ -24,17 +30,29 @@ def url_file_name(url: str) -> str:
     return url.split("?")[0].rsplit("/", 1)[-1]
 
 
+def url_templates(text: str) -> list[str]:
+    """One URL template or several separated by white space (a URL has none), in order."""
+    templates = text.split()
+    if not templates:
+        raise ValueError("no source URL template given")
+    return templates
+
+
 def download_pool(url_template: str) -> str:
-    """The Dagster concurrency pool of downloads from the template's host.
+    """The Dagster concurrency pool of downloads from the (first) template's host.
 
     The instance limits each pool (deploy/dagster.yaml), so at most N downloads
     hit one host at once, however their runs were launched.
     """
-    return f"source_host:{urlsplit(url_template).hostname}"
+    return f"source_host:{urlsplit(url_templates(url_template)[0]).hostname}"
 
 
 class TaxiSource(dg.ConfigurableResource):
-    """Monthly files at `url_template` ({dataset}, {month}=YYYY-MM); CSV.gz or Parquet.
+    """Monthly files at `url_template` ({dataset}, {month}=YYYY-MM); CSV(.gz) or Parquet.
+
+    `url_template` may list several templates separated by spaces: the first that has the
+    month wins. A 404 (or 403, as S3 answers for a missing key) moves on to the next one;
+    any other failure stops there, so a flaky mirror never silently switches sources.
 
     The zone lookup CSV comes from the same publisher, so it shares the download
     policy (timeouts, retries, verification) rather than duplicating it elsewhere.
@@ -52,8 +70,12 @@ class TaxiSource(dg.ConfigurableResource):
         default=3600.0, description="Longest one download attempt may take (a trickle that never stalls)."
     )
 
+    def urls(self, spec: DatasetSpec, month: str) -> list[str]:
+        return [t.format(dataset=spec.name, month=normalize_month(month)) for t in url_templates(self.url_template)]
+
     def url(self, spec: DatasetSpec, month: str) -> str:
-        return self.url_template.format(dataset=spec.name, month=normalize_month(month))
+        """The first source's URL of the month."""
+        return self.urls(spec, month)[0]
 
     def file_name(self, spec: DatasetSpec, month: str) -> str:
         return url_file_name(self.url(spec, month))
@@ -62,13 +84,45 @@ class TaxiSource(dg.ConfigurableResource):
         return http.make_session(self.retries, self.backoff_s)
 
     def head(self, spec: DatasetSpec, month: str) -> http.FileVersion | None:
+        """The month's version at the first source that has it; None when none has."""
         with self._session() as session:
-            return http.head(session, self.url(spec, month), self.timeout_s)
+            for url in self.urls(spec, month):
+                version = http.head(session, url, self.timeout_s)
+                if version is not None:
+                    return version
+        return None
+
+    def head_url(self, url: str) -> http.FileVersion | None:
+        with self._session() as session:
+            return http.head(session, url, self.timeout_s)
 
     def download(
         self, spec: DatasetSpec, month: str, dest: Path, log: logging.Logger | None = None
     ) -> http.Download:
+        """The first source's file into dest (one source: see download_first for the list)."""
         return self._download(self.url(spec, month), dest, f"{spec.name} {normalize_month(month)}", log)
+
+    def download_first(
+        self, spec: DatasetSpec, month: str, new_dest: Callable[[str], Path], log: logging.Logger | None = None
+    ) -> tuple[http.Download, list[str]]:
+        """The month from the first source that has it, into new_dest(file name).
+
+        Returns the download and the URLs tried before it (each answered 404/403).
+        Raises NotPublishedError naming every URL when no source has the month.
+        """
+        label = f"{spec.name} {normalize_month(month)}"
+        missing: list[str] = []
+        urls = self.urls(spec, month)
+        for url in urls:
+            try:
+                return self._download(url, new_dest(url_file_name(url)), label, log), missing
+            except NotPublishedError:
+                if len(urls) == 1:
+                    raise  # one source: its own message
+                missing.append(url)
+                if log is not None:
+                    log.info(f"{label}: not at {url}, trying the next source")
+        raise NotPublishedError(f"{label} is not published at any source: {', '.join(missing)} (HTTP 404/403)")
 
     def zones_file_name(self) -> str:
         return url_file_name(self.zones_url)

@@ -87,6 +87,8 @@ class BigQueryWarehouse:
                  client: bigquery.Client | None = None, credentials=None):
         self.project = project
         self.dataset = dataset
+        # Table -> the columns this process added to it (see _add_missing_columns).
+        self.migrated: dict[str, list[str]] = {}
         self.client = client or bigquery.Client(project=project, credentials=credentials, location=location)
 
     @classmethod
@@ -138,6 +140,27 @@ class BigQueryWarehouse:
                 f"BigQuery table {self.table_id(name)} exists but is not partitioned by MONTH on "
                 f"{SOURCE_MONTH_COLUMN}: months cannot be replaced in it; drop or rename it"
             )
+        return self._add_missing_columns(table, wanted.schema)
+
+    def _add_missing_columns(self, table: bigquery.Table, wanted: list[bigquery.SchemaField]) -> bigquery.Table:
+        """A table made by an earlier version gains the columns added since, in place: a
+        schema update that only appends NULLABLE columns (what BigQuery allows without
+        rewriting the table); existing rows read them as null."""
+        have = {f.name.lower() for f in table.schema}
+        added = [
+            bigquery.SchemaField(f.name, f.field_type, mode="NULLABLE") for f in wanted if f.name.lower() not in have
+        ]
+        if not added:
+            return table
+        table.schema = [*table.schema, *added]
+        try:
+            table = self.client.update_table(table, ["schema"])
+        except GoogleAPICallError as exc:
+            raise WarehouseError(
+                f"BigQuery table {table.full_table_id}: cannot add columns "
+                f"{', '.join(f.name for f in added)}: {exc.message}"
+            ) from None
+        self.migrated[table.table_id] = [f.name for f in added]
         return table
 
     def replace_months(self, spec: DatasetSpec, objects: dict[str, LakeObject]) -> LoadResult:
@@ -152,6 +175,8 @@ class BigQueryWarehouse:
             "load_jobs": stats,
             "seconds": round(time.monotonic() - started, 3),
         }
+        if spec.table in self.migrated:
+            metadata["migrated_columns"] = ", ".join(self.migrated[spec.table])
         slot_ms = [s["slot_ms"] for s in stats.values() if s["slot_ms"] is not None]
         if slot_ms:
             metadata["slot_ms"] = sum(slot_ms)

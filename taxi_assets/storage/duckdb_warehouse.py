@@ -102,8 +102,23 @@ class DuckDBWarehouse:
     def table_ref(self, name: str) -> str:
         return quote(name)
 
-    def create_table(self, conn, spec: DatasetSpec) -> None:
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(spec.table)} ({column_definitions(spec.arrow_schema())})")
+    def create_table(self, conn, spec: DatasetSpec) -> list[str]:
+        """The dataset's table, created if missing; a table made by an earlier version gains
+        the columns added since (ALTER TABLE ADD COLUMN: in place, every row kept, the new
+        columns null). Returns the columns added."""
+        schema = spec.arrow_schema()
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(spec.table)} ({column_definitions(schema)})")
+        have = {
+            name for (name,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [spec.table]
+            ).fetchall()
+        }
+        added = [f for f in schema if f.name not in have]
+        for f in added:
+            conn.execute(f"ALTER TABLE {quote(spec.table)} ADD COLUMN {quote(f.name)} {duckdb_type(f.type)}")
+        if added:
+            get_dagster_logger().info(f"{spec.table}: added columns {', '.join(f.name for f in added)}")
+        return [f.name for f in added]
 
     def replace_months(self, spec: DatasetSpec, objects: dict[str, LakeObject]) -> LoadResult:
         started = time.monotonic()
@@ -112,7 +127,7 @@ class DuckDBWarehouse:
         with ExitStack() as files:
             local = {m: str(files.enter_context(o.local_path())) for m, o in objects.items()}
             with self._writing() as conn:
-                self.create_table(conn, spec)
+                added = self.create_table(conn, spec)
                 # One transaction for all months: a failure leaves every month as it was.
                 with transaction(conn):
                     for month, path in local.items():
@@ -122,7 +137,10 @@ class DuckDBWarehouse:
                             f"INSERT INTO {table} ({names}) SELECT {names} FROM read_parquet(?)", [path]
                         )
                 counts = self._counts(conn, spec, [normalize_month(m) for m in objects])
-        return LoadResult(counts, {"seconds": round(time.monotonic() - started, 3), "database": self.path})
+        metadata = {"seconds": round(time.monotonic() - started, 3), "database": self.path}
+        if added:
+            metadata["migrated_columns"] = ", ".join(added)
+        return LoadResult(counts, metadata)
 
     def _counts(self, conn, spec: DatasetSpec, months: list[str] | None = None) -> dict[str, int]:
         rows = conn.execute(

@@ -7,6 +7,8 @@
     ('service_type', 'string'), ('source_month', 'date'), ('vendor_id', 'int'),
     ('pickup_datetime', 'timestamp'), ('dropoff_datetime', 'timestamp'), ('trip_seconds', 'float'),
     ('pickup_location_id', 'int'), ('dropoff_location_id', 'int'),
+    ('pickup_longitude', 'float'), ('pickup_latitude', 'float'),
+    ('dropoff_longitude', 'float'), ('dropoff_latitude', 'float'),
     ('passenger_count', 'int'), ('trip_distance', 'float'), ('rate_code_id', 'int'),
     ('store_and_fwd_flag', 'string'), ('payment_type', 'int'), ('trip_type', 'int'),
     ('dispatching_base_num', 'string'), ('hvfhs_license_num', 'string'),

@@ -41,6 +41,8 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                     f"{spec.name} {month}: set aside {quarantine.rows:,} malformed of {quarantine.records:,} rows "
                     f"({quarantine.share:.3%}) in the lake's quarantine; e.g. {' | '.join(quarantine.examples)}"
                 )
+            if result.unknown_codes:
+                context.log.warning(f"{spec.name} {month}: unknown text codes stored as null: {result.unknown_codes}")
             if result.extra_columns:
                 context.log.warning(
                     f"{spec.name} {month}: dropped columns not in the spec: {', '.join(result.extra_columns)}"
@@ -56,6 +58,10 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "renamed_columns": result.renamed,
                 "dropped_columns": result.extra_columns,
                 "filled_null_columns": result.filled_columns,
+                "era": result.era or "undeclared",
+                # Text codes no data dictionary knows: stored as null, counted here.
+                "unknown_codes": result.unknown_codes,
+                "unknown_code_rows": sum(sum(c.values()) for c in result.unknown_codes.values()),
                 "source_file": source.uri,
                 "seconds": round(result.seconds, 3),
             }

@@ -23,7 +23,7 @@ from taxi_assets.analytics import (
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
 from taxi_assets.defs.assets.keys import mart_key, warehouse_key, zones_key
 from taxi_assets.months import normalize_month
-from taxi_assets.partitions import all_months_partitions
+from taxi_assets.partitions import any_monthly_partitions
 from taxi_assets.storage.warehouse import Warehouse
 from taxi_assets.zones import ZONES_TABLE
 
@@ -161,7 +161,7 @@ def build_dbt_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
         project=PROJECT,
         select=MONTHLY_SELECT,
         name="dbt_monthly_models",
-        partitions_def=all_months_partitions(DATASETS.values()),
+        partitions_def=any_monthly_partitions(DATASETS.values()),
         # One month per run: each month's build, tests and figures are that partition's.
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         dagster_dbt_translator=translator,

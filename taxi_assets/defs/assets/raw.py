@@ -15,7 +15,7 @@ from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source import drop_zone
 from taxi_assets.source.http import Download
-from taxi_assets.source.resource import TaxiSource, download_pool
+from taxi_assets.source.resource import TaxiSource, download_pool, url_templates
 from taxi_assets.storage.lake import StagedFile
 
 
@@ -45,7 +45,7 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         io_manager_key="lake_io_manager",
         group_name=spec.name,
-        kinds={"csv"},
+        kinds={"csv", "parquet"},
         pool=download_pool(source_url()),
         description=f"{spec.name} trip records of one month: the source file as published, unchanged.",
         metadata={"dataset": spec.name, "layer": "raw"},
@@ -63,10 +63,31 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             month = normalize_month(key)
             if config.source_uri:
                 got = drop_zone.download(config.source_uri, staged.path, f"{spec.name} {month}")
-            else:
-                got = source.download(spec, month, staged.path, context.log)
+                context.log.info(f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
+                return staged, download_metadata(got)
+            # The sources in order; the file keeps the name the winning source gives it.
+            chosen: list[StagedFile] = []
+
+            def new_dest(name: str) -> Path:
+                for old in chosen:
+                    old.discard()
+                chosen[:] = [staged if name == staged.path.name else StagedFile.new(name)]
+                return chosen[0].path
+
+            try:
+                got, missing = source.download_first(spec, month, new_dest, context.log)
+            except BaseException:
+                for old in chosen:
+                    old.discard()
+                raise
+            if chosen[0] is not staged:
+                staged.discard()
             context.log.info(f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
-            return staged, download_metadata(got)
+            metadata = download_metadata(got)
+            metadata["source_url_template"] = url_templates(source.url_template)[len(missing)]
+            if missing:
+                metadata["not_at"] = ", ".join(missing)
+            return chosen[0], metadata
 
         return stage_each_partition(context, file_name, fetch)
 

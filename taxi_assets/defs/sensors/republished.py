@@ -75,14 +75,15 @@ def build_republished_sensor(spec: DatasetSpec, limits: WatchLimits | None = Non
             if len(runs) >= limits.max_runs:
                 break
             recorded = recorded_version(context.instance, spec, month)
-            url = source.url(spec, month)
-            if recorded is None or recorded.url != url:
+            if recorded is None or recorded.url not in source.urls(spec, month):
                 # Loaded from elsewhere (the GCS drop zone, another source URL): not this source's file.
                 notes.append(f"{month} came from {recorded.url if recorded else 'an unknown place'}, not compared")
                 seen += 1
                 continue
             try:
-                current = source.head(spec, month)
+                # The source the month came from (the first of the list that had it).
+                url = recorded.url
+                current = source.head_url(url)
             except requests.RequestException as exc:
                 problem = f"probing {url} failed: {exc}"
                 break

@@ -1,0 +1,334 @@
+"""Eras: how a feed was published in a span of months, and the moves that map it onto the feed's one table.
+
+An `Era` is data (declared per feed in the spec table, datasets.py): its months, its
+format, its columns as published (spelling, order), which canonical columns it carries
+as text codes, and the quirks its files have (a blank line after the CSV header, empty
+trailing fields, Parquet columns typed null or double, timestamps as text or ns, a
+pandas index column). The conversion reads any of them with the same code:
+
+- column names are matched by the spec's aliases, case-insensitively, after trimming;
+- `canonical_batch` turns a batch of source columns into the declared types: text codes
+  are mapped to the current data dictionary's numbers (`CODE_MAPS`; a code nobody knows
+  becomes null and is counted, never guessed), `1`/`0` flags become `Y`/`N`, a `0`
+  coordinate becomes null, and every other column is cast safely (a float that is not a
+  whole number never becomes an integer: its row is set aside with the reason).
+
+The mirror generator writes each era's shape from the same declarations, and
+docs/data.md tabulates them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+# Text codes of older files -> the current data dictionary (TLC.md "Codes"); keys are
+# matched after trimming and upper-casing. None: a known code with no current number
+# (stored as null and counted, like an unknown one, so nothing is invented).
+VENDOR_CODES: dict[str, int | None] = {"CMT": 1, "VTS": 2, "DDS": None}
+# Only spellings seen in real files (TLC.md); 6 (voided) has no text code on record.
+PAYMENT_CODES: dict[str, int | None] = {
+    "CRE": 1, "CRD": 1, "CREDIT": 1,
+    "CAS": 2, "CSH": 2, "CASH": 2,
+    "NOC": 3, "NO CHARGE": 3,
+    "DIS": 4, "DISPUTE": 4,
+    "UNK": 5,
+}  # fmt: skip
+# Y and N first: a batch of only those is already canonical (see map_codes).
+FLAG_CODES: dict[str, str | None] = {"Y": "Y", "N": "N", "1": "Y", "0": "N"}
+CODE_MAPS: dict[str, dict] = {"vendor": VENDOR_CODES, "payment": PAYMENT_CODES, "flag": FLAG_CODES}
+
+# A row set aside: (reason, record as text). The caller decides where it goes.
+SetAside = Callable[[list[tuple[str, str]]], None]
+
+
+@dataclass(frozen=True)
+class Era:
+    """One way a feed was published, for the months first..last (inclusive; None: to date)."""
+
+    first: str
+    last: str | None
+    format: str  # "csv" or "parquet"
+    # Column names as published, in order, spelled exactly (leading spaces included).
+    header: tuple[str, ...]
+    # Canonical columns published as text codes (VTS, CASH, ...) rather than numbers.
+    text_codes: tuple[str, ...] = ()
+    # CSV quirks.
+    blank_line_after_header: bool = False
+    trailing_empty_fields: int = 0
+    flags: str = "YN"  # how Y/N flags are spelled: "YN" or "10"
+    # Parquet quirks: canonical column -> published type where it differs from the declared
+    # one ("null" = the column has no type), the timestamps' type, a stray pandas index.
+    parquet_types: tuple[tuple[str, str], ...] = ()
+    timestamps: str = "us"  # "us", "ns" or "string"
+    index_column: bool = False
+    note: str = ""
+
+    def covers(self, month: str) -> bool:
+        return self.first <= month and (self.last is None or month <= self.last)
+
+    @property
+    def months(self) -> str:
+        return f"{self.first} .. {self.last or 'now'}"
+
+
+@dataclass
+class CodeCounts:
+    """Text codes that became null, per canonical column: {column: {code: rows}}."""
+
+    unknown: dict[str, Counter] = field(default_factory=dict)
+
+    def add(self, column: str, codes: pa.Array) -> None:
+        if len(codes):
+            counter = self.unknown.setdefault(column, Counter())
+            for value in codes.value_counts().to_pylist():
+                counter[value["values"]] += value["counts"]
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {column: dict(counter) for column, counter in self.unknown.items()}
+
+    @property
+    def rows(self) -> int:
+        return sum(sum(c.values()) for c in self.unknown.values())
+
+
+def map_codes(values: pa.Array, codes: dict, type_: pa.DataType, column: str, counts: CodeCounts) -> pa.Array:
+    """Text codes -> type_ by `codes`; numbers already in the current code stay as they are.
+
+    Matching is after trimming and upper-casing. Empty text is null. A value that is neither
+    a number nor a known code becomes null and is counted in `counts`.
+    (No Python scalars or lists reach pyarrow here: they would make it import pandas.)
+    """
+    if codes is FLAG_CODES and _all_y_or_n(values):
+        return values  # the common case, checked without pyarrow.compute (13 MiB to import)
+    import pyarrow.compute as pc
+
+    n = len(values)
+    known, mapped = _code_arrays(tuple(codes.items()), type_)
+    nulls = pa.nulls(n, pa.string())
+    text = pc.utf8_upper(pc.utf8_trim_whitespace(values.cast(pa.string())))
+    text = pc.if_else(pc.match_substring_regex(text, "^$"), nulls, text)
+    index = pc.index_in(text, value_set=known)
+    out = mapped.take(index)
+    if pa.types.is_integer(type_):
+        # Numeric spellings ("1", "2.0") are the current codes already.
+        numeric = pc.match_substring_regex(text, r"^[0-9]+(\.0*)?$")
+        as_number = pc.if_else(numeric, text, nulls)
+        as_number = pc.replace_substring_regex(as_number, pattern=r"\.0*$", replacement="").cast(type_)
+        out = pc.if_else(pc.is_valid(out), out, as_number)
+        unresolved = pc.and_(pc.is_valid(text), pc.invert(pc.or_(pc.is_valid(index), numeric)))
+    else:
+        unresolved = pc.and_(pc.is_valid(text), pc.is_null(index))
+    # Known codes without a current number (DDS) are counted too: null, but not silently.
+    unresolved = pc.or_(unresolved, pc.and_(pc.is_valid(index), pc.is_null(out)))
+    if unresolved.true_count:
+        counts.add(column, text.filter(unresolved))
+    return out
+
+
+def _all_y_or_n(values: pa.Array) -> bool:
+    """Every non-null value is exactly "Y" or "N" (read from the string array's buffers)."""
+    if not pa.types.is_string(values.type):
+        return False
+    n = len(values)
+    if values.null_count == n:
+        return True
+    validity, offsets, data = values.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int32, count=values.offset + n + 1)[values.offset:]
+    if values.null_count:
+        bits = np.frombuffer(validity, dtype=np.uint8)
+        valid = np.unpackbits(bits, count=values.offset + n, bitorder="little")[values.offset:].astype(bool)
+    else:
+        valid = np.ones(n, dtype=bool)
+    if not np.all(np.diff(ends)[valid] == 1):
+        return False
+    firsts = np.frombuffer(data, dtype=np.uint8)[ends[:-1][valid]]
+    return bool(np.all((firsts == ord("Y")) | (firsts == ord("N"))))
+
+
+@functools.cache
+def _code_arrays(items: tuple, type_: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    """(codes as a string array, their values as type_), built from buffers."""
+    keys = [k.encode() for k, _ in items]
+    offsets = np.cumsum([0] + [len(k) for k in keys], dtype=np.int32)
+    known = pa.Array.from_buffers(pa.string(), len(keys), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(keys))])
+    values = [v for _, v in items]
+    valid = np.packbits(np.array([v is not None for v in values]), bitorder="little")
+    if pa.types.is_integer(type_):
+        data = np.array([v or 0 for v in values], dtype=type_.to_pandas_dtype())
+        mapped = pa.Array.from_buffers(type_, len(values), [pa.py_buffer(valid), pa.py_buffer(data)])
+    else:
+        texts = [(v or "").encode() for v in values]
+        offs = np.cumsum([0] + [len(t) for t in texts], dtype=np.int32)
+        mapped = pa.Array.from_buffers(
+            pa.string(), len(texts), [pa.py_buffer(valid), pa.py_buffer(offs), pa.py_buffer(b"".join(texts))]
+        )
+    return known, mapped
+
+
+def zero_is_null(values: pa.Array) -> pa.Array:
+    """Coordinates: 0 means unknown (TLC.md), stored as null."""
+    import pyarrow.compute as pc
+
+    zeros = pa.Array.from_buffers(values.type, len(values), [None, pa.py_buffer(np.zeros(len(values)))])
+    return pc.if_else(pc.not_equal(values, zeros), values, pa.nulls(len(values), values.type))
+
+
+def canonical_batch(
+    spec,
+    batch: pa.RecordBatch,
+    schema: pa.Schema,
+    counts: CodeCounts,
+    label: str,
+    set_aside: SetAside | None = None,
+) -> pa.RecordBatch:
+    """`batch` (source columns under canonical names, any types; absent columns missing)
+    as `schema` (the spec's declared columns).
+
+    A value that cannot be read as its declared type raises ValueError naming the column,
+    or, with `set_aside`, sends its row there with the reason and drops it.
+    """
+    from taxi_assets.errors import ConversionError
+
+    arrays: dict[str, pa.Array] = {}
+    bad: dict[int, str] = {}
+    names = set(batch.schema.names)
+    for column in spec.columns:
+        if column.name not in names:
+            arrays[column.name] = pa.nulls(batch.num_rows, column.type)
+            continue
+        array = batch.column(column.name)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        if array.null_count == len(array):  # absent in this era, or typed null: nothing to map
+            arrays[column.name] = array if array.type == column.type else pa.nulls(len(array), column.type)
+            continue
+        if column.codes and (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+                             or column.codes == "flag"):
+            array = map_codes(array, CODE_MAPS[column.codes], column.type, column.name, counts)
+        elif array.type != column.type:
+            try:
+                array = array.cast(column.type)  # safe: fails rather than truncating
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                if set_aside is None:
+                    raise ConversionError(
+                        f"{label}: column {column.name} ({array.type}) cannot be read as {column.type}: {exc}"
+                    ) from None
+                for i in uncastable(array, column.type):
+                    reason = f"{column.name}: {array[i].as_py()!r} is not {column.type}"
+                    bad[i] = f"{bad[i]}; {reason}" if i in bad else reason
+                array = _cast_valid(array, column.type, bad)
+        if column.coordinate:
+            array = zero_is_null(array)
+        arrays[column.name] = array
+    out = pa.RecordBatch.from_arrays([arrays[f.name] for f in schema], schema=schema)
+    if bad:
+        set_aside([(reason, _record(batch, i)) for i, reason in sorted(bad.items())])
+        keep = pa.array([i not in bad for i in range(batch.num_rows)])
+        out = out.filter(keep)
+    return out
+
+
+def _cast_valid(array: pa.Array, type_: pa.DataType, bad: dict[int, str]) -> pa.Array:
+    """array cast to type_ with the rows in `bad` nulled first (they are dropped after)."""
+    import pyarrow.compute as pc
+
+    mask = pa.array([i in bad for i in range(len(array))])
+    return pc.if_else(mask, pa.nulls(len(array), array.type), array).cast(type_)
+
+
+def uncastable(values: pa.Array, type_: pa.DataType, offset: int = 0) -> list[int]:
+    """Positions of the values arrow cannot cast safely to type_, by bisection: arrow's own
+    rules, and cheap when (as in real files) few values are bad."""
+    try:
+        values.cast(type_)
+        return []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if len(values) == 1:
+            return [offset]
+    half = len(values) // 2
+    return uncastable(values[:half], type_, offset) + uncastable(values[half:], type_, offset + half)
+
+
+def _record(batch: pa.RecordBatch, i: int) -> str:
+    row = batch.slice(i, 1).to_pylist()[0]
+    return ",".join("" if v is None else str(v) for v in row.values())
+
+
+def markdown() -> str:
+    """docs/data.md: per feed, the canonical table and every era, from the spec table.
+
+    `python -m taxi_assets.eras > docs/data.md` rewrites it; a test keeps it in step.
+    """
+    from taxi_assets.convert import column_lookup
+    from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
+
+    out = [
+        "# The data: feeds, eras and how they map",
+        "",
+        "Generated from the spec table (`taxi_assets/datasets.py`) by `python -m taxi_assets.eras > docs/data.md`;",
+        "a test fails when it is out of step. Facts and sources: TLC.md (\"The whole record\").",
+        "",
+        "Every era of a feed maps onto the feed's one table: names are matched by the spec's aliases,",
+        "case-insensitively, after trimming; absent columns are null. Text codes become the current",
+        "data dictionary's numbers (" + "; ".join(
+            f"{kind}: " + ", ".join(f"`{k}`→{'null' if v is None else v}" for k, v in codes.items())
+            for kind, codes in CODE_MAPS.items()
+        ) + "). A code nobody knows becomes null and is counted in the lake's `unknown_codes` metadata.",
+        "A coordinate of `0` means unknown and is stored as null. A value that cannot be read as its",
+        "declared type (a float that is not a whole number where an integer belongs) goes to the quarantine",
+        "with its reason. Columns typed null, `__index_level_0__`, timestamps as text / ns / us, a blank line",
+        "after a CSV header, empty trailing fields: all read as is.",
+        "",
+    ]
+    for spec in DATASETS.values():
+        lookup = column_lookup(spec)
+        out += [f"## {spec.name} (from {spec.first_month}; warehouse table `{spec.table}`)", "",
+                "| column | type | notes |", "| --- | --- | --- |"]
+        for c in spec.columns:
+            notes = []
+            if c.codes:
+                notes.append(f"{c.codes} codes")
+            if c.coordinate:
+                notes.append("coordinate: 0 → null; null where the era has location IDs")
+            if not c.required:
+                notes.append("optional")
+            if c.aliases:
+                notes.append("also " + ", ".join(f"`{a}`" for a in c.aliases))
+            out.append(f"| {c.name} | {c.type} | {'; '.join(notes)} |")
+        out += [f"| {SOURCE_MONTH_COLUMN} | date32 | the month's first day (partition) |", "",
+                "| months | format | columns as published (→ canonical) | quirks |", "| --- | --- | --- | --- |"]
+        for era in spec.eras:
+            cols = []
+            for name in era.header:
+                canonical = lookup[name.strip().lower()]
+                shown = f"`{name}`" if name.strip() == canonical else f"`{name}`→{canonical}"
+                if canonical in era.text_codes:
+                    shown += " (text)"
+                cols.append(shown)
+            quirks = []
+            if era.blank_line_after_header:
+                quirks.append("blank line after the header")
+            if era.trailing_empty_fields:
+                quirks.append(f"{era.trailing_empty_fields} empty trailing field(s)")
+            if era.flags != "YN":
+                quirks.append("flags 1/0")
+            if era.format == "parquet":
+                quirks.append(f"timestamps {era.timestamps}")
+                quirks += [f"{c} {t}" for c, t in era.parquet_types]
+                if era.index_column:
+                    quirks.append("`__index_level_0__`")
+            if era.note:
+                quirks.append(era.note)
+            out.append(f"| {era.months} | {era.format} | {', '.join(cols)} | {'; '.join(quirks)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

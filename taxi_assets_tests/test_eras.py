@@ -1,0 +1,195 @@
+"""Every era of every feed: a generated month goes raw -> lake -> warehouse over real HTTP into a
+real DuckDB, and each warehouse row equals its source row for every mapped column.
+
+The expected rows are read from the source file with Python's csv module / pyarrow's
+Parquet reader and mapped with the data dictionary's codes written out below, not with
+the conversion's code.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import math
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from taxi_assets.datasets import DATASETS
+from taxi_assets.mirror import MirrorServer, generate
+from taxi_assets.mirror.generator import relpath
+from taxi_assets_tests.conftest import Platform
+
+ROWS = 120
+VENDORS = {"CMT": 1, "VTS": 2}
+PAYMENTS = {"CREDIT": 1, "CRD": 1, "CASH": 2, "CSH": 2, "NO CHARGE": 3, "NOC": 3, "DISPUTE": 4, "DIS": 4, "UNK": 5}
+FLAGS = {"Y": "Y", "N": "N", "1": "Y", "0": "N"}
+# Published name (trimmed, lower case) -> canonical name, where they differ beyond case.
+RENAMES = {
+    "vendor_name": "VendorID", "vendor_id": "VendorID",
+    "trip_pickup_datetime": "tpep_pickup_datetime", "trip_dropoff_datetime": "tpep_dropoff_datetime",
+    "start_lon": "pickup_longitude", "start_lat": "pickup_latitude",
+    "end_lon": "dropoff_longitude", "end_lat": "dropoff_latitude",
+    "rate_code": "RatecodeID", "store_and_forward": "store_and_fwd_flag", "fare_amt": "fare_amount",
+    "surcharge": "extra", "tip_amt": "tip_amount", "tolls_amt": "tolls_amount", "total_amt": "total_amount",
+    "pickup_date": "pickup_datetime", "locationid": "PULocationID", "dispatching_base_number": "dispatching_base_num",
+    "pulocationid": "PULocationID", "dolocationid": "DOLocationID",
+}  # fmt: skip
+YELLOW_TIMES = {"pickup_datetime": "tpep_pickup_datetime", "dropoff_datetime": "tpep_dropoff_datetime"}
+
+ERA_CASES = [
+    pytest.param(ds, era.first, era.format, id=f"{ds}-{era.format}-{era.first}")
+    for ds, spec in DATASETS.items()
+    for era in spec.eras
+]
+
+
+@pytest.fixture(scope="module")
+def era_mirror(tmp_path_factory):
+    root = tmp_path_factory.mktemp("era-mirror")
+    for ds, spec in DATASETS.items():
+        generate(root, [ds], sorted({e.first for e in spec.eras}), rows=ROWS, formats=("csv", "parquet"))
+    with MirrorServer(root) as server:
+        yield root, server
+
+
+def canonical_name(spec, published: str) -> str:
+    key = published.strip().lower()
+    if spec.name == "yellow" and key in YELLOW_TIMES:
+        return YELLOW_TIMES[key]
+    key = RENAMES.get(key, key)
+    return next(c.name for c in spec.columns if c.name.lower() == key.lower())
+
+
+def expected_value(column, value):
+    """The source's value as the warehouse must hold it."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+    if column.codes == "vendor" and isinstance(value, str) and not value.replace(".", "").isdigit():
+        return VENDORS.get(value.upper())
+    if column.codes == "payment" and isinstance(value, str) and not value.replace(".", "").isdigit():
+        return PAYMENTS.get(value.upper())
+    if column.codes == "flag":
+        return FLAGS.get(str(value).upper())
+    kind = str(column.type)
+    if kind.startswith("int"):
+        return int(float(value))
+    if kind == "double":
+        value = float(value)
+        return None if column.coordinate and value == 0 else value
+    if kind.startswith("timestamp"):
+        if isinstance(value, str):
+            return dt.datetime.fromisoformat(value)
+        return value.replace(tzinfo=None) if isinstance(value, dt.datetime) else value.as_py()
+    return str(value)
+
+
+def source_rows(spec, path: Path) -> tuple[list[str], list[tuple]]:
+    if path.name.endswith(".parquet"):
+        table = pq.read_table(path)
+        names = [n for n in table.column_names if n != "__index_level_0__"]
+        records = [[r[n] for n in names] for r in table.select(names).to_pylist()]
+    else:
+        with gzip.open(path, "rt", newline="") as f:
+            lines = [r for r in csv.reader(f) if r]
+        names, records = lines[0], lines[1:]
+    canonical = [canonical_name(spec, n) for n in names]
+    columns = [spec.column(c) for c in canonical]
+    rows = [tuple(expected_value(col, v) for col, v in zip(columns, record)) for record in records]
+    return canonical, rows
+
+
+def sort_key(row: tuple) -> tuple:
+    return tuple("" if v is None else str(v) for v in row)
+
+
+@pytest.mark.parametrize("dataset,month,fmt", ERA_CASES)
+def test_era_month_lands_value_for_value(era_mirror, tmp_path, monkeypatch, dataset, month, fmt):
+    root, server = era_mirror
+    monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
+    spec = DATASETS[dataset]
+    template = server.url_template if fmt == "csv" else server.url_template.replace(".csv.gz", ".parquet")
+    platform = Platform(root=tmp_path, source_url=template, zones_url=server.zones_url)
+    result = platform.materialize(spec, month)
+    assert result.success
+
+    columns, expected = source_rows(spec, root / relpath(dataset, month, fmt))
+    assert len(expected) == ROWS
+    select = ", ".join(f'"{c}"' for c in columns)
+    got = platform.warehouse().query(f"SELECT {select} FROM {spec.table}").to_pylist()
+    got = [tuple(r[c] for c in columns) for r in got]
+    assert len(got) == ROWS
+    for want, have in zip(sorted(expected, key=sort_key), sorted(got, key=sort_key)):
+        for name, w, h in zip(columns, want, have):
+            if isinstance(w, float) and h is not None:
+                assert math.isclose(w, h, rel_tol=0, abs_tol=1e-9), (name, w, h)
+            else:
+                assert w == h, (name, w, h, want)
+
+    # Columns the era does not publish are null; text codes nobody knows are counted.
+    absent = [c.name for c in spec.columns if c.name not in columns]
+    if absent:
+        nulls = platform.warehouse().query(
+            "SELECT " + ", ".join(f'count("{c}") AS "{c}"' for c in absent) + f" FROM {spec.table}"
+        ).to_pylist()[0]
+        assert set(nulls.values()) == {0}, nulls
+    lake_md = result.asset_materializations_for_node(f"lake__{dataset}")[0].metadata
+    unknown = sum(
+        1 for want_row in expected for name, w in zip(columns, want_row)
+        if w is None and spec.column(name).codes in ("vendor", "payment")
+    )
+    assert lake_md["unknown_code_rows"].value == unknown
+
+
+def test_parquet_float_that_is_not_whole_is_set_aside_and_whole_floats_load(tmp_path):
+    import pyarrow as pa
+
+    from taxi_assets.quarantine import convert_quarantining
+
+    spec = DATASETS["fhv"]
+    n = 400
+    table = pa.table({
+        "dispatching_base_num": pa.array(["B00001"] * n),
+        "pickup_datetime": pa.array(["2019-03-01 10:00:00"] * n),  # timestamps as text
+        "dropOff_datetime": pa.array([dt.datetime(2019, 3, 1, 10, 30)] * n, pa.timestamp("ns")),
+        "PUlocationID": pa.array([1.0] * (n - 1) + [2.5]),
+        "DOlocationID": pa.array([None] * n, pa.float64()),
+        "SR_Flag": pa.nulls(n),
+        "Affiliated_base_number": pa.array(["B00002"] * n, pa.large_string()),
+        "__index_level_0__": pa.array(range(n)),
+    })  # fmt: skip
+    src = tmp_path / "fhv_tripdata_2019-03.parquet"
+    pq.write_table(table, src)
+    result, found = convert_quarantining(spec, "2019-03", src, tmp_path / "out.parquet", tmp_path / "q.csv")
+    assert (result.rows, found.rows) == (n - 1, 1)
+    assert "PULocationID: 2.5 is not int32" in (tmp_path / "q.csv").read_text()
+    lake = pq.read_table(tmp_path / "out.parquet")
+    assert lake.column("PULocationID").to_pylist() == [1] * (n - 1)
+    assert lake.column("pickup_datetime")[0].as_py() == dt.datetime(2019, 3, 1, 10)
+
+
+def test_csv_rows_with_extra_fields_are_set_aside_with_the_reason(tmp_path):
+    from taxi_assets.quarantine import convert_quarantining
+
+    spec = DATASETS["yellow"]
+    header = ",".join(spec.era("2010-02", "csv").header)
+    good = "VTS,2010-02-01 10:00:00,2010-02-01 10:10:00,1,1.5,-73.9,40.7,1,0,-73.9,40.7,CSH,6.5,0.5,0.5,0,0,7.5"
+    lines = [header, ""] + [good] * 300 + [good + ",x"]
+    src = tmp_path / "yellow_tripdata_2010-02.csv"
+    src.write_text("\n".join(lines) + "\n")
+    result, found = convert_quarantining(spec, "2010-02", src, tmp_path / "out.parquet", tmp_path / "q.csv")
+    assert (result.rows, found.rows) == (300, 1)
+    assert "expected 18 fields, got 19" in (tmp_path / "q.csv").read_text()
+    lake = pq.read_table(tmp_path / "out.parquet").to_pylist()[0]
+    assert (lake["VendorID"], lake["payment_type"], lake["store_and_fwd_flag"]) == (2, 2, "N")
+
+
+def test_docs_era_tables_are_those_of_the_spec():
+    from taxi_assets.eras import markdown
+
+    docs = Path(__file__).parents[1] / "docs" / "data.md"
+    assert docs.read_text() == markdown(), "run: python -m taxi_assets.eras > docs/data.md"
