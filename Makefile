@@ -8,7 +8,7 @@ MIRROR_ROOT ?= $(CURDIR)/data/mirror
 MIRROR_PORT ?= 8765
 # Any months of any feed, in each era's shape, e.g. DEMO_MONTHS=2009-03,2010-11,2014-08,2015-04,2016-09,2017-05,2018-06,2019-02
 DEMO_MONTHS ?= 2021-01..2021-03
-comma := ,
+DEMO_DEV_ARGS ?= -w workspace.yaml
 
 .PHONY: install dev demo test bench clean
 
@@ -31,15 +31,11 @@ $(DAGSTER_HOME)/dagster.yaml: Makefile
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -w workspace.yaml
 
-# Offline: a generated TLC-shaped mirror on 127.0.0.1 as the source, then the UI.
+# Offline: a generated TLC-shaped mirror on 127.0.0.1 as the source, then the UI. Ctrl-C or a
+# termination signal stops everything it started (mirror, dagster dev, its webserver and daemon).
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m taxi_assets.mirror generate --root $(MIRROR_ROOT) --datasets yellow,green,fhv,fhvhv --formats csv,parquet --months $(DEMO_MONTHS)
-	$(PY) -m taxi_assets.mirror serve --root $(MIRROR_ROOT) --port $(MIRROR_PORT) & \
-	  trap "kill $$!" EXIT INT TERM; \
-	  TAXI_SOURCE_URL="http://127.0.0.1:$(MIRROR_PORT)/{dataset}/{dataset}_tripdata_{month}.csv.gz http://127.0.0.1:$(MIRROR_PORT)/{dataset}/{dataset}_tripdata_{month}.parquet" \
-	  TAXI_ZONES_URL="http://127.0.0.1:$(MIRROR_PORT)/misc/taxi_zone_lookup.csv" \
-	  TAXI_SENSOR_START_MONTH="$(firstword $(subst .., ,$(subst $(comma), ,$(DEMO_MONTHS))))" \
-	  DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME) exec $(PY) -m taxi_assets.demo --root $(MIRROR_ROOT) --months $(DEMO_MONTHS) \
+	  --port $(MIRROR_PORT) -- $(DEMO_DEV_ARGS)
 
 # The deployment tests use a real PostgreSQL and Chromium from Debian's packages:
 # installed and started here when missing (needs root, as on CI; a clear error otherwise).

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from taxi_assets.dictionary import describe
 from taxi_assets.eras import Era
 
 SOURCE_MONTH_COLUMN = "source_month"
@@ -37,6 +38,13 @@ class Column:
     codes: str | None = None
     # Longitude/latitude: 0 means unknown and is stored as null.
     coordinate: bool = False
+    # What the column means (the UI shows it in every layer's column schema); by default
+    # the TLC data dictionary's text for the name (dictionary.py).
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.description:
+            object.__setattr__(self, "description", describe(self.name))
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,10 @@ class DatasetSpec:
         fields = [pa.field(c.name, c.type) for c in self.columns]
         fields.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32()))
         return pa.schema(fields)
+
+    def descriptions(self) -> dict[str, str]:
+        """Column name -> what it means, for every column of the lake schema."""
+        return {**{c.name: c.description for c in self.columns}, SOURCE_MONTH_COLUMN: describe(SOURCE_MONTH_COLUMN)}
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -190,6 +202,10 @@ YELLOW = DatasetSpec(
     ),
 )
 
+GREEN_PROVIDERS = (
+    "The technology provider that sent the record: 1 Creative Mobile Technologies, "
+    "2 Curb Mobility (formerly VeriFone), 6 Myle Technologies."
+)
 GREEN_2013 = _names(
     "VendorID,lpep_pickup_datetime,Lpep_dropoff_datetime,Store_and_fwd_flag,RateCodeID,Pickup_longitude,"
     "Pickup_latitude,Dropoff_longitude,Dropoff_latitude,Passenger_count,Trip_distance,Fare_amount,Extra,MTA_tax,"
@@ -210,7 +226,7 @@ GREEN = DatasetSpec(
     pickup_column="lpep_pickup_datetime",
     dropoff_column="lpep_dropoff_datetime",
     columns=(
-        Column("VendorID", INT, codes="vendor"),
+        Column("VendorID", INT, codes="vendor", description=GREEN_PROVIDERS),
         Column("lpep_pickup_datetime", TS),
         Column("lpep_dropoff_datetime", TS),
         Column("store_and_fwd_flag", STR, codes="flag"),

@@ -4,8 +4,6 @@ import dagster as dg
 
 from taxi_assets.defs.assets import build_all_assets
 from taxi_assets.defs.assets.marts import build_automation_sensor
-from taxi_assets.defs.checks import build_all_lake_checks
-from taxi_assets.defs.freshness import build_freshness_sensor, build_partition_freshness_checks
 from taxi_assets.defs.jobs import build_month_jobs
 from taxi_assets.defs.resources import build_resources, warehouse_uri
 from taxi_assets.defs.schedules import build_schedules
@@ -15,13 +13,11 @@ from taxi_assets.storage.warehouse import warehouse_kind
 
 def build_definitions() -> dg.Definitions:
     assets = build_all_assets(warehouse_kind(warehouse_uri()))
-    freshness_checks = build_partition_freshness_checks(assets)
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*build_all_lake_checks(), *freshness_checks],
         jobs=build_month_jobs(),
         schedules=build_schedules(),
-        sensors=[*build_source_sensors(), build_freshness_sensor(freshness_checks), build_automation_sensor()],
+        sensors=[*build_source_sensors(), build_automation_sensor()],
         resources=build_resources(),
         # A run is a chain (raw -> lake -> checks -> warehouse of a month or a range):
         # its steps run one after another anyway, so a process per step would only add

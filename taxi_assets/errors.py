@@ -35,3 +35,7 @@ class UnreadableRowError(ConversionError):
     convert.py's typed fast path raises it at the first such row and stops; the
     validating reader (quarantine.py) catches it and sets the bad rows aside.
     """
+
+
+class CheckFailedError(TaxiAssetsError):
+    """A month's new version failed a blocking check: it was not published."""

@@ -4,17 +4,13 @@ import datetime as dt
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.freshness import CronFreshnessPolicy
 
 from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key, zones_key
 from taxi_assets.definitions import defs
 
 UTC = dt.timezone.utc
-
-
-def months_before(day: dt.datetime, n: int) -> str:
-    index = day.year * 12 + day.month - 1 - n
-    return f"{index // 12:04d}-{index % 12 + 1:02d}-01"
 
 
 @pytest.mark.parametrize(
@@ -68,7 +64,7 @@ def test_each_dataset_has_its_sensors_schedule_and_job(dataset):
     assert defs.resolve_schedule_def(f"{dataset}_monthly_schedule").job_name == f"{dataset}_month_job"
 
 
-def test_every_monthly_asset_has_a_freshness_policy_and_a_partition_freshness_check():
+def test_freshness_is_one_rule_the_cron_policy_of_every_monthly_asset():
     graph = defs.resolve_asset_graph()
     monthly = {k for spec in DATASETS.values() for k in (raw_key(spec), lake_key(spec), warehouse_key(spec))}
     dbt_monthly = {
@@ -79,41 +75,16 @@ def test_every_monthly_asset_has_a_freshness_policy_and_a_partition_freshness_ch
     zones = {zones_key(layer) for layer in ("raw", "lake", "warehouse")} | {mart_key("dim_zones")}
     assert graph.materializable_asset_keys == monthly | zones
     for key in monthly:
-        policy = graph.get(key).freshness_policy
-        assert isinstance(policy, dg.FreshnessPolicy), key
-        assert policy.fail_window.to_timedelta() == dt.timedelta(days=45)
-        assert policy.warn_window.to_timedelta() == dt.timedelta(days=35)
-    # The zone lookup is unpartitioned and refreshed by hand: no policy, no per-month check.
+        node = graph.get(key)
+        policy = node.freshness_policy
+        assert isinstance(policy, CronFreshnessPolicy), key
+        assert (policy.deadline_cron, policy.timezone) == ("0 12 15 * *", "UTC")
+        # The window opens on the 1st at 00:00, when the newest publishable month becomes a partition.
+        deadline = dt.datetime(2026, 11, 15, 12, tzinfo=UTC)
+        assert deadline - policy.lower_bound_delta == dt.datetime(2026, 11, 1, tzinfo=UTC)
+        assert "between the 1st and the 15th of each month (12:00 UTC)" in node.description, key
+    # The zone lookup is unpartitioned and refreshed by hand: no policy.
     assert all(graph.get(key).freshness_policy is None for key in zones)
-    freshness_checks = {k.asset_key for k in graph.asset_check_keys if k.name == "freshness_check"}
-    assert freshness_checks == monthly
-    sensor = defs.resolve_sensor_def("freshness_checks_sensor")
-    assert {k.asset_key for k in sensor.asset_selection.resolve_checks(graph)} == monthly
-
-
-def test_partition_freshness_check_expects_the_latest_publishable_month():
-    # The check's deadline is 12:00 UTC on the 15th; the month it expects is three months
-    # before the deadline's month (the month before it, minus two months of publication lag).
-    now = dt.datetime.now(UTC)
-    deadline = now.replace(day=15, hour=12, minute=0, second=0, microsecond=0)
-    if deadline > now:
-        deadline = (deadline.replace(day=1) - dt.timedelta(days=1)).replace(day=15)
-    expected = months_before(deadline, 3)
-
-    instance = dg.DagsterInstance.ephemeral()
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=raw_key(DATASETS["yellow"]), partition=expected))
-    check_keys = [
-        dg.AssetCheckKey(raw_key(DATASETS[name]), "freshness_check") for name in ("yellow", "green")
-    ]
-    job = dg.Definitions(
-        assets=defs.assets,
-        asset_checks=defs.asset_checks,
-        jobs=[dg.define_asset_job("freshness", selection=dg.AssetSelection.checks(*check_keys))],
-        resources=defs.resources,
-    ).resolve_job_def("freshness")
-    result = job.execute_in_process(instance=instance)
-    checks = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
-    assert checks["yellow"].passed
-    assert not checks["green"].passed
-    assert checks["green"].severity == dg.AssetCheckSeverity.WARN
-    assert expected in checks["green"].description
+    # No second mechanism that could disagree with the policy on the same page.
+    assert not [k for k in graph.asset_check_keys if "freshness" in k.name]
+    assert not [s.name for s in defs.sensors if "freshness" in s.name]

@@ -17,7 +17,8 @@ import pytest
 
 from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets import build_dataset_assets
-from taxi_assets.defs.assets.keys import warehouse_key
+from taxi_assets.defs.assets.keys import lake_key, warehouse_key
+from taxi_assets.defs.checks import lake_check_specs
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.mirror.generator import relpath
 from taxi_assets.storage.warehouse import backend_from_uri
@@ -26,6 +27,7 @@ from taxi_assets_tests.helpers import csv_data_rows
 
 REPO = Path(__file__).resolve().parents[1]
 MONTHS = ["2021-01", "2021-02", "2021-03"]
+CHECK_NAMES = [c.name for c in lake_check_specs(DATASETS["yellow"])]
 
 
 def readme_backfill_command() -> list[str]:
@@ -82,9 +84,11 @@ def test_readme_partition_range_loads_three_months_in_one_run(three_month_mirror
         assert sorted(r.partition_key for r in loads) == [f"{m}-01" for m in MONTHS]
         assert {r.run_id for r in loads} == {run.run_id}
         # Per-month metadata, not one month's figures copied onto the others.
-        lake = instance.fetch_materializations(dg.AssetKey(["lake", "yellow"]), limit=10).records
+        lake = instance.fetch_materializations(lake_key(spec), limit=10).records
         rows = {r.partition_key[:7]: r.asset_materialization.metadata["dagster/row_count"].value for r in lake}
         assert rows == expected
+        platform = Platform(root=tmp_path, source_url=three_month_mirror.url_template)
+        assert_each_month_has_its_own_figures_and_checks(instance, platform, three_month_mirror.root)
 
 
 def test_a_range_run_keeps_each_months_metadata_and_quarantine_apart(three_month_mirror, tmp_path, monkeypatch):
@@ -98,14 +102,19 @@ def test_a_range_run_keeps_each_months_metadata_and_quarantine_apart(three_month
 
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
     platform = Platform(root=tmp_path, source_url=three_month_mirror.url_template)
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         build_dataset_assets(DATASETS["yellow"], "duckdb"),
         resources=platform.resources(),
+        instance=instance,
         tags={"dagster/asset_partition_range_start": "2021-01-01", "dagster/asset_partition_range_end": "2021-03-01"},
     )
     assert result.success
+    assert_each_month_has_its_own_figures_and_checks(
+        instance, platform, three_month_mirror.root, quarantined={"2021-02": 1}
+    )
     lake = {m.partition: m.metadata for m in (e.materialization for e in result.get_asset_materialization_events())
-            if m.asset_key == dg.AssetKey(["lake", "yellow"])}  # fmt: skip
+            if m.asset_key == lake_key(DATASETS["yellow"])}  # fmt: skip
     assert {k: v["quarantined_rows"].value for k, v in lake.items()} == {
         "2021-01-01": 0,
         "2021-02-01": 1,
@@ -113,9 +122,38 @@ def test_a_range_run_keeps_each_months_metadata_and_quarantine_apart(three_month
     }
     quarantine = platform.lake().root / "quarantine/yellow/month=2021-02/rows.csv"
     assert quarantine.is_file()
-    assert lake["2021-02-01"]["quarantine_uris"].value == {"2021-02": str(quarantine)}
-    assert sorted(lake["2021-01-01"]["uris"].value) == MONTHS
+    # Each month's materialization lists its own files only.
+    for key, metadata in lake.items():
+        month = key[:7]
+        assert metadata["uri"].value == str(platform.lake().root / f"yellow/month={month}/part-0.parquet")
+        assert ("quarantine_uri" in metadata) == (month == "2021-02")
+    assert lake["2021-02-01"]["quarantine_uri"].value == str(quarantine)
     assert not (platform.lake().root / "quarantine/yellow/month=2021-01").exists()
     expected = {m: csv_data_rows(three_month_mirror.root / relpath("yellow", m)) for m in MONTHS}
     expected["2021-02"] -= 1
     assert platform.warehouse().month_row_counts(DATASETS["yellow"]) == expected
+
+
+def assert_each_month_has_its_own_figures_and_checks(instance, platform, mirror_root, quarantined=None):
+    """What the UI reads after a range run: each month's row count in the warehouse's
+    materialization, and each month's checks passed on its current lake version."""
+    spec = DATASETS["yellow"]
+    counts = platform.warehouse().month_row_counts(spec)
+    expected = {m: csv_data_rows(mirror_root / relpath("yellow", m)) - (quarantined or {}).get(m, 0) for m in MONTHS}
+    assert counts == expected
+    loads = instance.fetch_materializations(warehouse_key(spec), limit=10).records
+    assert {r.partition_key[:7]: r.asset_materialization.metadata["dagster/row_count"].value for r in loads} == expected
+    assert len(set(expected.values())) == len(MONTHS)  # months of different sizes, or the test proves nothing
+
+    check_keys = [dg.AssetCheckKey(lake_key(spec), name) for name in CHECK_NAMES]
+    infos = instance.event_log_storage.get_asset_check_partition_info(check_keys)
+    by_check: dict[str, dict[str, object]] = {}
+    for info in infos:
+        by_check.setdefault(info.check_key.name, {})[info.partition_key] = info
+    assert set(by_check) == set(CHECK_NAMES)
+    for name, months in by_check.items():
+        assert sorted(months) == [f"{m}-01" for m in MONTHS], name
+        for key, info in months.items():
+            assert info.latest_execution_status.value == "SUCCEEDED", (name, key)
+            # The result is of the month's current version, not of an older one.
+            assert info.latest_target_materialization_storage_id == info.latest_materialization_storage_id

@@ -65,7 +65,7 @@ def assert_warehouse_holds_exactly_the_lake_file(platform) -> None:
 
 def assert_failed_in_lake_step(platform, good: State, result, error: str, message: str, body: bytes) -> None:
     step, cls, got = failure(result)
-    assert (step, cls) == ("lake__yellow", error)
+    assert (step, cls) == ("lake__yellow_lake", error)
     assert re.fullmatch(message, got, re.S), got
     after = State.of(platform, SPEC)
     assert after.warehouse.equals(good.warehouse)
@@ -118,7 +118,7 @@ def test_malformed_row_is_quarantined_in_the_lake_and_the_rest_lands(
     assert platform.warehouse().month_row_counts(SPEC) == {MONTH: clean.num_rows - 1}
     assert_warehouse_holds_exactly_the_lake_file(platform)
 
-    metadata = result.asset_materializations_for_node("lake__yellow")[0].metadata
+    metadata = result.asset_materializations_for_node("lake__yellow_lake")[0].metadata
     assert metadata["quarantined_rows"].value == 1
     assert metadata["quarantine_uri"].value == str(platform.lake().root / QUARANTINE)
     assert any("set aside 1 malformed" in m and error in m for m in logged(instance, result.run_id))
@@ -163,7 +163,7 @@ def test_renamed_columns_are_mapped(platform, good, source, mirror_root, clean_p
     assert result.success
     assert lake_table(platform, "yellow", MONTH).equals(lake_table(clean_platform, "yellow", MONTH))
     assert State.of(platform, SPEC).warehouse.equals(good.warehouse)
-    metadata = result.asset_materializations_for_node("lake__yellow")[0].metadata
+    metadata = result.asset_materializations_for_node("lake__yellow_lake")[0].metadata
     assert metadata["renamed_columns"].value == {
         "VENDORID": "VendorID",
         "Tpep_Pickup_DateTime": "tpep_pickup_datetime",
@@ -184,7 +184,7 @@ def test_unknown_extra_column_is_reported_and_dropped(platform, good, source, mi
     assert table.schema.remove_metadata() == SPEC.arrow_schema()
     assert table.equals(lake_table(clean_platform, "yellow", MONTH))
     assert State.of(platform, SPEC).warehouse.equals(good.warehouse)
-    metadata = result.asset_materializations_for_node("lake__yellow")[0].metadata
+    metadata = result.asset_materializations_for_node("lake__yellow_lake")[0].metadata
     assert metadata["dropped_columns"].value == ["new_fee"]
     assert "yellow 2021-01: dropped columns not in the spec: new_fee" in logged(instance, result.run_id)
 

@@ -47,7 +47,7 @@ def test_partition_overhead_runs_the_convert_command_and_dagster_on_the_same_raw
     from taxi_assets.bench.dagster_bench import partition_overhead
 
     lines = partition_overhead(tmp_path, rows=2000, month="2021-01", repeats=1)
-    assert lines[0].startswith("one partition, lake/yellow 2021-01 (2,000 rows)")
+    assert lines[0].startswith("one partition, lake/yellow_lake 2021-01 (2,000 rows)")
     assert re.match(r"\s+python -m taxi_assets.convert\s+\d+\.\d s \(conversion inside \d+\.\d s\)$", lines[1])
     assert re.match(
         r"\s+dagster asset materialize\s+\d+\.\d s \(conversion inside \d+\.\d s, Dagster overhead [+-]\d+\.\d s\)$",

@@ -16,7 +16,6 @@ import pytest
 from taxi_assets import quality
 from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets import build_dataset_assets
-from taxi_assets.defs.checks import build_lake_checks
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.mirror.generator import relpath
 from taxi_assets_tests.conftest import Platform
@@ -28,7 +27,7 @@ TS = "%Y-%m-%d %H:%M:%S"
 
 def run_with_checks(platform, spec, month):
     return dg.materialize(
-        [*build_dataset_assets(spec, "duckdb"), build_lake_checks(spec)],
+        build_dataset_assets(spec, "duckdb"),
         partition_key=f"{month}-01",
         resources=platform.resources(),
         raise_on_error=False,
@@ -137,8 +136,10 @@ def test_checks_fail_on_bad_data_and_block_the_warehouse(tmp_path, monkeypatch):
     assert outside.metadata["outside_month_rows"].value == expected["outside_month"]
     assert "2021-01" in outside.description
 
-    # The lake has the (complete) month; the warehouse never ran and has none of it.
-    assert result.asset_materializations_for_node("lake__yellow")
+    # The month failed a blocking check: it is neither in the lake nor in the warehouse.
+    assert {e.partition for e in checks.values()} == {"2021-01-01"}
+    assert not result.asset_materializations_for_node("lake__yellow_lake")
+    assert not (platform.lake().root / "yellow").exists()
     assert not result.asset_materializations_for_node("warehouse__yellow_trips")
     assert "2021-01" not in platform.warehouse().month_row_counts(YELLOW)
 

@@ -137,7 +137,7 @@ def test_era_month_lands_value_for_value(era_mirror, tmp_path, monkeypatch, data
             "SELECT " + ", ".join(f'count("{c}") AS "{c}"' for c in absent) + f" FROM {spec.table}"
         ).to_pylist()[0]
         assert set(nulls.values()) == {0}, nulls
-    lake_md = result.asset_materializations_for_node(f"lake__{dataset}")[0].metadata
+    lake_md = result.asset_materializations_for_node(f"lake__{dataset}_lake")[0].metadata
     unknown = sum(
         1 for want_row in expected for name, w in zip(columns, want_row)
         if w is None and spec.column(name).codes in ("vendor", "payment")

@@ -31,7 +31,7 @@ def staging_leftovers() -> list[Path]:
 
 def assert_failed_cleanly(platform, good: State, result, error: str, message: str) -> None:
     step, cls, got = failure(result)
-    assert (step, cls) == ("raw__yellow", error)
+    assert (step, cls) == ("raw__yellow_raw", error)
     assert re.fullmatch(message, got), got
     good.assert_same(State.of(platform, SPEC))
     assert staging_leftovers() == []

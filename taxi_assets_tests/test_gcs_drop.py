@@ -56,7 +56,7 @@ def test_a_dropped_file_loads_its_month_from_gcs_once(drop_bucket, tmp_path, pla
     assert request.job_name == "yellow_month_job"
     assert request.partition_key == "2021-02-01"
     assert request.run_key == f"{uri}#{generation}"
-    assert request.run_config == {"ops": {"raw__yellow": {"config": {"source_uri": uri}}}}
+    assert request.run_config == {"ops": {"raw__yellow_raw": {"config": {"source_uri": uri}}}}
     assert request.tags["taxi/trigger"] == "gcs_drop"
 
     second = tick(sensor, first.cursor)
@@ -68,7 +68,7 @@ def test_a_dropped_file_loads_its_month_from_gcs_once(drop_bucket, tmp_path, pla
     result = platform.materialize(YELLOW, "2021-02", run_config=request.run_config)
     assert result.success
     assert mirror.request_count(relpath("yellow", "2021-02"), "GET") == gets_before
-    raw_md = result.asset_materializations_for_node("raw__yellow")[0].metadata
+    raw_md = result.asset_materializations_for_node("raw__yellow_raw")[0].metadata
     assert raw_md["url"].value == uri
     assert platform.warehouse().month_row_counts(YELLOW)["2021-02"] == 77
 

@@ -54,7 +54,7 @@ def test_two_months_go_from_the_mirror_through_gcs_into_the_warehouse(gcs_platfo
         result = gcs_platform.materialize(spec, month)
         assert result.success
         raw_name, lake_name = lake_names("green", month)
-        lake_md = result.asset_materializations_for_node("lake__green")[0].metadata
+        lake_md = result.asset_materializations_for_node("lake__green_lake")[0].metadata
         assert lake_md["uri"].value == f"gs://{gcs_platform.bucket.name}/{lake_name}"
         assert lake_md["dagster/row_count"].value == expected[month]
 

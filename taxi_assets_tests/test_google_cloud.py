@@ -97,7 +97,7 @@ def test_a_month_materializes_on_google_cloud_signed_with_the_key_from_the_env(
     assert md["dagster/row_count"].value == expected
     assert md["slot_ms"].value == SLOT_MS
     assert md["output_bytes"].value > 0
-    (job_id,) = md["job_ids"].value.split(", ")
+    job_id = md["job_id"].value
     load = fake_google.jobs[job_id]
     assert load["jobReference"]["location"] == "EU"
     assert load["configuration"]["load"]["sourceUris"] == [f"gs://{cloud_env.name}/lake/green/month=2021-01/part-0.parquet"]

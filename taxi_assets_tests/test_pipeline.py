@@ -35,11 +35,11 @@ def test_two_months_land_in_every_layer_with_the_source_row_count(platform, mirr
         counts = platform.warehouse().month_row_counts(spec)
         assert counts[month] == expected
 
-        raw_md = result.asset_materializations_for_node(f"raw__{dataset}")[0].metadata
+        raw_md = result.asset_materializations_for_node(f"raw__{dataset}_raw")[0].metadata
         assert raw_md["sha256"].value == hashlib.sha256(source.read_bytes()).hexdigest()
         assert raw_md["bytes"].value == source.stat().st_size
         assert raw_md["etag"].value
-        lake_md = result.asset_materializations_for_node(f"lake__{dataset}")[0].metadata
+        lake_md = result.asset_materializations_for_node(f"lake__{dataset}_lake")[0].metadata
         assert lake_md["dagster/row_count"].value == expected
         wh_md = result.asset_materializations_for_node(f"warehouse__{spec.table}")[0].metadata
         assert wh_md["dagster/row_count"].value == expected

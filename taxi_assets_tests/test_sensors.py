@@ -132,7 +132,7 @@ def test_republished_sensor_requests_a_rematerialization_once(source_mirror, tmp
     instance = dg.DagsterInstance.ephemeral()
     sensor = build_republished_sensor(YELLOW)
     nothing, heads = tick(sensor, source_mirror, instance, None)
-    assert nothing.skip_reason.skip_message == "no month of raw/yellow is materialized yet: nothing to compare"
+    assert nothing.skip_reason.skip_message == "no month of raw/yellow_raw is materialized yet: nothing to compare"
     assert heads == []
 
     materialize_raw(source_mirror, instance, "2021-01", tmp_path, monkeypatch)

@@ -33,7 +33,7 @@ def platform(two_sources, tmp_path, monkeypatch):
 
 
 def raw_metadata(result):
-    (event,) = result.asset_materializations_for_node("raw__green")
+    (event,) = result.asset_materializations_for_node("raw__green_raw")
     return {k: v.value for k, v in event.metadata.items()}
 
 

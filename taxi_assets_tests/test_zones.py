@@ -55,7 +55,7 @@ def test_zones_land_in_every_layer_with_na_and_nv_as_text(platform, mirror_root)
     )
     assert nulls.to_pylist() == [{"n": 0}]
 
-    check = type_check_of(result, "lake__taxi_zone_lookup")
+    check = type_check_of(result, "lake__taxi_zone_lookup_lake")
     assert check.success
     assert check.metadata["rows"].value == 265
     wh_md = result.asset_materializations_for_node("warehouse__taxi_zone_lookup")[0].metadata
@@ -83,10 +83,10 @@ def test_zone_type_check_fails_on_a_missing_column_and_keeps_the_published_zones
         result = platform.materialize_selection("group:zones", raise_on_error=False)
 
     assert not result.success
-    check = type_check_of(result, "lake__taxi_zone_lookup")
+    check = type_check_of(result, "lake__taxi_zone_lookup_lake")
     assert not check.success
     assert "service_zone" in check.description
-    failure = result.failure_data_for_node("lake__taxi_zone_lookup")
+    failure = result.failure_data_for_node("lake__taxi_zone_lookup_lake")
     assert failure.error.cls_name == "DagsterTypeCheckDidNotPass"
     # The warehouse step never ran; the lake and the warehouse keep the last good zones.
     assert zones_key("warehouse") not in {

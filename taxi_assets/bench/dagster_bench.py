@@ -73,17 +73,17 @@ def _materialize_cmd(key: str, partition: str) -> list[str]:
 
 
 def _lake_seconds(env: dict[str, str]) -> float:
-    """The conversion's own time inside the last lake/yellow run (the asset's `seconds` metadata)."""
+    """The conversion's own time inside the last lake/yellow_lake run (the asset's `seconds` metadata)."""
     code = (
         "import dagster as dg\n"
-        "ev = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(['lake', 'yellow']))\n"
+        "ev = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(['lake', 'yellow_lake']))\n"
         "print(ev.asset_materialization.metadata['seconds'].value)\n"
     )
     return float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
 
 
 def partition_overhead(root: Path, rows: int, month: str, repeats: int) -> list[str]:
-    """Process wall time of one lake/yellow partition: the convert command vs `dagster asset materialize`."""
+    """Process wall time of one lake/yellow_lake partition: the convert command vs `dagster asset materialize`."""
     spec = DATASETS["yellow"]
     root = root.resolve()  # DAGSTER_HOME must be absolute
     source = month_file(root, rows, month)
@@ -113,7 +113,7 @@ def partition_overhead(root: Path, rows: int, month: str, repeats: int) -> list[
                 else:
                     inner[name].append(_lake_seconds(env))
     base = statistics.median(walls[names[0]])
-    lines = [f"one partition, lake/yellow {month} ({rows:,} rows), median of {repeats} process wall times:"]
+    lines = [f"one partition, lake/yellow_lake {month} ({rows:,} rows), median of {repeats} process wall times:"]
     for name in names:
         wall, conv = statistics.median(walls[name]), statistics.median(inner[name])
         extra = "" if name == names[0] else f", Dagster overhead {wall - base:+.1f} s"

@@ -1,22 +1,25 @@
 """Data-quality checks on the lake layer, with the thresholds of the dataset spec.
 
-The checks read the lake files handed over by the lake I/O manager and compute
-their figures with DuckDB (`taxi_assets.quality`). They are blocking: a check
-failing with ERROR severity stops the warehouse load of the same run, so a bad
-month never replaces a good one in the warehouse. WARN results do not block.
+The lake asset runs them on each month's staged file, before the I/O manager
+publishes anything (lake.py), with figures computed by DuckDB (`taxi_assets.quality`).
+A month failing a check with ERROR severity is not published: the lake keeps the
+previous good version, so no layer (and no later warehouse-only reload) can see
+the bad one. WARN results do not block.
 """
 
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dagster as dg
+from dagster import AssetCheckEvaluation
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,
+)
 
 from taxi_assets import quality
-from taxi_assets.datasets import DATASETS, DatasetSpec
+from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key
 from taxi_assets.partitions import monthly_partitions
-from taxi_assets.storage.lake import LakeObject
 
 SCHEMA_CHECK = "schema_matches_spec"
 ROWS_CHECK = "has_rows"
@@ -56,122 +59,120 @@ def share_rules(spec: DatasetSpec) -> list[ShareRule]:
     return [r for r in candidates if r.rule in applicable]
 
 
-def _label(spec: DatasetSpec, figures: list[quality.MonthFigures]) -> str:
-    return f"{spec.name} {', '.join(f.month for f in figures)}"
-
-
-def schema_result(spec: DatasetSpec, figures: list[quality.MonthFigures]) -> dg.AssetCheckResult:
-    differing = {f.month: f.schema_differences for f in figures if f.schema_differences}
-    if differing:
-        detail = "; ".join(f"{m}: {', '.join(d)}" for m, d in differing.items())
-        description = f"{spec.name} lake file differs from the spec: {detail}"
-    else:
-        description = f"{_label(spec, figures)}: the {len(spec.arrow_schema())} columns and types match the spec"
+def schema_result(spec: DatasetSpec, f: quality.MonthFigures) -> dg.AssetCheckResult:
+    differing = f.schema_differences
     return dg.AssetCheckResult(
         check_name=SCHEMA_CHECK,
         passed=not differing,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=description,
+        description=(
+            f"{spec.name} {f.month}: the file differs from the spec: {', '.join(differing)}"
+            if differing
+            else f"{spec.name} {f.month}: the {len(spec.arrow_schema())} columns and types match the spec"
+        ),
         metadata={"differences": differing},
     )
 
 
-def rows_result(spec: DatasetSpec, figures: list[quality.MonthFigures]) -> dg.AssetCheckResult:
-    empty = [f.month for f in figures if f.rows == 0]
-    metadata: dict = {"rows": sum(f.rows for f in figures)}
-    if len(figures) > 1:
-        metadata["rows_by_month"] = {f.month: f.rows for f in figures}
+def rows_result(spec: DatasetSpec, f: quality.MonthFigures) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=ROWS_CHECK,
-        passed=not empty,
+        passed=f.rows > 0,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"{spec.name} {', '.join(empty)}: the lake file has no rows"
-            if empty
-            else f"{_label(spec, figures)}: {metadata['rows']:,} rows"
-        ),
-        metadata=metadata,
+        description=f"{spec.name} {f.month}: " + (f"{f.rows:,} rows" if f.rows else "the file has no rows"),
+        metadata={"rows": f.rows},
     )
 
 
-def share_result(spec: DatasetSpec, rule: ShareRule, figures: list[quality.MonthFigures]) -> dg.AssetCheckResult:
-    """Fails with ERROR when a month is above the error share (or cannot be counted), WARN above the warn share."""
-    notes, worst = [], None
-    for f in figures:
-        share = f.share(rule.rule)
-        if share is None:
-            notes.append(f"{f.month}: a column the rule needs is missing")
-            worst = dg.AssetCheckSeverity.ERROR
-            continue
-        count = f.counts[rule.rule]
-        notes.append(f"{f.month}: {count:,} of {f.rows:,} rows ({share:.2%}) {rule.what}")
-        if share > rule.error_above:
-            worst = dg.AssetCheckSeverity.ERROR
-        elif rule.warn_above is not None and share > rule.warn_above and worst is None:
-            worst = dg.AssetCheckSeverity.WARN
-    rows = sum(f.rows for f in figures)
-    failing = sum(f.counts[rule.rule] or 0 for f in figures)
-    metadata: dict = {
-        "rows": rows,
-        f"{rule.rule}_rows": failing,
-        f"{rule.rule}_share": round(failing / rows, 6) if rows else 0.0,
-        "error_above": rule.error_above,
-    }
+def share_result(spec: DatasetSpec, rule: ShareRule, f: quality.MonthFigures) -> dg.AssetCheckResult:
+    """Fails with ERROR above the error share (or when it cannot be counted), WARN above the warn share."""
+    share = f.share(rule.rule)
+    metadata: dict = {"rows": f.rows, "error_above": rule.error_above}
     if rule.warn_above is not None:
         metadata["warn_above"] = rule.warn_above
-    if len(figures) > 1:
-        metadata[f"{rule.rule}_rows_by_month"] = {f.month: f.counts[rule.rule] for f in figures}
+    if share is None:
+        return dg.AssetCheckResult(
+            check_name=rule.check,
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"{spec.name} {f.month}: a column the rule needs is missing ({rule.limits()})",
+            metadata=metadata,
+        )
+    count = f.counts[rule.rule]
+    metadata[f"{rule.rule}_rows"] = count
+    metadata[f"{rule.rule}_share"] = round(share, 6)
+    severity = None
+    if share > rule.error_above:
+        severity = dg.AssetCheckSeverity.ERROR
+    elif rule.warn_above is not None and share > rule.warn_above:
+        severity = dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
         check_name=rule.check,
-        passed=worst is None,
-        severity=worst or dg.AssetCheckSeverity.ERROR,
-        description=f"{spec.name} {'; '.join(notes)} ({rule.limits()})",
+        passed=severity is None,
+        severity=severity or dg.AssetCheckSeverity.ERROR,
+        description=f"{spec.name} {f.month}: {count:,} of {f.rows:,} rows ({share:.2%}) {rule.what} ({rule.limits()})",
         metadata=metadata,
     )
 
 
-def build_lake_checks(spec: DatasetSpec) -> dg.AssetChecksDefinition:
-    rules = share_rules(spec)
+def month_results(spec: DatasetSpec, figures: quality.MonthFigures) -> list[dg.AssetCheckResult]:
+    """Every lake check's result for one month's file."""
+    return [
+        schema_result(spec, figures),
+        rows_result(spec, figures),
+        *(share_result(spec, rule, figures) for rule in share_rules(spec)),
+    ]
+
+
+def blocks(result: dg.AssetCheckResult) -> bool:
+    """A failed ERROR result keeps the month's new version out of the lake."""
+    return not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+
+
+def lake_check_specs(spec: DatasetSpec) -> list[dg.AssetCheckSpec]:
+    """The lake asset's checks. They run inside the lake step on the staged file, before
+    anything is published (see lake.py); blocking, so a failure also stops the warehouse."""
     descriptions = {
-        SCHEMA_CHECK: "The lake file's columns and types are exactly the spec's (ERROR otherwise).",
+        SCHEMA_CHECK: "The month's file has exactly the spec's columns and types (ERROR otherwise).",
         ROWS_CHECK: "The month has at least one row (ERROR otherwise).",
-        **{r.check: f"Share of rows that {r.what}: {r.limits()}." for r in rules},
+        **{r.check: f"Share of the month's rows that {r.what}: {r.limits()}." for r in share_rules(spec)},
     }
-    # Partitioned check specs (a Dagster preview feature) give every month its own
-    # check status in the UI and make the check read only the run's months.
+    suffix = " Evaluated on the new version before it is published: an ERROR keeps the previous version."
+    # Partitioned check specs (a Dagster preview feature) give every month its own check status.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        specs = [
+        return [
             dg.AssetCheckSpec(
                 name,
                 asset=lake_key(spec),
                 blocking=True,
                 partitions_def=monthly_partitions(spec),
-                description=description,
+                description=description + suffix,
             )
             for name, description in descriptions.items()
         ]
 
-    @dg.multi_asset_check(
-        name=f"{spec.name}_lake_checks",
-        specs=specs,
-        ins={"lake": dg.AssetIn(lake_key(spec))},
-        description=f"Data-quality checks of lake/{spec.name}, one DuckDB pass over each month's file.",
+
+def month_evaluation(
+    result: dg.AssetCheckResult,
+    asset_key: dg.AssetKey,
+    partition_key: str,
+    target: TargetMaterialization | None = None,
+) -> AssetCheckEvaluation:
+    """One month's check result as an evaluation of that partition.
+
+    `AssetCheckResult` takes its partition from the step, which has none in a run over
+    a range of months (each month's planned check would end as Skipped); an
+    evaluation names its partition, so each month of a range gets its own result.
+    """
+    return AssetCheckEvaluation(
+        check_name=result.check_name,
+        asset_key=asset_key,
+        passed=result.passed,
+        severity=result.severity,
+        description=result.description,
+        metadata=result.metadata,
+        blocking=True,
+        partition=partition_key,
+        target_materialization_data=target,
     )
-    def lake_checks(
-        context: dg.AssetCheckExecutionContext, lake: dict[str, LakeObject]
-    ) -> Iterable[dg.AssetCheckResult]:
-        figures = []
-        for key, obj in sorted(lake.items()):
-            with obj.local_path() as path:
-                figures.append(quality.month_figures(spec, key, path))
-        yield schema_result(spec, figures)
-        yield rows_result(spec, figures)
-        for rule in rules:
-            yield share_result(spec, rule, figures)
-
-    return lake_checks
-
-
-def build_all_lake_checks() -> list[dg.AssetChecksDefinition]:
-    return [build_lake_checks(spec) for spec in DATASETS.values()]

@@ -1,32 +1,39 @@
-"""Freshness: a FreshnessPolicy on every monthly asset, and per-month freshness checks.
+"""Freshness of a monthly feed, one rule shown one way: a `FreshnessPolicy.cron` on
+every monthly asset.
 
-The source publishes one month per month, `publication_lag_months` after it ends,
-and the latest partition is that month (see partitions.py). So:
-- every monthly layer (and the mart) should get a new materialization about monthly: the policy warns
-  after 35 days without one and fails after 45 (a month plus two weeks of slack
-  for the source's irregular publication dates);
-- by the 15th of each month the latest partition should be in every layer: the
-  time-partition freshness checks (run by their sensor) look for exactly that month.
-The zone lookup is unpartitioned and changes rarely (nothing refreshes it on a
-clock), so it has neither.
+The source publishes one month per month, `publication_lag_months` after it ends;
+on the 1st of each month that newest publishable month becomes the last partition
+(partitions.py), and the monthly schedule (the 5th) and the sensors load it. So an
+asset is fresh when it was materialized between the 1st of the month 00:00 UTC and
+the 15th 12:00 UTC (the deadline); it fails when a deadline passes with nothing loaded
+since the 1st, and passes again once something is.
+
+Dagster evaluates the policy per asset, not per partition: a backfill of an old month
+inside the window also counts. Per-month freshness checks (which name the month) were
+dropped because they disagreed with the policy on the same page; the partitions view
+shows which months are in.
+The zone lookup is unpartitioned and changes rarely (nothing refreshes it on a clock),
+so it has no policy.
 """
 
-import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 
 import dagster as dg
 
-FRESHNESS_FAIL_WINDOW = timedelta(days=45)
-FRESHNESS_WARN_WINDOW = timedelta(days=35)
 # Midday of the 15th: the monthly schedule (the 5th) and the sensors have had ten days.
-PARTITION_DEADLINE_CRON = "0 12 15 * *"
-FRESHNESS_SENSOR_NAME = "freshness_checks_sensor"
-FRESHNESS_SENSOR_INTERVAL_S = 3600
+DEADLINE_CRON = "0 12 15 * *"
+# The window opens on the 1st at 00:00 UTC, when the newest month becomes a partition.
+WINDOW = timedelta(days=14, hours=12)
+RULE = (
+    "Freshness: the newest publishable month is loaded between the 1st and the 15th of each month "
+    "(12:00 UTC): the asset fails its freshness policy when the 15th passes with no materialization "
+    "since the 1st."
+)
 
 
 def freshness_policy() -> dg.FreshnessPolicy:
-    return dg.FreshnessPolicy.time_window(fail_window=FRESHNESS_FAIL_WINDOW, warn_window=FRESHNESS_WARN_WINDOW)
+    return dg.FreshnessPolicy.cron(deadline_cron=DEADLINE_CRON, lower_bound_delta=WINDOW, timezone="UTC")
 
 
 def is_monthly(asset: dg.AssetsDefinition) -> bool:
@@ -35,37 +42,10 @@ def is_monthly(asset: dg.AssetsDefinition) -> bool:
 
 
 def with_freshness_policy(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
-    """The assets, the monthly ones with the freshness policy."""
+    """The assets, the monthly ones with the freshness policy and its rule in their description."""
     policy = freshness_policy()
-    return [
-        dg.map_asset_specs(lambda spec: spec.replace_attributes(freshness_policy=policy), [a])[0]
-        if is_monthly(a)
-        else a
-        for a in assets
-    ]
 
+    def fresh(spec: dg.AssetSpec) -> dg.AssetSpec:
+        return spec.replace_attributes(freshness_policy=policy, description=f"{spec.description}\n\n{RULE}")
 
-def build_partition_freshness_checks(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
-    """One per-month freshness check for every monthly asset."""
-    # Superseded in Dagster by FreshnessPolicy, which judges an asset as a whole; only
-    # these checks say which *month* is overdue, so both are used.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.SupersessionWarning)
-        return list(
-            dg.build_time_partition_freshness_checks(
-                assets=[a for a in assets if is_monthly(a)],
-                deadline_cron=PARTITION_DEADLINE_CRON,
-                severity=dg.AssetCheckSeverity.WARN,
-            )
-        )
-
-
-def build_freshness_sensor(checks: Sequence[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.SupersessionWarning)
-        return dg.build_sensor_for_freshness_checks(
-            freshness_checks=list(checks),
-            name=FRESHNESS_SENSOR_NAME,
-            minimum_interval_seconds=FRESHNESS_SENSOR_INTERVAL_S,
-            default_status=dg.DefaultSensorStatus.STOPPED,
-        )
+    return [dg.map_asset_specs(fresh, [a])[0] if is_monthly(a) else a for a in assets]

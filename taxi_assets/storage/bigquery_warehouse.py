@@ -170,18 +170,21 @@ class BigQueryWarehouse:
         stats = {month: load_stats(job) for month, job in jobs.items()}
         metadata: dict[str, Any] = {
             "table": self.table_id(spec.table),
-            "job_ids": ", ".join(s["job_id"] for s in stats.values()),
-            "output_bytes": sum(s["output_bytes"] or 0 for s in stats.values()),
-            "load_jobs": stats,
             "seconds": round(time.monotonic() - started, 3),
         }
         if spec.table in self.migrated:
             metadata["migrated_columns"] = ", ".join(self.migrated[spec.table])
-        slot_ms = [s["slot_ms"] for s in stats.values() if s["slot_ms"] is not None]
-        if slot_ms:
-            metadata["slot_ms"] = sum(slot_ms)
         # After WRITE_TRUNCATE of a partition, the partition holds exactly the job's rows.
-        return LoadResult({month: s["rows"] for month, s in stats.items()}, metadata)
+        month_metadata = {
+            month: {
+                "job_id": s["job_id"],
+                "output_bytes": s["output_bytes"] or 0,
+                "input_file_bytes": s["input_file_bytes"] or 0,
+                **({"slot_ms": s["slot_ms"]} if s["slot_ms"] is not None else {}),
+            }
+            for month, s in stats.items()
+        }
+        return LoadResult({month: s["rows"] for month, s in stats.items()}, metadata, month_metadata)
 
     def _load(self, spec: DatasetSpec, month: str, obj: LakeObject) -> bigquery.LoadJob:
         """One month of a dataset into its partition."""

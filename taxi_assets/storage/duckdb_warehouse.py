@@ -129,18 +129,23 @@ class DuckDBWarehouse:
             with self._writing() as conn:
                 added = self.create_table(conn, spec)
                 # One transaction for all months: a failure leaves every month as it was.
+                month_metadata = {}
                 with transaction(conn):
                     for month, path in local.items():
+                        month_started = time.monotonic()
                         first_day = f"{normalize_month(month)}-01"
                         conn.execute(f"DELETE FROM {table} WHERE {SOURCE_MONTH_COLUMN} = ?::DATE", [first_day])
                         conn.execute(
                             f"INSERT INTO {table} ({names}) SELECT {names} FROM read_parquet(?)", [path]
                         )
+                        month_metadata[normalize_month(month)] = {
+                            "seconds": round(time.monotonic() - month_started, 3)
+                        }
                 counts = self._counts(conn, spec, [normalize_month(m) for m in objects])
         metadata = {"seconds": round(time.monotonic() - started, 3), "database": self.path}
         if added:
             metadata["migrated_columns"] = ", ".join(added)
-        return LoadResult(counts, metadata)
+        return LoadResult(counts, metadata, month_metadata)
 
     def _counts(self, conn, spec: DatasetSpec, months: list[str] | None = None) -> dict[str, int]:
         rows = conn.execute(

@@ -31,7 +31,9 @@ DATAFRAME_FILE_NAME = "part-0.parquet"
 def partition_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
     """The lake folder of one month of one asset (raw/{dataset}/... or {dataset}/...),
     or of an unpartitioned asset when partition_key is None."""
-    layer, name = asset_key.path[0], asset_key.path[-1]
+    layer = asset_key.path[0]
+    # Keys end in their layer (lake/yellow_lake) but the folders kept their names (yellow).
+    name = asset_key.path[-1].removesuffix(f"_{layer}")
     base = f"raw/{name}" if layer == "raw" else name
     if partition_key is None:
         return base
@@ -47,6 +49,10 @@ def stage_dataframe(df: pd.DataFrame) -> StagedFile:
         staged.discard()
         raise
     return staged
+
+
+def path_metadata(uris: dict[str, str]) -> dict[str, dg.MetadataValue]:
+    return {name: dg.MetadataValue.path(uri) for name, uri in uris.items()}
 
 
 def quarantine_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
@@ -89,14 +95,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 staged.discard()
         if len(published) == 1:
             (uris,) = published.values()
-            context.add_output_metadata({name: dg.MetadataValue.path(uri) for name, uri in uris.items()})
-        else:  # a range: every month's materialization lists the run's files
-            months = {normalize_month(key): uris for key, uris in published.items()}
-            metadata = {"uris": {month: uris["uri"] for month, uris in months.items()}}
-            quarantined = {month: uris["quarantine_uri"] for month, uris in months.items() if "quarantine_uri" in uris}
-            if quarantined:
-                metadata["quarantine_uris"] = quarantined
-            context.add_output_metadata(metadata)
+            context.add_output_metadata(path_metadata(uris))
+        else:  # a range: each month's materialization lists its own files only
+            for key, uris in published.items():
+                context.step_context.add_asset_metadata(
+                    path_metadata(uris), asset_key=context.asset_key, partition_key=key
+                )
 
     def _publish(
         self, store: LakeStore, asset_key: dg.AssetKey, partition: str | None, obj: StagedFile

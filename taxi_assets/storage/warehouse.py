@@ -24,10 +24,12 @@ DEFAULT_WAREHOUSE_URI = "duckdb:///./data/warehouse.duckdb"
 
 @dataclass
 class LoadResult:
-    """What a load did: rows per month now in the table, plus backend statistics."""
+    """What a load did: rows per month now in the table, statistics of the whole load
+    (`metadata`) and of each month's own part of it (`month_metadata`, keyed YYYY-MM)."""
 
     rows_by_month: dict[str, int]
     metadata: dict[str, Any] = field(default_factory=dict)
+    month_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class WarehouseBackend(Protocol):

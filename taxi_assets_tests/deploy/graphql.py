@@ -132,3 +132,43 @@ class TaxiGraphQL(DagsterGraphQLClient):
     @staticmethod
     def _sensor_selector(location: str, name: str) -> dict:
         return {"repositoryLocationName": location, "repositoryName": "__repository__", "sensorName": name}
+
+    def partition_metadata(self, key: dg.AssetKey, partition_keys: list[str]) -> dict[str, dict[str, Any]]:
+        """{partition: {label: value}} of each partition's latest materialization (numbers and text)."""
+        result = self.query(
+            """query($key: AssetKeyInput!, $partitions: [String!]) { assetOrError(assetKey: $key) {
+                 __typename ... on Asset { assetMaterializations(partitions: $partitions) {
+                   partition timestamp metadataEntries { label
+                     ... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue }
+                     ... on TextMetadataEntry { text } ... on PathMetadataEntry { path } } } }
+                 ... on AssetNotFoundError { message } } }""",
+            key={"path": key.path},
+            partitions=partition_keys,
+        )
+        latest: dict[str, dict] = {}
+        for event in sorted(self._ok(result, "assetOrError", "Asset")["assetMaterializations"],
+                            key=lambda e: float(e["timestamp"])):  # fmt: skip
+            latest[event["partition"]] = {
+                entry["label"]: next((v for k, v in entry.items() if k != "label"), None)
+                for entry in event["metadataEntries"]
+            }
+        return latest
+
+    def check_partition_statuses(self, key: dg.AssetKey) -> dict[str, list[tuple[str, str, str]]]:
+        """{check name: [(status, first key, last key), ...]}: what a check's Partitions tab draws
+        (no ranges while the webserver has not computed them yet)."""
+        result = self.query(
+            """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) {
+                 __typename ... on AssetNode { assetChecksOrError { __typename
+                   ... on AssetChecks { checks { name partitionStatuses {
+                     ... on AssetCheckTimePartitionStatuses { ranges { status startKey endKey } } } } } } }
+                 ... on AssetNotFoundError { message } } }""",
+            key={"path": key.path},
+        )
+        checks = self._ok(result, "assetNodeOrError", "AssetNode")["assetChecksOrError"]["checks"]
+        return {
+            check["name"]: [
+                (r["status"], r["startKey"], r["endKey"]) for r in (check["partitionStatuses"] or {}).get("ranges", [])
+            ]
+            for check in checks
+        }

@@ -8,6 +8,7 @@ then the sensor test, which adds a fourth month.
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ BACKFILL_TIMEOUT_S = 240
 RUN_TIMEOUT_S = 120
 TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 TERMINAL_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
+# Screenshots a person looks at after the run (git-ignored).
+ARTIFACTS = Path(os.environ.get("TAXI_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 
 # dagster-graphql's client calls gql in a way gql 4 deprecates; not ours to change.
 pytestmark = pytest.mark.filterwarnings("ignore:Using variable_values:DeprecationWarning")
@@ -205,6 +208,51 @@ def test_backfill_of_three_months_lands_in_every_layer_with_exactly_the_mirror_r
     assert e2e.mirror.request_count(relpath(SPEC.name, RETRIED_MONTH), "GET") == 2
 
 
+def test_after_the_backfill_every_month_shows_its_own_figures_and_checks(e2e, tmp_path):
+    """The backfill was one run over three months (single-run policy): what the UI shows
+    per month (row counts, each lake check's Partitions tab) is each month's own."""
+    from playwright.sync_api import expect
+
+    assert e2e.backfill_status == "COMPLETED_SUCCESS", e2e.diagnostics()
+    expected = _month_counts(e2e)
+    assert len(set(expected.values())) == len(MONTHS)  # months of different sizes
+    keys = [partition_key(m) for m in MONTHS]
+    for key in (lake_key(SPEC), warehouse_key(SPEC)):
+        metadata = e2e.client.partition_metadata(key, keys)
+        assert {p[:7]: m["dagster/row_count"] for p, m in metadata.items()} == expected, key
+        for partition, month_metadata in metadata.items():  # its own files only
+            files = [v for k, v in month_metadata.items() if k in ("uri", "quarantine_uri", "source_file")]
+            assert files and all(f"month={partition[:7]}" in f for f in files), (key, month_metadata)
+
+    lake_checks = set(e2e.client.check_partition_statuses(lake_key(SPEC)))
+    assert len(lake_checks) >= 5
+    every_month_passed = [("SUCCEEDED", keys[0], keys[-1])]
+    statuses = wait_for(
+        "every lake check's partition statuses",
+        lambda: (s := e2e.client.check_partition_statuses(lake_key(SPEC)))
+        and all(s[name] for name in lake_checks)
+        and s,
+        60,
+        on_timeout=e2e.diagnostics,
+    )
+    assert {name: statuses[name] for name in lake_checks} == {name: every_month_passed for name in lake_checks}
+
+    # The check's Partitions tab, as a person sees it; the screenshot is kept as an artifact.
+    check = "has_rows"
+    with chromium(tmp_path) as browser:
+        page = browser.new_page()
+        page.set_default_timeout(PAGE_TIMEOUT_MS)
+        page.goto(f"{e2e.deployment.url}/assets/{'/'.join(lake_key(SPEC).path)}?view=checks&checkDetail={check}")
+        page.locator("button[role=tab]", has_text="Partitions").click()
+        expect(page.get_by_text(f"Passed ({len(MONTHS)})")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+        for status in ("Skipped", "Failed", "Execution Failed", "In Progress"):
+            expect(page.get_by_text(f"{status} (0)", exact=True)).to_be_visible()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / f"check-{check}-partitions.png"
+        page.screenshot(path=shot)
+    print(f"\nscreenshot: {shot}")
+
+
 def test_downloads_from_one_host_take_turns_in_its_pool(e2e):
     """Two runs launched at once, each downloading a slow month: with the host's pool at
     one slot, the second download starts only when the first has ended."""
@@ -228,7 +276,7 @@ def test_downloads_from_one_host_take_turns_in_its_pool(e2e):
     finally:
         e2e.mirror.clear_faults()
     with e2e.instance() as instance:
-        (first, second) = _step_windows(instance, run_ids, "raw__yellow")
+        (first, second) = _step_windows(instance, run_ids, "raw__yellow_raw")
         pool = instance.event_log_storage.get_concurrency_info(f"source_host:{e2e.mirror.host}")
     assert second[0] >= first[1], f"downloads overlapped: {first} and {second}"
     assert (pool.slot_count, pool.active_slot_count) == (1, 0)
@@ -249,11 +297,12 @@ def _node(page, key: dg.AssetKey):
     return page.locator("[class*='AssetNode_assetNodeBox']", has=link)
 
 
-def test_the_asset_graph_and_a_partitions_page_in_headless_chromium(e2e, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+@contextlib.contextmanager
+def chromium(tmp_path: Path):
+    """Headless Chromium with a fresh profile, as a person's browser on this machine."""
+    from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run deploy/ci/install-chromium.sh as root"
-    shots = tmp_path / "screenshots"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
@@ -263,39 +312,47 @@ def test_the_asset_graph_and_a_partitions_page_in_headless_chromium(e2e, tmp_pat
             viewport={"width": 1600, "height": 1000},
         )
         try:
-            page = browser.new_page()
-            page.set_default_timeout(PAGE_TIMEOUT_MS)
-
-            started = time.monotonic()
-            page.goto(f"{e2e.deployment.url}/locations/{LOCATION}/asset-groups/{SPEC.name}/lineage")
-            for key in KEYS:
-                # Each layer's node, with its name and its partitions' fill (3 of 94 months).
-                node = _node(page, key)
-                expect(node).to_contain_text(key.path[-1], timeout=PAGE_TIMEOUT_MS)
-                expect(node).to_contain_text("% filled", timeout=PAGE_TIMEOUT_MS)
-            e2e.figures["asset_graph_load_s"] = time.monotonic() - started
-            page.screenshot(path=shots / "asset-graph.png")
-            # Selecting a node names the asset in full in the side panel (right to left, as
-            # the panel covers the right of the graph).
-            for key in reversed(KEYS):
-                _node(page, key).get_by_text(key.path[-1], exact=True).click()
-                expect(page.get_by_text(" / ".join(key.path), exact=True)).to_be_visible(
-                    timeout=PAGE_TIMEOUT_MS
-                )
-            # The raw asset's download pool, named after the mirror's host.
-            expect(page.get_by_role("link", name="source_host:127.0.0.1")).to_be_visible(
-                timeout=PAGE_TIMEOUT_MS
-            )
-            page.screenshot(path=shots / "asset-graph-raw-selected.png")
-
-            started = time.monotonic()
-            page.goto(f"{e2e.deployment.url}/assets/{'/'.join(warehouse_key(SPEC).path)}?view=partitions")
-            expect(page.get_by_text(f"Materialized ({len(MONTHS)})")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-            e2e.figures["partitions_page_load_s"] = time.monotonic() - started
-            expect(page.get_by_text(SPEC.table).first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-            page.screenshot(path=shots / "warehouse-partitions.png")
+            yield browser
         finally:
             browser.close()
+
+
+def test_the_asset_graph_and_a_partitions_page_in_headless_chromium(e2e, tmp_path):
+    from playwright.sync_api import expect
+
+    shots = tmp_path / "screenshots"
+    with chromium(tmp_path) as browser:
+        page = browser.new_page()
+        page.set_default_timeout(PAGE_TIMEOUT_MS)
+
+        started = time.monotonic()
+        page.goto(f"{e2e.deployment.url}/locations/{LOCATION}/asset-groups/{SPEC.name}/lineage")
+        for key in KEYS:
+            # Each layer's node, with its name and its partitions' fill (3 of 94 months).
+            node = _node(page, key)
+            expect(node).to_contain_text(key.path[-1], timeout=PAGE_TIMEOUT_MS)
+            expect(node).to_contain_text("% filled", timeout=PAGE_TIMEOUT_MS)
+        e2e.figures["asset_graph_load_s"] = time.monotonic() - started
+        page.screenshot(path=shots / "asset-graph.png")
+        # Selecting a node names the asset in full in the side panel (right to left, as
+        # the panel covers the right of the graph).
+        for key in reversed(KEYS):
+            _node(page, key).get_by_text(key.path[-1], exact=True).click()
+            expect(page.get_by_text(" / ".join(key.path), exact=True)).to_be_visible(
+                timeout=PAGE_TIMEOUT_MS
+            )
+        # The raw asset's download pool, named after the mirror's host.
+        expect(page.get_by_role("link", name="source_host:127.0.0.1")).to_be_visible(
+            timeout=PAGE_TIMEOUT_MS
+        )
+        page.screenshot(path=shots / "asset-graph-raw-selected.png")
+
+        started = time.monotonic()
+        page.goto(f"{e2e.deployment.url}/assets/{'/'.join(warehouse_key(SPEC).path)}?view=partitions")
+        expect(page.get_by_text(f"Materialized ({len(MONTHS)})")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+        e2e.figures["partitions_page_load_s"] = time.monotonic() - started
+        expect(page.get_by_text(SPEC.table).first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+        page.screenshot(path=shots / "warehouse-partitions.png")
     print(f"\nscreenshots: {shots}")
     assert sorted(p.name for p in shots.iterdir()) == [
         "asset-graph-raw-selected.png", "asset-graph.png", "warehouse-partitions.png",

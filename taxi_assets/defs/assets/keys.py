@@ -1,18 +1,25 @@
-"""Asset keys per layer: raw/{dataset}, lake/{dataset}, warehouse/{dataset}_trips;
-the zone lookup's {layer}/taxi_zone_lookup and the marts' mart/{table}."""
+"""Asset keys per layer. The UI labels a node with a key's last part, so that part names
+the layer too: raw/{dataset}_raw, lake/{dataset}_lake, warehouse/{dataset}_trips; the zone
+lookup's raw/taxi_zone_lookup_raw, lake/taxi_zone_lookup_lake, warehouse/taxi_zone_lookup;
+the marts' mart/{table}.
+
+Keys before this naming were raw/{dataset} and lake/{dataset} (and the zone lookup's
+without suffix); LEGACY_KEYS maps them for the migration. Lake folders on disk keep their
+names (storage/io_manager.py strips the suffix).
+"""
 
 import dagster as dg
 
-from taxi_assets.datasets import DatasetSpec
+from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.zones import ZONES_TABLE
 
 
 def raw_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey(["raw", spec.name])
+    return dg.AssetKey(["raw", f"{spec.name}_raw"])
 
 
 def lake_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey(["lake", spec.name])
+    return dg.AssetKey(["lake", f"{spec.name}_lake"])
 
 
 def warehouse_key(spec: DatasetSpec) -> dg.AssetKey:
@@ -20,9 +27,20 @@ def warehouse_key(spec: DatasetSpec) -> dg.AssetKey:
 
 
 def zones_key(layer: str) -> dg.AssetKey:
-    """raw/, lake/ or warehouse/taxi_zone_lookup."""
-    return dg.AssetKey([layer, ZONES_TABLE])
+    """raw/taxi_zone_lookup_raw, lake/taxi_zone_lookup_lake or warehouse/taxi_zone_lookup."""
+    return dg.AssetKey([layer, ZONES_TABLE if layer == "warehouse" else f"{ZONES_TABLE}_{layer}"])
 
 
 def mart_key(table: str) -> dg.AssetKey:
     return dg.AssetKey(["mart", table])
+
+
+def legacy_keys() -> dict[dg.AssetKey, dg.AssetKey]:
+    """{key before the rename: key now} for every renamed asset."""
+    renamed = {}
+    for spec in DATASETS.values():
+        renamed[dg.AssetKey(["raw", spec.name])] = raw_key(spec)
+        renamed[dg.AssetKey(["lake", spec.name])] = lake_key(spec)
+    for layer in ("raw", "lake"):
+        renamed[dg.AssetKey([layer, ZONES_TABLE])] = zones_key(layer)
+    return renamed

@@ -1,12 +1,22 @@
-"""Lake layer: the month as typed Parquet in the dataset's canonical schema."""
+"""Lake layer: the month as typed Parquet in the dataset's canonical schema.
 
+The lake checks run here, on each month's staged file, before the I/O manager
+publishes it: a month that fails a blocking (ERROR) check never replaces the
+lake's previous version, so neither this run's warehouse step nor a later
+warehouse-only reload can load it.
+"""
+
+from collections.abc import Iterator
 
 import dagster as dg
 
+from taxi_assets import quality
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key, raw_key
 from taxi_assets.defs.assets.metadata import table_schema
 from taxi_assets.defs.assets.staging import stage_each_partition
+from taxi_assets.defs.checks import TargetMaterialization, blocks, lake_check_specs, month_evaluation, month_results
+from taxi_assets.errors import CheckFailedError
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
@@ -23,12 +33,13 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         # A range of months is converted in one run, one month after the other.
         backfill_policy=dg.BackfillPolicy.single_run(),
         io_manager_key="lake_io_manager",
+        check_specs=lake_check_specs(spec),
         group_name=spec.name,
         kinds={"parquet"},
         description=f"{spec.name} trips of one month as Parquet (zstd) with declared types.",
         metadata={"dataset": spec.name, "layer": "lake", "dagster/column_schema": table_schema(spec)},
     )
-    def lake(context: dg.AssetExecutionContext, raw: dict[str, LakeObject]) -> dict[str, StagedFile]:
+    def lake(context: dg.AssetExecutionContext, raw: dict[str, LakeObject]):
         def convert_month(key: str, staged: StagedFile) -> tuple[StagedFile, dict]:
             month = normalize_month(key)
             source = raw[key]
@@ -66,6 +77,74 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "seconds": round(result.seconds, 3),
             }
 
-        return stage_each_partition(context, lambda key: LAKE_FILE_NAME, convert_month)
+        staged = stage_each_partition(context, lambda key: LAKE_FILE_NAME, convert_month)
+        yield from publish_if_checks_pass(context, spec, staged, {key: obj.uri for key, obj in raw.items()})
 
     return lake
+
+
+def publish_if_checks_pass(
+    context: dg.AssetExecutionContext, spec: DatasetSpec, staged: dict[str, StagedFile], sources: dict[str, str]
+) -> Iterator:
+    """Check every staged month; publish them all (the output) only if none fails with ERROR.
+
+    A range is all or nothing, as a conversion error already is: the run fails, names
+    the months and checks, and the lake keeps every month's previous version.
+    Each month's results are recorded as that month's evaluations (see month_evaluation).
+    """
+    try:
+        results = {
+            key: month_results(spec, quality.month_figures(spec, key, file.path)) for key, file in staged.items()
+        }
+    except BaseException:
+        discard(staged)
+        raise
+    asset_key = lake_key(spec)
+    selected = [k for k in context.selected_asset_check_keys if k.asset_key == asset_key]
+    names = {k.name for k in selected}
+
+    def evaluations(targets: dict[str, TargetMaterialization]) -> Iterator:
+        for key, month in results.items():
+            for result in month:
+                if result.check_name in names:
+                    yield month_evaluation(result, asset_key, key, targets.get(key))
+
+    failed = {key: [r for r in month if blocks(r)] for key, month in results.items()}
+    failed = {key: month for key, month in failed.items() if month}
+    if failed:
+        discard(staged)
+        yield from evaluations({})
+        detail = "; ".join(
+            f"{', '.join(f'{r.description} [{r.check_name}]' for r in month)} (file {sources[key]})"
+            for key, month in failed.items()
+        )
+        raise CheckFailedError(
+            f"{spec.name} {', '.join(normalize_month(k) for k in failed)}: not published, the lake keeps the "
+            f"previous version (if any) because a blocking check failed: {detail}"
+        )
+    yield dg.Output(staged)
+    # After the output: each evaluation points at the month's new materialization,
+    # so the UI shows it as the check of the current version.
+    yield from evaluations(latest_materializations(context, asset_key, list(staged)))
+    for check_key in selected:  # the check outputs the warehouse step waits for
+        yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))
+
+
+def latest_materializations(
+    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, partition_keys: list[str]
+) -> dict[str, TargetMaterialization]:
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=partition_keys), limit=len(partition_keys)
+    ).records
+    found: dict[str, TargetMaterialization] = {}
+    for record in records:  # newest first
+        if record.run_id == context.run.run_id and record.partition_key not in found:
+            found[record.partition_key] = TargetMaterialization(
+                run_id=record.run_id, storage_id=record.storage_id, timestamp=record.timestamp
+            )
+    return found
+
+
+def discard(staged: dict[str, StagedFile]) -> None:
+    for file in staged.values():
+        file.discard()

@@ -4,15 +4,19 @@ import dagster as dg
 import pyarrow as pa
 
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.dictionary import describe
 from taxi_assets.source.http import Download
 
 
-def arrow_table_schema(schema: pa.Schema) -> dg.TableSchema:
+def arrow_table_schema(schema: pa.Schema, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
+    """The UI's column schema; descriptions by column name, by default the TLC data dictionary's."""
+    descriptions = descriptions or {}
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=f.name,
                 type=str(f.type),
+                description=descriptions.get(f.name) or describe(f.name) or None,
                 constraints=dg.TableColumnConstraints(nullable=f.nullable),
             )
             for f in schema
@@ -21,7 +25,7 @@ def arrow_table_schema(schema: pa.Schema) -> dg.TableSchema:
 
 
 def table_schema(spec: DatasetSpec) -> dg.TableSchema:
-    return arrow_table_schema(spec.arrow_schema())
+    return arrow_table_schema(spec.arrow_schema(), spec.descriptions())
 
 
 def download_metadata(got: Download) -> dict:

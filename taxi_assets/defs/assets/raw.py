@@ -100,6 +100,6 @@ def check_dropped_file(spec: DatasetSpec, partition_keys: list[str], uri: str) -
     months = [normalize_month(k) for k in partition_keys]
     if found is None or found != (spec.name, months[0]) or len(months) != 1:
         raise ValueError(
-            f"{uri} cannot be raw/{spec.name} for {', '.join(months)}: the file name must be "
+            f"{uri} cannot be {raw_key(spec).to_user_string()} for {', '.join(months)}: the file name must be "
             f"{spec.name}_tripdata_YYYY-MM.csv.gz (or .csv, .parquet) and the run one month"
         )

@@ -33,12 +33,19 @@ def build_warehouse_asset(spec: DatasetSpec, warehouse_kind: str) -> dg.AssetsDe
         context: dg.AssetExecutionContext, lake: dict[str, LakeObject], warehouse: Warehouse
     ) -> dg.MaterializeResult:
         result = warehouse.replace_months(spec, lake)
-        rows = sum(result.rows_by_month.values())
-        months = ", ".join(normalize_month(k) for k in lake)
-        context.log.info(f"{spec.table}: replaced {months} with {rows:,} rows")
-        metadata = {"dagster/row_count": rows, **result.metadata}
-        if len(result.rows_by_month) > 1:
-            metadata["rows_by_month"] = result.rows_by_month
-        return dg.MaterializeResult(metadata=metadata)
-
+        ranged = len(lake) > 1
+        for key, obj in lake.items():
+            month = normalize_month(key)
+            rows = result.rows_by_month[month]
+            context.log.info(f"{spec.table}: replaced {month} with {rows:,} rows")
+            # Each month's materialization carries its own figures, also in a run over a range.
+            metadata = {
+                "dagster/row_count": rows,
+                "source_file": obj.uri,
+                # The load's time is the whole run's: in a range it is named so.
+                **{("run_seconds" if ranged and k == "seconds" else k): v for k, v in result.metadata.items()},
+                **result.month_metadata.get(month, {}),
+            }
+            context.add_asset_metadata(metadata, partition_key=key)
+        return dg.MaterializeResult()
     return warehouse_table

@@ -1,7 +1,7 @@
 """`{dataset}_new_month_sensor`: a run for each month that appears at the source.
 
 Each tick probes (HEAD) the months after the latest known one, where known means
-materialized in raw/{dataset} or already requested by this sensor (its cursor).
+materialized in raw/{dataset}_raw or already requested by this sensor (its cursor).
 A published month gets one run of raw -> lake -> warehouse whose run key is the
 month plus the file's version, so the same file is never requested twice. The
 walk stops after `lookahead` unpublished months in a row, at the latest partition,

@@ -1,6 +1,6 @@
 """`{dataset}_republished_month_sensor`: re-materialize a month the source has re-published.
 
-The version of a month in raw/{dataset} is what its latest materialization recorded
+The version of a month in raw/{dataset}_raw is what its latest materialization recorded
 (ETag, Last-Modified, byte count from the download). Each tick HEADs a rotating
 batch of the materialized months; a month whose ETag, Last-Modified or
 Content-Length has changed gets one run of raw -> lake -> warehouse for that month
@@ -63,7 +63,7 @@ def build_republished_sensor(spec: DatasetSpec, limits: WatchLimits | None = Non
         months = sorted(normalize_month(k) for k in context.instance.get_materialized_partitions(raw_key(spec)))
         if not months:
             return dg.SensorResult(
-                skip_reason=f"no month of raw/{spec.name} is materialized yet: nothing to compare",
+                skip_reason=f"no month of {raw_key(spec).to_user_string()} is materialized yet: nothing to compare",
                 cursor=context.cursor,
             )
         offset = state.get("offset", 0) % len(months)
