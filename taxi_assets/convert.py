@@ -16,45 +16,47 @@ Why it is shaped this way (figures in the README, `make bench`):
 - CSV blocks and row groups are small, and freed memory goes back at once
   (jemalloc, decay 0): Arrow's streaming reader reads up to 32 blocks ahead;
 - nothing here makes pyarrow import pandas (see outside_month_rows).
-A malformed CSV row stops the fast path with UnreadableRowError (see convert).
+The CSV reader itself (fast and careful modes) is reader.py; a malformed CSV row
+stops the fast mode with UnreadableRowError and quarantine.py reruns in careful mode.
+Values that are not numbers (NaN, infinities) become nulls, counted per column.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
+import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from isal import igzip, igzip_threaded
-from isal.isal_zlib import error as IsalError
 
 from taxi_assets import eras
 from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec, get_spec
-from taxi_assets.errors import ConversionError, SchemaError, UnreadableRowError
+from taxi_assets.errors import ConversionError, StagingError
 from taxi_assets.months import month_bounds, normalize_month
+from taxi_assets.reader import (
+    CAREFUL_BLOCK_SIZE,
+    READ_ERRORS,
+    careful_batches,
+    csv_bytes,
+    csv_header,
+    fast_batches,
+    resolve_columns,
+)
 
-CSV_BLOCK_SIZE = 256 << 10
-INFLATE_BLOCK_SIZE = 256 << 10
 ROW_GROUP_ROWS = 64 << 10
 PARQUET_BATCH_ROWS = 64 << 10
 PARQUET_COMPRESSION = "zstd"  # at Arrow's default level (1): 3 is 3% smaller and 10% slower
 
 EPOCH = dt.date(1970, 1, 1)
-
-# What a broken file raises while it is read: Arrow, the OS, ISA-L's inflater.
-READ_ERRORS = (pa.ArrowException, OSError, EOFError, IsalError)
 
 
 @dataclass
@@ -66,58 +68,13 @@ class ConvertResult:
     renamed: dict[str, str] = field(default_factory=dict)
     extra_columns: list[str] = field(default_factory=list)
     filled_columns: list[str] = field(default_factory=list)
+    # NaN/infinity in a number column: stored as null, counted here per column.
+    non_finite_nulled: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     row_groups: int = 0
     era: str | None = None
     # Text codes that became null: {column: {code: rows}} (eras.map_codes).
     unknown_codes: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-def column_lookup(spec: DatasetSpec) -> dict[str, str]:
-    """Source name (trimmed, lower case) -> canonical column: names and aliases."""
-    lookup: dict[str, str] = {}
-    for column in spec.columns:
-        for name in (column.name, *column.aliases):
-            lookup.setdefault(name.strip().lower(), column.name)
-    return lookup
-
-
-def era_columns(spec: DatasetSpec, era: eras.Era) -> list[str]:
-    """The canonical columns an era's files carry."""
-    lookup = column_lookup(spec)
-    return [lookup[name.strip().lower()] for name in era.header if name.strip().lower() in lookup]
-
-
-def resolve_columns(spec: DatasetSpec, source_names: list[str], label: str, era: eras.Era | None = None):
-    """Map source column names onto the spec: exact, alias, then case-insensitive, after trimming.
-
-    Returns (source -> canonical, extra source columns, optional columns to fill).
-    Extra columns are reported and dropped: the lake holds the declared schema only.
-    The month's era (when known) says which columns its files must have; otherwise
-    the spec's required columns.
-    """
-    lookup = column_lookup(spec)
-    mapping: dict[str, str] = {}
-    extra: list[str] = []
-    for name in source_names:
-        canonical = lookup.get(name.strip().lower())
-        if canonical is None or canonical in mapping.values():
-            extra.append(name)
-        else:
-            mapping[name] = canonical
-    present = set(mapping.values())
-    if era:
-        required = {c for c in era_columns(spec, era) if spec.column(c).required}
-    else:  # a month no era covers: what every era has
-        required = {c.name for c in spec.columns if c.required and not c.coordinate}
-    missing = [c.name for c in spec.columns if c.name in required and c.name not in present]
-    if missing:
-        raise SchemaError(
-            f"{label}: required column(s) {', '.join(missing)} missing "
-            f"(file has {', '.join(source_names)})"
-        )
-    fill = [c.name for c in spec.columns if c.name not in present]
-    return mapping, extra, fill
 
 
 def memory_pool() -> pa.MemoryPool:
@@ -139,101 +96,56 @@ def declared_schema(spec: DatasetSpec) -> pa.Schema:
     return pa.schema([pa.field(c.name, c.type) for c in spec.columns])
 
 
-def _is_gzip(path: Path) -> bool:
-    return path.name.lower().endswith(".gz")
-
-
-def csv_header(path: Path, label: str) -> list[str]:
-    """The header's names, padded with unnamed columns when the first record has more fields
-    (older files end every row with empty fields the header does not name)."""
-    opener = igzip.open if _is_gzip(path) else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
-            line = f.readline()
-            first = f.readline()
-            while first and not first.strip():  # a blank line after the header (2009-2014)
-                first = f.readline()
-    except (*READ_ERRORS, UnicodeDecodeError) as exc:
-        raise ConversionError(f"{label}: cannot read header of {path}: {exc}") from None
-    if not line.strip():
-        raise ConversionError(f"{label}: {path} is empty (no header)")
-    # The header is one CSV record; the csv module handles its quoting.
-    names = next(csv.reader([line]))
-    width = len(next(csv.reader([first]), [])) if first.strip() else len(names)
-    return names + [f"__unnamed_{i}" for i in range(len(names), width)]
-
-
-@contextmanager
-def _csv_bytes(path: Path):
-    """What Arrow's CSV reader reads: plain files directly, gzip inflated on a thread."""
-    if not _is_gzip(path):
-        yield str(path)
-        return
-    with igzip_threaded.open(path, "rb", threads=1, block_size=INFLATE_BLOCK_SIZE) as stream:
-        yield stream
-
-
-def csv_read_types(spec: DatasetSpec, era: eras.Era | None) -> dict[str, pa.DataType]:
-    """Canonical column -> the type the CSV reader parses it as: declared, except text codes."""
-    text = set(era.text_codes) if era else set()
-    return {c.name: pa.string() if c.name in text else c.type for c in spec.columns}
-
-
-def _csv_batches(
-    spec: DatasetSpec,
-    source,
-    header: list[str],
-    mapping: dict[str, str],
-    label: str,
-    pool: pa.MemoryPool,
-    era: eras.Era | None = None,
-    codes: eras.CodeCounts | None = None,
-) -> Iterator[pa.RecordBatch]:
-    """Batches of the declared columns, typed and named by the reader itself.
-
-    A row Arrow cannot parse or convert raises UnreadableRowError, the point where a
-    validating reader can take over.
-    """
-    # The file's columns under our names, so the reader emits the lake schema as is;
-    # extra columns get names no spec column has and are not read.
-    names = [mapping.get(name, f"__extra_{i}") for i, name in enumerate(header)]
-    try:
-        reader = pacsv.open_csv(
-            source,
-            memory_pool=pool,
-            read_options=pacsv.ReadOptions(
-                column_names=names, skip_rows=1, block_size=CSV_BLOCK_SIZE, use_threads=True
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=csv_read_types(spec, era),
-                include_columns=[c.name for c in spec.columns],
-                include_missing_columns=True,
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
-        schema = declared_schema(spec)
-        for batch in reader:
-            yield eras.canonical_batch(spec, batch, schema, codes or eras.CodeCounts(), label)
-    except pa.ArrowInvalid as exc:
-        raise UnreadableRowError(f"{label}: {exc}") from None
-
-
 def _parquet_batches(
     spec: DatasetSpec,
     pf: pq.ParquetFile,
     mapping: dict[str, str],
     label: str,
     codes: eras.CodeCounts,
-    set_aside: eras.SetAside | None = None,
+    set_aside: Callable[[str, str], None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Batches of the declared columns: renamed, mapped and cast (official files differ by
     year, eras.canonical_batch), filled. Read a batch at a time, never the whole file."""
     schema = declared_schema(spec)
-    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(mapping), use_threads=False):
+    # Columns decoded on Arrow's threads: the encoder thread is often idle while one thread
+    # decodes (4 of 4 paired runs faster, +15 MiB peak; README, Performance).
+    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(mapping), use_threads=True):
         batch = batch.rename_columns([mapping[n] for n in batch.schema.names])
         yield eras.canonical_batch(spec, batch, schema, codes, label, set_aside)
+
+
+def null_non_finite(table: pa.Table, counts: dict[str, int]) -> pa.Table:
+    """NaN and infinities in float columns become nulls, counted per column in `counts`.
+
+    A NaN would make every sum above it NaN. Read from the buffers with numpy (see
+    outside_month_rows); a column without any is returned as it is.
+    """
+    for index, f in enumerate(table.schema):
+        if not pa.types.is_float64(f.type):
+            continue
+        chunks, changed = [], False
+        for chunk in table.column(index).chunks:
+            validity, data = chunk.buffers()
+            values = np.frombuffer(data, dtype=np.float64, count=chunk.offset + len(chunk))[chunk.offset :]
+            finite = np.isfinite(values)
+            if finite.all():
+                chunks.append(chunk)
+                continue
+            valid = finite.copy()
+            if validity is not None and chunk.null_count:
+                bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=chunk.offset + len(chunk), bitorder="little")
+                valid &= bits[chunk.offset :].astype(bool)
+                nulled = int(np.count_nonzero(bits[chunk.offset :].astype(bool) & ~finite))
+            else:
+                nulled = int(np.count_nonzero(~finite))
+            if nulled:
+                counts[f.name] = counts.get(f.name, 0) + nulled
+            bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+            chunks.append(pa.Array.from_buffers(f.type, len(chunk), [bitmap, pa.py_buffer(np.where(finite, values, 0.0))]))
+            changed = True
+        if changed:
+            table = table.set_column(index, f, pa.chunked_array(chunks, f.type))
+    return table
 
 
 def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
@@ -298,38 +210,69 @@ def _write(
     result: ConvertResult,
     pool: pa.MemoryPool,
 ):
-    """Write row groups (plus source_month) to dst, encoding each on a thread while the next is read."""
+    """Write row groups (plus source_month) to dst, encoding each on a thread while the next is read.
+
+    An OSError of the writer (disk full) is a StagingError: not the source file's fault.
+    """
     start, end = month_bounds(month)
     schema = spec.arrow_schema()
     month_field = schema.field(SOURCE_MONTH_COLUMN)
-    with (
-        pq.ParquetWriter(
-            dst, schema, memory_pool=pool, use_dictionary=dictionary_columns(schema), compression=PARQUET_COMPRESSION
-        ) as writer,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-encode") as encoder,
-    ):
-        pending: Future | None = None
-        for table in _row_groups(batches, declared_schema(spec)):
-            result.outside_month_rows += outside_month_rows(table.column(spec.pickup_column), start, end)
-            result.rows += table.num_rows
-            table = table.append_column(month_field, month_column(start, table.num_rows))
+
+    def writing(call: Callable, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except OSError as exc:
+            raise StagingError(f"{result.dataset} {month}: cannot write {dst}: {exc}") from None
+
+    def encode(table: pa.Table) -> None:  # on the encoder thread, beside the reader's
+        table = null_non_finite(table, result.non_finite_nulled)
+        table = table.append_column(month_field, month_column(start, table.num_rows))
+        writer.write_table(table, row_group_size=table.num_rows)
+
+    sink = writing(pa.OSFile, str(dst), "wb")  # ours, so it is closed even when the writer fails
+    writer = writing(
+        pq.ParquetWriter,
+        sink, schema, memory_pool=pool, use_dictionary=dictionary_columns(schema), compression=PARQUET_COMPRESSION,
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-encode") as encoder:
+            pending: Future | None = None
+            for table in _row_groups(batches, declared_schema(spec)):
+                result.outside_month_rows += outside_month_rows(table.column(spec.pickup_column), start, end)
+                result.rows += table.num_rows
+                if pending is not None:
+                    writing(pending.result)  # at most one row group in the encoder: memory stays flat
+                pending = encoder.submit(encode, table)
+                result.row_groups += 1
             if pending is not None:
-                pending.result()  # at most one row group in the encoder: memory stays flat
-            pending = encoder.submit(writer.write_table, table, row_group_size=table.num_rows)
-            result.row_groups += 1
-        if pending is not None:
-            pending.result()
+                writing(pending.result)
+        writing(writer.close)
+    except BaseException:
+        try:
+            writer.close()
+        except OSError:
+            pass  # the first error is the one to report
+        raise
+    finally:
+        sink.close()
 
 
 def convert(
-    spec: DatasetSpec, month: str, src: Path, dst: Path, set_aside: eras.SetAside | None = None
+    spec: DatasetSpec,
+    month: str,
+    src: Path,
+    dst: Path,
+    set_aside: Callable[[str, str], None] | None = None,
 ) -> ConvertResult:
     """Convert src to dst (Parquet, zstd). dst is written in place: callers stage it.
 
+    A CSV is read in the fast mode, or, given `set_aside(reason, record)`, in the careful
+    mode, which hands it the rows it cannot read (see reader.py). A Parquet value that does
+    not fit its declared type (a float that is not a whole number where an integer belongs,
+    text that is not a decimal integer) goes to `set_aside` with its row (when given; else
+    ConversionError).
     Raises ConversionError (naming dataset, month and file) on anything unreadable;
-    UnreadableRowError, a subclass, when a CSV row does not fit the declared schema.
-    A Parquet value that does not fit its declared type goes to `set_aside` with its
-    row (when given; else ConversionError).
+    UnreadableRowError, a subclass, when the fast mode meets a row it cannot read.
     """
     month = normalize_month(month)
     label = f"{spec.name} {month}"
@@ -353,30 +296,57 @@ def convert(
         result.extra_columns = [n for n in result.extra_columns if not n.startswith("__unnamed_")]
         result.renamed = {s: d for s, d in mapping.items() if s != d}
         if is_parquet:
-            batches = _parquet_batches(spec, pf, mapping, f"{label} ({src})", codes, set_aside)
-            _write(spec, month, batches, dst, result, pool)
+            _write(spec, month, _parquet_batches(spec, pf, mapping, label, codes, set_aside), dst, result, pool)
         else:
-            with _csv_bytes(src) as source:
-                # An UnreadableRowError from here is where quarantine.py takes over.
-                batches = _csv_batches(spec, source, names, mapping, f"{label} ({src})", pool, era, codes)
+            with csv_bytes(src) as source:
+                where = f"{label} ({src})"
+                if set_aside is None:
+                    read = fast_batches(spec, source, names, mapping, where, pool, era)
+                else:
+                    read = careful_batches(spec, source, names, mapping, where, pool, set_aside, era)
+                schema = declared_schema(spec)
+                batches = (eras.canonical_batch(spec, b, schema, codes, where) for b in read)
                 _write(spec, month, batches, dst, result, pool)
         result.unknown_codes = codes.as_dict()
-    except ConversionError:
+    except (ConversionError, StagingError):
         raise
     except READ_ERRORS as exc:
+        if "straddling object" in str(exc):  # only the careful mode's 16 MiB blocks get here
+            exc = f"a record longer than {2 * CAREFUL_BLOCK_SIZE >> 20} MiB (an unclosed quote?)"
         raise ConversionError(f"{label}: cannot convert {src}: {exc}") from None
     result.seconds = time.monotonic() - started
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command: never writes over its input, and publishes OUT only when it is complete.
+
+    The Parquet file is built beside OUT under a hidden name and renamed onto OUT at the
+    end, so a failure leaves no partial file under the name asked for (nor an older OUT touched).
+    """
     parser = argparse.ArgumentParser(prog="python -m taxi_assets.convert", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--month", required=True, help="YYYY-MM")
     parser.add_argument("src", type=Path)
     parser.add_argument("dst", type=Path)
     args = parser.parse_args(argv)
-    result = convert(get_spec(args.dataset), args.month, args.src, args.dst)
+    try:
+        spec, month = get_spec(args.dataset), normalize_month(args.month)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not args.src.is_file():
+        parser.error(f"{args.src}: no such file")
+    if args.dst.exists() and (args.dst.is_dir() or os.path.samefile(args.dst, args.src)):
+        parser.error(f"OUT ({args.dst}) must be a new file name, not the input or a folder")
+    tmp = args.dst.with_name(f".{args.dst.name}.{os.getpid()}.tmp")
+    try:
+        result = convert(spec, month, args.src, tmp)
+        os.replace(tmp, args.dst)
+    except (ConversionError, StagingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        tmp.unlink(missing_ok=True)
     print(json.dumps(asdict(result)))
     return 0
 

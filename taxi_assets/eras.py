@@ -43,8 +43,12 @@ PAYMENT_CODES: dict[str, int | None] = {
 FLAG_CODES: dict[str, str | None] = {"Y": "Y", "N": "N", "1": "Y", "0": "N"}
 CODE_MAPS: dict[str, dict] = {"vendor": VENDOR_CODES, "payment": PAYMENT_CODES, "flag": FLAG_CODES}
 
-# A row set aside: (reason, record as text). The caller decides where it goes.
-SetAside = Callable[[list[tuple[str, str]]], None]
+# A row set aside: set_aside(reason, record as text). The caller decides where it goes.
+SetAside = Callable[[str, str], None]
+
+TLC_TIME_ZONE = "America/New_York"
+# Integers are decimal digits only (reader.py's rule for CSV too): a cast reads 0x1F as 31.
+DECIMAL_INT = r"^\s*-?[0-9]+\s*$"
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,21 @@ def map_codes(values: pa.Array, codes: dict, type_: pa.DataType, column: str, co
     (No Python scalars or lists reach pyarrow here: they would make it import pandas.)
     """
     if codes is FLAG_CODES and _all_y_or_n(values):
-        return values  # the common case, checked without pyarrow.compute (13 MiB to import)
+        # The common case, checked without pyarrow.compute (13 MiB to import).
+        return values if values.type == pa.string() else values.cast(pa.string())
+    # A column of codes holds a handful of distinct values: map those, then take per row
+    # (a month's column is mapped at the cost of a hash pass, not of ten passes of text work).
+    encoded = values.dictionary_encode()
+    distinct, indices = encoded.dictionary, encoded.indices
+    out, unresolved, text = _map_distinct(distinct, codes, type_)
+    if unresolved.true_count:
+        rows = unresolved.take(indices)
+        counts.add(column, text.take(indices).filter(rows.fill_null(False)))
+    return out.take(indices)
+
+
+def _map_distinct(values: pa.Array, codes: dict, type_: pa.DataType) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """(values mapped to type_, which of them no code resolves, their normalised text)."""
     import pyarrow.compute as pc
 
     n = len(values)
@@ -126,20 +144,19 @@ def map_codes(values: pa.Array, codes: dict, type_: pa.DataType, column: str, co
         unresolved = pc.and_(pc.is_valid(text), pc.is_null(index))
     # Known codes without a current number (DDS) are counted too: null, but not silently.
     unresolved = pc.or_(unresolved, pc.and_(pc.is_valid(index), pc.is_null(out)))
-    if unresolved.true_count:
-        counts.add(column, text.filter(unresolved))
-    return out
+    return out, unresolved, text
 
 
 def _all_y_or_n(values: pa.Array) -> bool:
-    """Every non-null value is exactly "Y" or "N" (read from the string array's buffers)."""
-    if not pa.types.is_string(values.type):
+    """Every non-null value is exactly "Y" or "N" (read from the (large) string array's buffers)."""
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         return False
     n = len(values)
     if values.null_count == n:
         return True
     validity, offsets, data = values.buffers()
-    ends = np.frombuffer(offsets, dtype=np.int32, count=values.offset + n + 1)[values.offset:]
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    ends = np.frombuffer(offsets, dtype=width, count=values.offset + n + 1)[values.offset:]
     if values.null_count:
         bits = np.frombuffer(validity, dtype=np.uint8)
         valid = np.unpackbits(bits, count=values.offset + n, bitorder="little")[values.offset:].astype(bool)
@@ -179,6 +196,26 @@ def zero_is_null(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.not_equal(values, zeros), values, pa.nulls(len(values), values.type))
 
 
+def wall_clock(array: pa.Array) -> pa.Array:
+    """A zone-aware timestamp column as New York wall-clock time, the way TLC records trips.
+
+    A plain cast would keep the UTC instant and so shift every trip by the zone's offset.
+    """
+    if not (pa.types.is_timestamp(array.type) and array.type.tz):
+        return array
+    import pyarrow.compute as pc
+
+    return pc.local_timestamp(array.cast(pa.timestamp(array.type.unit, TLC_TIME_ZONE)))
+
+
+def not_decimal(array: pa.Array) -> list[int]:
+    """Positions of text values that are not decimal integers (0x1F, 1e3, +5)."""
+    import pyarrow.compute as pc
+
+    other = pc.fill_null(pc.invert(pc.match_substring_regex(array, DECIMAL_INT)), False)
+    return pc.indices_nonzero(other).to_pylist() if other.true_count else []
+
+
 def canonical_batch(
     spec,
     batch: pa.RecordBatch,
@@ -190,8 +227,9 @@ def canonical_batch(
     """`batch` (source columns under canonical names, any types; absent columns missing)
     as `schema` (the spec's declared columns).
 
-    A value that cannot be read as its declared type raises ValueError naming the column,
-    or, with `set_aside`, sends its row there with the reason and drops it.
+    Zone-aware times become New York wall-clock times. A value that cannot be read as its
+    declared type (text that is not a decimal integer included) raises ConversionError
+    naming the column, or, with `set_aside`, sends its row there with the reason and drops it.
     """
     from taxi_assets.errors import ConversionError
 
@@ -212,6 +250,18 @@ def canonical_batch(
                              or column.codes == "flag"):
             array = map_codes(array, CODE_MAPS[column.codes], column.type, column.name, counts)
         elif array.type != column.type:
+            array = wall_clock(array)
+            if pa.types.is_integer(column.type) and (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+                for i in not_decimal(array):
+                    if set_aside is None:
+                        raise ConversionError(
+                            f"{label}: column {column.name} holds {array[i].as_py()!r}, which is not a decimal integer"
+                        )
+                    reason = f"{column.name}: {array[i].as_py()!r} is not a decimal integer"
+                    bad[i] = f"{bad[i]}; {reason}" if i in bad else reason
+                if bad:
+                    array = _cast_valid(array, array.type, bad)  # nulled here, dropped below
+        if array.type != column.type:
             try:
                 array = array.cast(column.type)  # safe: fails rather than truncating
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -228,7 +278,8 @@ def canonical_batch(
         arrays[column.name] = array
     out = pa.RecordBatch.from_arrays([arrays[f.name] for f in schema], schema=schema)
     if bad:
-        set_aside([(reason, _record(batch, i)) for i, reason in sorted(bad.items())])
+        for i, reason in sorted(bad.items()):
+            set_aside(reason, _record(batch, i))
         keep = pa.array([i not in bad for i in range(batch.num_rows)])
         out = out.filter(keep)
     return out
@@ -265,7 +316,7 @@ def markdown() -> str:
 
     `python -m taxi_assets.eras > docs/data.md` rewrites it; a test keeps it in step.
     """
-    from taxi_assets.convert import column_lookup
+    from taxi_assets.reader import column_lookup
     from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
 
     out = [

@@ -37,5 +37,20 @@ class UnreadableRowError(ConversionError):
     """
 
 
+class ConfigError(TaxiAssetsError, ValueError):
+    """A setting (an env var or resource field) cannot work; the message names it and says what it must be.
+
+    Raised when the definitions load or when a run starts, before any month is fetched.
+    """
+
+
+class StagingError(TaxiAssetsError):
+    """A file could not be written to TAXI_STAGING_DIR (disk full, no permission): not the source's fault."""
+
+
+class WarehouseLockedError(TaxiAssetsError):
+    """Another process holds the DuckDB warehouse file open for writing."""
+
+
 class CheckFailedError(TaxiAssetsError):
     """A month's new version failed a blocking check: it was not published."""

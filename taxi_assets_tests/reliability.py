@@ -46,9 +46,10 @@ def logged(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 
 
 def failure(result: dg.ExecuteInProcessResult) -> tuple[str, str, str]:
-    """(step, error class, message) of the run's one failed step, as its event log holds it."""
+    """(step, error class, message) of the run's one failed step, as its event log holds it;
+    step is None when a resource failed to start (the run stopped before any step)."""
     assert not result.success
-    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    (event,) = [e for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE")]
     error = event.event_specific_data.error
     cause = error.cause or error
     # The stored message reads "package.module.Class: text".

@@ -1,4 +1,4 @@
-"""`make bench` works end to end on tiny months (no timing is asserted: the machine is shared)."""
+"""`make bench` works end to end on tiny inputs (no timing is asserted: the machine is shared)."""
 
 from __future__ import annotations
 
@@ -6,31 +6,66 @@ import re
 import subprocess
 import sys
 
+import pyarrow.parquet as pq
+
 from taxi_assets.bench.convert_bench import month_file
-from taxi_assets.bench.dagster_bench import instance_yaml, max_overlap
-from taxi_assets.bench.variants import VARIANTS
+from taxi_assets.bench.dagster_bench import idle_slot_seconds, instance_yaml, max_overlap
+from taxi_assets.bench.parquet_months import FHVHV_SCHEMA, ROW_GROUP_ROWS, YELLOW_SCHEMA, parquet_month
+from taxi_assets.bench.variants import PARQUET_VARIANTS, VARIANTS
+from taxi_assets.datasets import DATASETS
 from taxi_assets_tests.helpers import csv_data_rows
 
 
-def test_convert_bench_prints_every_variant_and_ends_with_the_summary_line(tmp_path):
+def _bench(*args: str, tmp_path) -> list[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "taxi_assets.bench", "convert", "--rows", "2000,3000", "--repeats", "1", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "taxi_assets.bench", *args, "--repeats", "1", "--dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert re.fullmatch(r"ours/duckdb_wall=\d+\.\d\d peak_mib=\d+ rows=3000", lines[-1]), lines[-1]
+    return proc.stdout.strip().splitlines()
+
+
+def test_convert_bench_prints_every_variant_and_ends_with_the_summary_line(tmp_path):
+    lines = _bench("convert", "--rows", "2000,3000", tmp_path=tmp_path)
+    assert re.fullmatch(r"csv_ours/duckdb=\d+\.\d\d csv_peak_mib=\d+ csv_rows=3000", lines[-1]), lines[-1]
     for rows in ("2,000", "3,000"):
         for variant in VARIANTS:
-            assert any(re.match(rf"\s+{rows} {re.escape(variant)}\s+\d", line) for line in lines), (rows, variant)
-        assert any(re.match(rf"\s+{rows} ratios: ours/duckdb \d", line) for line in lines)
-    assert lines[0].startswith("generating") and "machine:" in proc.stdout
+            assert any(re.match(rf"\s+csv yellow {rows} {re.escape(variant)}\s+\d", line) for line in lines), (rows, variant)
+        ratios = next(line for line in lines if re.match(rf"\s+csv yellow {rows} ratios:", line))
+        assert re.search(r"ours/duckdb \d+\.\d\d, ours/duckdb-typed \d+\.\d\d, polars/ours \d", ratios), ratios
+    assert lines[0].startswith("generating") and any(line.startswith("machine:") for line in lines)
     # The generated months stay cached for the next run, and hold the rows asked for.
-    cached = month_file(tmp_path, 3000, "2021-01")
-    assert csv_data_rows(cached) == 3000
+    assert csv_data_rows(month_file(tmp_path, 3000, "2021-01")) == 3000
     assert not (tmp_path / "out").exists()
+
+
+def test_parquet_bench_runs_ours_against_duckdb_and_polars_on_tlc_shaped_months(tmp_path):
+    lines = _bench("parquet", "--parquet-rows", "1500,2500", tmp_path=tmp_path)
+    assert re.fullmatch(r"parquet_ours/best_peer=\d+\.\d\d parquet_peak_mib=\d+ parquet_rows=2500", lines[-1]), lines[-1]
+    for shape in ("yellow", "fhvhv"):
+        ours = shape in DATASETS  # fhvhv once the spec table has it
+        for variant in PARQUET_VARIANTS:
+            if variant == "ours" and not ours:
+                continue
+            assert any(re.match(rf"\s+parquet {shape} 2,500 {variant}\s+\d", line) for line in lines), (shape, variant)
+        if ours:
+            assert any(re.match(rf"\s+parquet {shape} 2,500 ratios: ours/(duckdb|polars) \d", line) for line in lines)
+
+
+def test_generated_parquet_months_have_tlc_types_and_row_groups(tmp_path):
+    yellow = parquet_month(tmp_path, "yellow", ROW_GROUP_ROWS + 10, "2019-06")
+    meta = pq.read_metadata(yellow)
+    assert meta.num_rows == ROW_GROUP_ROWS + 10 and meta.num_row_groups == 2
+    assert pq.read_schema(yellow).remove_metadata() == YELLOW_SCHEMA
+    assert meta.row_group(0).column(0).compression == "SNAPPY"
+    fhvhv = parquet_month(tmp_path, "fhvhv", 100, "2019-06")
+    table = pq.read_table(fhvhv)
+    assert table.schema.remove_metadata() == FHVHV_SCHEMA and table.num_rows == 100
+    assert set(table.column("shared_request_flag").to_pylist()) <= {"Y", "N"}
+    assert table.column("wav_match_flag").type == "null" and table.column("pickup_datetime").type == "timestamp[ns]"
+    assert parquet_month(tmp_path, "fhvhv", 100, "2019-06").read_bytes() == fhvhv.read_bytes()  # cached
 
 
 def test_max_overlap_counts_runs_running_at_once():
@@ -39,8 +74,10 @@ def test_max_overlap_counts_runs_running_at_once():
     assert max_overlap([(0, 1), (1, 2), (2, 3)]) == 1
 
 
-def test_the_bench_instance_limits_runs_to_two():
-    assert "max_concurrent_runs: 2" in instance_yaml(2)
+def test_idle_slots_count_unused_run_slots_between_launch_and_end():
+    # Two slots from 0 to 10: one run 2..10 and one 4..6 leave 2*2 + 1*2 + 1*4 = 10 slot-seconds idle.
+    assert idle_slot_seconds([(2, 10), (4, 6)], 0, 10, 2) == 10
+    assert idle_slot_seconds([(0, 10), (0, 10)], 0, 10, 2) == 0
 
 
 def test_partition_overhead_runs_the_convert_command_and_dagster_on_the_same_raw_file(tmp_path):
@@ -56,12 +93,27 @@ def test_partition_overhead_runs_the_convert_command_and_dagster_on_the_same_raw
     assert not list(tmp_path.glob("dagster-*"))  # the scratch platform is gone
 
 
-def test_fhvhv_bench_reports_the_peak_of_a_parquet_month(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "taxi_assets.bench", "fhvhv", "--fhvhv-rows", "5000", "--repeats", "1",
-         "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    last = proc.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"fhvhv ours_peak_mib=\d+ duckdb_peak_mib=\d+ ours/duckdb_wall=\d+\.\d\d rows=5000", last), last
+def test_the_baseline_loads_every_month_of_the_history_without_dagster(tmp_path):
+    import duckdb
+
+    from taxi_assets.bench.history import baseline, history_mirror, history_months, source_urls
+    from taxi_assets.mirror import MirrorServer
+
+    months = history_months(last=2)
+    assert set(months) == set(DATASETS) and all(len(m) == 2 for m in months.values())
+    mirror = history_mirror(tmp_path, 300, months)
+    with MirrorServer(mirror) as server:
+        _, rows = baseline(tmp_path / "work", source_urls(server.url_template), months)
+    assert rows == 300 * 2 * len(DATASETS)
+    with duckdb.connect(str(tmp_path / "work" / "warehouse.duckdb"), read_only=True) as con:
+        for spec in DATASETS.values():
+            assert con.execute(f"SELECT count(DISTINCT source_month), count(*) FROM {spec.table}").fetchone() == (2, 600)
+
+
+def test_the_local_instance_queue_takes_two_runs_and_looks_every_second(tmp_path):
+    import dagster as dg
+
+    (tmp_path / "dagster.yaml").write_text(instance_yaml(2))
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    assert instance.run_coordinator.dequeue_interval_seconds == 1
+    assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,41 @@ def test_bad_file_is_rejected_before_it_reaches_the_lake(platform, good, source,
     message = "yellow 2021-01: " + what.format(url=re.escape(source.url(FILE)))
     assert_failed_cleanly(platform, good, result, "SourceError", message)
     assert source.request_count(FILE, "GET") == 1  # a bad file is not fetched again
+
+
+# ---------------------------------------------------------------- our side: disk full
+
+
+@pytest.fixture
+def small_staging(platform, tmp_path, monkeypatch, request):
+    """TAXI_STAGING_DIR on a real filesystem (tmpfs) of request.param KiB (default 16: smaller
+    than the month's 30 KB file)."""
+    staging = tmp_path / "small-staging"
+    staging.mkdir()
+    size = getattr(request, "param", 16)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}k", "tmpfs", str(staging)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"mounting a tmpfs needs root here: {mounted.stderr.decode().strip()}")
+    monkeypatch.setenv("TAXI_STAGING_DIR", str(staging))
+    yield staging
+    subprocess.run(["umount", str(staging)], check=True)
+
+
+def test_a_full_staging_disk_is_named_and_not_retried(platform, good, source, small_staging):
+    result = materialize(platform, SPEC, MONTH)
+    message = (
+        rf"yellow 2021-01: cannot write the download to {small_staging}/stage-pid\d+-\w+/yellow_tripdata_2021-01.csv.gz "
+        r"\(TAXI_STAGING_DIR\): \[Errno 28\] No space left on device"
+    )
+    assert_failed_cleanly(platform, good, result, "StagingError", message)
+    assert [m for m, path, _ in source.requests if path == FILE] == ["GET"]  # once: not retried
+
+
+@pytest.mark.parametrize("small_staging", [36], indirect=True)  # the raw file fits, its Parquet (39 KB) does not
+def test_a_staging_disk_that_fills_during_conversion_is_named(platform, good, source, small_staging):
+    result = materialize(platform, SPEC, MONTH)
+    step, cls, message = failure(result)
+    assert (step, cls) == ("lake__yellow_lake", "StagingError")
+    assert re.fullmatch(rf"yellow 2021-01: cannot write {small_staging}/stage-pid\d+-\w+/part-0.parquet: .*No space left on device.* \(TAXI_STAGING_DIR\)", message, re.S), message
+    good.assert_same(State.of(platform, SPEC))  # raw is the same file again; lake and warehouse untouched
+    assert staging_leftovers() == []

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from taxi_assets.datasets import DATASETS
-from taxi_assets.convert import era_columns
+from taxi_assets.reader import era_columns
 from taxi_assets.mirror import Fault, MirrorServer, generate, header_for, relpath, spec_column_name
 from taxi_assets.mirror.__main__ import main as cli_main
 from taxi_assets.mirror.__main__ import parse_months

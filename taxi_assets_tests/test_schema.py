@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.convert import convert, resolve_columns
+from taxi_assets.convert import convert
+from taxi_assets.reader import resolve_columns
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
 from taxi_assets.errors import SchemaError
 from taxi_assets.mirror import MirrorServer

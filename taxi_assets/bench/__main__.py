@@ -1,4 +1,8 @@
-"""python -m taxi_assets.bench convert|dagster|all [options]; see README "Performance"."""
+"""python -m taxi_assets.bench convert|parquet|dagster|all [--quick] [options]; see README "Performance".
+
+The last line printed is one summary line of every part that ran, e.g.
+`csv_ours/duckdb=0.70 parquet_ours/best_peer=0.85 parquet_peak_mib=250 backfill_dagster/python=1.40 defs_import_s=1.2 ui_max_s=2.1`.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from taxi_assets.bench.convert_bench import run_bench, summarize
+from taxi_assets.bench.convert_bench import csv_cases, parquet_cases, run_bench, summarize
+from taxi_assets.bench.parquet_months import SHAPES
 from taxi_assets.bench.variants import VARIANTS
+
+# `--quick`: the same parts on small inputs, a few minutes in all.
+QUICK = {
+    "rows": [200_000, 1_000_000],
+    "parquet_rows": [200_000, 2_000_000],
+    "repeats": 1,
+    "backfill_rows": 500,
+    "backfill_months": 6,
+    "overhead_rows": 200_000,
+    "variants": "ours,duckdb,duckdb-typed,polars",  # the slow pandas flow only in the full bench
+}
 
 
 def _ints(text: str) -> list[int]:
@@ -16,30 +32,45 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m taxi_assets.bench", description=__doc__)
-    parser.add_argument("what", nargs="?", default="convert", choices=["convert", "dagster", "fhvhv", "all"])
+    parser.add_argument("what", nargs="?", default="convert", choices=["convert", "parquet", "dagster", "all"])
+    parser.add_argument("--quick", action="store_true", help="small inputs, one repetition: a few minutes")
     parser.add_argument("--dir", type=Path, default=Path(".bench"), help="cache of generated months (default .bench)")
-    parser.add_argument("--rows", type=_ints, default=[1_400_000, 7_700_000], help="month sizes, comma-separated")
+    parser.add_argument("--rows", type=_ints, default=[1_400_000, 7_700_000], help="CSV month sizes, comma-separated")
+    parser.add_argument("--parquet-rows", type=_ints, default=[1_000_000, 20_000_000], help="Parquet month sizes")
+    parser.add_argument("--parquet-shapes", default=",".join(SHAPES), help="comma-separated subset of " + ", ".join(SHAPES))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--month", default="2021-01")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
-    parser.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows per generated month in the backfill (default 1,000,000)")
-    parser.add_argument(
-        "--fhvhv-rows", type=int, default=20_000_000, help="rows of the fhvhv Parquet month (default 20M)"
-    )
+    parser.add_argument("--month", default="2021-01", help="the CSV month")
+    parser.add_argument("--parquet-month", default="2019-06")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="CSV variants: subset of " + ", ".join(VARIANTS))
+    parser.add_argument("--overhead-rows", type=int, default=1_400_000, help="rows of the month timed through `dagster asset materialize`")
+    parser.add_argument("--backfill-rows", type=int, default=3000, help="rows per generated month in the whole-history backfill")
+    parser.add_argument("--backfill-months", type=int, default=0, help="only the last N months of each dataset (0: all)")
+    parser.add_argument("--no-ui", action="store_true", help="skip the headless-browser timings")
     args = parser.parse_args(argv)
-    if args.what in ("fhvhv", "all"):
-        from taxi_assets.bench.convert_bench import run_fhvhv_bench
-
-        print("\n".join(run_fhvhv_bench(args.dir, args.fhvhv_rows, max(1, min(args.repeats, 2)))))
+    if args.quick:
+        for name, value in QUICK.items():
+            if parser.get_default(name) == getattr(args, name):
+                setattr(args, name, value)
+    summary: dict[str, str] = {}
     if args.what in ("dagster", "all"):
         from taxi_assets.bench.dagster_bench import run_dagster_bench
 
-        run_dagster_bench(args.dir, min(args.rows), args.month, args.backfill_rows, args.repeats)
+        summary |= run_dagster_bench(
+            args.dir, args.overhead_rows, args.month, args.backfill_rows, args.backfill_months, args.repeats,
+            ui=not args.no_ui,
+        )
+    cases = []
     if args.what in ("convert", "all"):
-        variants = [v for v in args.variants.split(",") if v]
-        sizes = sorted(args.rows)
-        runs = run_bench(args.dir, sizes, variants, args.repeats, args.month)
-        print("\n".join(summarize(runs, sizes, variants)))
+        cases += csv_cases(args.dir, args.rows, [v for v in args.variants.split(",") if v], args.month)
+    if args.what in ("parquet", "all"):
+        shapes = [s for s in args.parquet_shapes.split(",") if s]
+        cases += parquet_cases(args.dir, args.parquet_rows, shapes, args.parquet_month)
+    if cases:
+        runs = run_bench(args.dir, cases, args.repeats)
+        lines, figures = summarize(runs, cases)
+        print("\n".join(lines))
+        summary = figures | summary
+    print(" ".join(f"{k}={v}" for k, v in summary.items()))
     return 0
 
 

@@ -1,9 +1,11 @@
 """Time the conversion variants on generated months of several sizes, interleaved and repeated.
 
-Each run is a fresh process (`variants.py`); the order of the variants rotates from
-one repetition to the next, so background load on a shared machine falls on all of
-them alike, and medians are reported. The last line printed is the summary for the
-largest month: `ours/duckdb_wall=R peak_mib=M rows=N`.
+Two kinds of source: the course's CSV.gz months (mirror generator) and Parquet months
+shaped like TLC's official files (`parquet_months.py`). Each run is a fresh process
+(`variants.py`); the order of the variants rotates from one repetition to the next,
+so background load on a shared machine falls on all of them alike, and medians are
+reported. Ours is compared with DuckDB on CSV and with the faster of DuckDB and
+Polars on Parquet.
 """
 
 from __future__ import annotations
@@ -19,45 +21,89 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from taxi_assets.bench.variants import VARIANTS
+from taxi_assets.bench.parquet_months import parquet_month
+from taxi_assets.bench.variants import PARQUET_VARIANTS, VARIANTS
+from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import generate
 from taxi_assets.mirror.generator import relpath
 
 DATASET = "yellow"
 
 
+@dataclass(frozen=True)
+class Case:
+    """One source file and the variants timed on it."""
+
+    fmt: str  # "csv" (CSV.gz) or "parquet"
+    dataset: str
+    rows: int
+    month: str
+    path: Path
+    variants: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.fmt} {self.dataset} {self.rows:,}"
+
+    @property
+    def reference(self) -> tuple[str, ...]:
+        """What ours is compared with: DuckDB on CSV; the faster of DuckDB and Polars on Parquet."""
+        wanted = ("duckdb",) if self.fmt == "csv" else ("duckdb", "polars")
+        return tuple(v for v in wanted if v in self.variants)
+
+
 @dataclass
 class Run:
+    case: Case
     variant: str
-    rows: int
     wall: float
+    cpu: float
     peak_mib: float
     base_mib: float
     produced: int
 
 
-def month_file(root: Path, rows: int, month: str) -> Path:
-    """A generated TLC-shaped yellow month of `rows` rows, built once and cached under root."""
+def month_file(root: Path, rows: int, month: str, dataset: str = DATASET) -> Path:
+    """A generated TLC-shaped CSV.gz month of `rows` rows, built once and cached under root."""
     folder = root / f"rows-{rows}"
-    path = folder / relpath(DATASET, month)
+    path = folder / relpath(dataset, month)
     if not path.exists():  # the generator writes atomically: an existing file is whole
         print(f"generating {path} ({rows:,} rows) ...", flush=True)
-        generate(folder, [DATASET], [month], rows=rows)
+        generate(folder, [dataset], [month], rows=rows)
     return path
 
 
-def run_variant(variant: str, src: Path, out_dir: Path, month: str, rows: int) -> Run:
+def csv_cases(root: Path, sizes: list[int], variants: list[str], month: str) -> list[Case]:
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
+    return [Case("csv", DATASET, rows, month, month_file(root, rows, month), tuple(variants)) for rows in sorted(sizes)]
+
+
+def parquet_cases(root: Path, sizes: list[int], shapes: list[str], month: str) -> list[Case]:
+    """TLC-shaped Parquet months; ours runs on a shape only once the spec table has its dataset."""
+    cases = []
+    for shape in shapes:
+        variants = [v for v in PARQUET_VARIANTS if v != "ours" or shape in DATASETS]
+        if "ours" not in variants:
+            print(f"note: no {shape} dataset in the spec table yet: ours is not run on {shape} Parquet", flush=True)
+        for rows in sorted(sizes):
+            cases.append(Case("parquet", shape, rows, month, parquet_month(root, shape, rows, month), tuple(variants)))
+    return cases
+
+
+def run_variant(variant: str, case: Case, out_dir: Path) -> Run:
     dst = out_dir / f"{variant}.parquet"
     proc = subprocess.run(
-        [sys.executable, "-m", "taxi_assets.bench.variants", variant, str(src), str(dst), month],
+        [sys.executable, "-m", "taxi_assets.bench.variants", variant, str(case.path), str(dst), case.month, case.dataset],
         capture_output=True,
         text=True,
     )
     dst.unlink(missing_ok=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"bench variant {variant} failed on {src}:\n{proc.stderr}")
+        raise RuntimeError(f"bench variant {variant} failed on {case.path}:\n{proc.stderr}")
     m = json.loads(proc.stdout.strip().splitlines()[-1])
-    return Run(variant, rows, m["wall"], m["peak_mib"], m["base_mib"], m["produced"])
+    return Run(case, variant, m["wall"], m["cpu"], m["peak_mib"], m["base_mib"], m["produced"])
 
 
 def machine() -> str:
@@ -79,11 +125,8 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run_bench(root: Path, sizes: list[int], variants: list[str], repeats: int, month: str) -> list[Run]:
-    unknown = set(variants) - set(VARIANTS)
-    if unknown:
-        raise ValueError(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
-    files = {rows: month_file(root, rows, month) for rows in sizes}
+def run_bench(root: Path, cases: list[Case], repeats: int) -> list[Run]:
+    """Every variant of every case, `repeats` times, the variants' order rotating."""
     out_dir = root / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     print(machine())
@@ -91,91 +134,78 @@ def run_bench(root: Path, sizes: list[int], variants: list[str], repeats: int, m
     runs: list[Run] = []
     try:
         for rep in range(repeats):
-            for rows in sizes:
+            for case in cases:
+                variants = list(case.variants)
                 order = variants[rep % len(variants) :] + variants[: rep % len(variants)]
                 for variant in order:
-                    run = run_variant(variant, files[rows], out_dir, month, rows)
-                    print(f"  rep {rep + 1} rows {rows:>9,} {variant:<12} {run.wall:7.2f} s {run.peak_mib:7.0f} MiB", flush=True)
+                    run = run_variant(variant, case, out_dir)
+                    print(f"  rep {rep + 1} {case.label:>22} {variant:<12} {run.wall:7.2f} s {run.cpu:7.2f} cpu-s {run.peak_mib:7.0f} MiB", flush=True)
                     runs.append(run)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     print(f"end: {load()}")
     for run in runs:
-        if run.variant in ("ours", "duckdb", "pandas") and run.produced != run.rows:
-            raise RuntimeError(f"{run.variant} wrote {run.produced:,} rows of {run.rows:,}")
+        if run.variant in ("ours", "duckdb", "duckdb-typed", "polars", "pandas") and run.produced != run.case.rows:
+            raise RuntimeError(f"{run.variant} wrote {run.produced:,} rows of {run.case.rows:,} ({run.case.label})")
     return runs
 
 
-def summarize(runs: list[Run], sizes: list[int], variants: list[str]) -> list[str]:
-    """The table, the ratios, and last the one-line summary for the largest month."""
+def median(runs: list[Run], case: Case, variant: str, attr: str = "wall") -> float:
+    return statistics.median(getattr(r, attr) for r in runs if r.case == case and r.variant == variant)
+
+
+def peak(runs: list[Run], case: Case, variant: str) -> float:
+    return max(r.peak_mib for r in runs if r.case == case and r.variant == variant)
+
+
+def reference_wall(runs: list[Run], case: Case) -> tuple[str, float] | None:
+    """The reference peer of the case and its median wall (the faster one when there are two)."""
+    walls = [(median(runs, case, v), v) for v in case.reference]
+    if not walls:
+        return None
+    wall, variant = min(walls)
+    return variant, wall
+
+
+def summarize(runs: list[Run], cases: list[Case]) -> tuple[list[str], dict[str, str]]:
+    """The table with the ratios, and the figures that go on the summary line."""
     lines = [
-        f"{'rows':>10} {'variant':<12} {'wall s':>8} {'min s':>7} {'peak MiB':>9} {'base MiB':>9} {'vs duckdb':>10}"
+        f"{'case':>24} {'variant':<12} {'wall s':>8} {'min s':>7} {'cpu s':>7} {'peak MiB':>9} {'base MiB':>9} {'vs ref':>7}"
     ]
-
-    def median(rows: int, variant: str, attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in runs if r.rows == rows and r.variant == variant)
-
-    def peak(rows: int, variant: str) -> float:
-        return max(r.peak_mib for r in runs if r.rows == rows and r.variant == variant)
-
-    for rows in sizes:
-        duck = median(rows, "duckdb", "wall") if "duckdb" in variants else None
-        for variant in variants:
-            wall = median(rows, variant, "wall")
-            fastest = min(r.wall for r in runs if r.rows == rows and r.variant == variant)
-            ratio = f"{wall / duck:10.2f}" if duck else f"{'':>10}"
+    summary: dict[str, str] = {}
+    for case in cases:
+        ref = reference_wall(runs, case)
+        for variant in case.variants:
+            wall = median(runs, case, variant)
+            fastest = min(r.wall for r in runs if r.case == case and r.variant == variant)
+            ratio = f"{wall / ref[1]:7.2f}" if ref else f"{'':>7}"
             lines.append(
-                f"{rows:>10,} {variant:<12} {wall:8.2f} {fastest:7.2f} {peak(rows, variant):9.0f} "
-                f"{median(rows, variant, 'base_mib'):9.0f} {ratio}"
+                f"{case.label:>24} {variant:<12} {wall:8.2f} {fastest:7.2f} {median(runs, case, variant, 'cpu'):7.2f} "
+                f"{peak(runs, case, variant):9.0f} "
+                f"{median(runs, case, variant, 'base_mib'):9.0f} {ratio}"
             )
-        ratios = []
-        if duck and "ours" in variants:
-            ratios.append(f"ours/duckdb {median(rows, 'ours', 'wall') / duck:.2f}")
-        if {"pandas", "ours"} <= set(variants):
-            ratios.append(f"pandas/ours {median(rows, 'pandas', 'wall') / median(rows, 'ours', 'wall'):.1f}")
-        if duck and "gunzip" in variants:
-            ratios.append(f"gunzip/duckdb {median(rows, 'gunzip', 'wall') / duck:.2f}")
-        if ratios:
-            lines.append(f"{rows:>10,} ratios: " + ", ".join(ratios))
-    if "ours" in variants and len(sizes) > 1:
+        if ref and "ours" in case.variants:
+            ours = median(runs, case, "ours")
+            ratios = [f"ours/{ref[0]} {ours / ref[1]:.2f}"]
+            if case.fmt == "csv" and "duckdb-typed" in case.variants:
+                ratios.append(f"ours/duckdb-typed {ours / median(runs, case, 'duckdb-typed'):.2f}")
+            if case.fmt == "csv" and "polars" in case.variants:
+                ratios.append(f"polars/ours {median(runs, case, 'polars') / ours:.1f}")
+            if case.fmt == "csv" and "pandas" in case.variants:
+                ratios.append(f"pandas/ours {median(runs, case, 'pandas') / ours:.1f}")
+            lines.append(f"{case.label:>24} ratios: " + ", ".join(ratios))
+    for fmt in ("csv", "parquet"):
+        ours_cases = [c for c in cases if c.fmt == fmt and "ours" in c.variants and c.reference]
+        if not ours_cases:
+            continue
         lines.append(
-            "ours peak MiB by month size: "
-            + ", ".join(f"{rows:,} rows {peak(rows, 'ours'):.0f}" for rows in sizes)
+            f"ours peak MiB ({fmt}): " + ", ".join(f"{c.dataset} {c.rows:,} rows {peak(runs, c, 'ours'):.0f}" for c in ours_cases)
         )
-    largest = max(sizes)
-    if {"ours", "duckdb"} <= set(variants):
-        ratio = median(largest, "ours", "wall") / median(largest, "duckdb", "wall")
-        lines.append(f"ours/duckdb_wall={ratio:.2f} peak_mib={peak(largest, 'ours'):.0f} rows={largest}")
-    return lines
-
-
-FHVHV_MONTH = "2024-01"  # the Parquet era with columns typed null and timestamp[ns]
-
-
-def run_fhvhv_bench(root: Path, rows: int, repeats: int) -> list[str]:
-    """Peak memory of the lake conversion on an fhvhv-shaped Parquet month (row groups of
-    about a million rows, as TLC's), against DuckDB's COPY of the same file in the same run."""
-    folder = root / f"fhvhv-rows-{rows}"
-    src = folder / relpath("fhvhv", FHVHV_MONTH, "parquet")
-    if not src.exists():
-        print(f"generating {src} ({rows:,} rows) ...", flush=True)
-        generate(folder, ["fhvhv"], [FHVHV_MONTH], rows=rows, formats=("parquet",))
-    out_dir = folder / "out"
-    out_dir.mkdir(exist_ok=True)
-    runs = [
-        run_variant(variant, src, out_dir, FHVHV_MONTH, rows)
-        for _ in range(repeats)
-        for variant in ("ours-fhvhv", "duckdb-parquet")
-    ]
-    lines = [machine(), load(), f"fhvhv Parquet month: {rows:,} rows, {src.stat().st_size / 2**20:,.0f} MiB"]
-    for run in runs:
-        lines.append(f"  {run.variant:15s} wall {run.wall:6.1f}s  peak {run.peak_mib:6.0f} MiB  rows {run.produced:,}")
-    ours = [r for r in runs if r.variant == "ours-fhvhv"]
-    duck = [r for r in runs if r.variant == "duckdb-parquet"]
-    peak = max(r.peak_mib for r in ours)
-    lines.append(
-        f"fhvhv ours_peak_mib={peak:.0f} duckdb_peak_mib={max(r.peak_mib for r in duck):.0f} "
-        f"ours/duckdb_wall={statistics.median(r.wall for r in ours) / statistics.median(r.wall for r in duck):.2f} "
-        f"rows={ours[0].produced}"
-    )
-    return lines
+        # The summary: the largest month (of the last shape, fhvhv when it exists) and the worst peak.
+        case = max(ours_cases, key=lambda c: (c.rows, c.dataset == "fhvhv"))
+        ref_name, ref = reference_wall(runs, case)
+        key = "csv_ours/duckdb" if fmt == "csv" else "parquet_ours/best_peer"
+        summary[key] = f"{median(runs, case, 'ours') / ref:.2f}"
+        summary[f"{fmt}_peak_mib"] = f"{max(peak(runs, c, 'ours') for c in ours_cases):.0f}"
+        summary[f"{fmt}_rows"] = str(case.rows)
+    return lines, summary

@@ -1,9 +1,11 @@
-"""Dagster's own cost: one partition through `dagster asset materialize` vs the conversion
-alone, and a backfill of a year of every dataset through `dagster dev` (webserver,
-daemon, run queue), as a user would launch it from the UI.
+"""Dagster's own cost: the definitions' import time; one partition through `dagster asset
+materialize` vs the conversion alone; and the whole record's backfill launched through
+`dagster dev` (webserver, daemon, run queue) over GraphQL as the UI does, against the
+same work in plain Python (`history.py`), with where Dagster's extra time goes; then
+the UI's load times with that history materialized (`ui_bench.py`).
 
-Everything runs on the local defaults (lake folder, DuckDB file) in a scratch folder,
-against the project's mirror on 127.0.0.1.
+Everything runs on the local defaults (sqlite instance, lake folder, DuckDB file) in a
+scratch folder, against the project's mirror on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -29,11 +33,9 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from taxi_assets.bench.convert_bench import month_file  # noqa: E402
 from taxi_assets.datasets import DATASETS  # noqa: E402
 from taxi_assets.defs.assets.keys import lake_key, raw_key, warehouse_key  # noqa: E402
-from taxi_assets.mirror import MirrorServer, generate  # noqa: E402
-from taxi_assets.mirror.generator import relpath  # noqa: E402
-from taxi_assets.months import month_range, partition_key  # noqa: E402
+from taxi_assets.mirror import MirrorServer  # noqa: E402
+from taxi_assets.months import partition_key  # noqa: E402
 
-BACKFILL_MONTHS = "2021-01..2021-12"
 DAGSTER = Path(sys.executable).with_name("dagster")
 
 
@@ -41,7 +43,8 @@ def instance_yaml(max_concurrent_runs: int) -> str:
     """The instance settings `make dev` writes to DAGSTER_HOME (see the Makefile)."""
     return (
         "telemetry:\n  enabled: false\n"
-        f"concurrency:\n  runs:\n    max_concurrent_runs: {max_concurrent_runs}\n"
+        "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
+        f"  config:\n    max_concurrent_runs: {max_concurrent_runs}\n    dequeue_interval_seconds: 1\n"
     )
 
 
@@ -121,7 +124,44 @@ def partition_overhead(root: Path, rows: int, month: str, repeats: int) -> list[
     return lines
 
 
-# ------------------------------------------------------------------ backfill
+# ------------------------------------------------------------------ definitions load
+
+IMPORT_DEFS = (
+    "import time; t, c = time.perf_counter(), time.process_time(); import taxi_assets.definitions; "
+    "print(time.perf_counter() - t, time.process_time() - c)"
+)
+# The packages whose import time the definitions' load is broken down by.
+HEAVY = ("dagster", "dagster_graphql", "pyarrow", "duckdb", "pandas", "numpy", "google", "dagster_gcp", "dbt", "dagster_dbt", "isal", "requests", "grpc")
+
+
+def definitions_import(env: dict[str, str], repeats: int = 5) -> tuple[float, float, dict[str, float]]:
+    """Median wall and CPU seconds to import taxi_assets.definitions in a fresh interpreter
+    (what every run worker, code server and sensor process pays), and the heavy packages' shares.
+    CPU seconds move less than wall time with other processes' load."""
+    seconds, cpu = [], []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", IMPORT_DEFS], env=env, capture_output=True, text=True, check=True)
+        wall, used = out.stdout.strip().splitlines()[-1].split()
+        seconds.append(float(wall))
+        cpu.append(float(used))
+    trace = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import taxi_assets.definitions"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stderr
+    shares: dict[str, float] = {}
+    for line in trace.splitlines():
+        # "import time: self [us] | cumulative | imported package", nested names indented:
+        # a package's cumulative time where it is first imported, whoever imports it.
+        parts = line.split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        name = parts[2].strip()
+        if name in HEAVY:
+            shares.setdefault(name, int(parts[1]) / 1e6)
+    return statistics.median(seconds), statistics.median(cpu), shares
+
+
+# ------------------------------------------------------------------ whole-history backfill
 
 LAUNCH = """mutation($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
@@ -132,13 +172,9 @@ LAUNCH = """mutation($params: LaunchBackfillParams!) {
     ... on UnauthorizedError { message }
   }
 }"""
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
 STATUS = """query($id: String!) {
   partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } ... on PythonError { message } }
-}"""
-RUNS = """query($id: String!) {
-  runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
-    ... on Runs { results { runId status startTime endTime } }
-  }
 }"""
 
 
@@ -167,51 +203,37 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
     return peak
 
 
-def mirror_year(root: Path, rows: int, months: list[str]) -> Path:
-    folder = root / f"mirror-{rows}"
-    missing = [m for m in months for d in DATASETS if not (folder / relpath(d, m)).exists()]
-    if missing:
-        print(f"generating {len(DATASETS)} datasets x {len(months)} months of {rows:,} rows under {folder} ...", flush=True)
-        generate(folder, list(DATASETS), months, rows=rows)
-    return folder
+def idle_slot_seconds(intervals: list[tuple[float, float]], start: float, end: float, slots: int) -> float:
+    """Slot-seconds between start and end when fewer than `slots` runs were running."""
+    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals] + [(end, 0)])
+    idle, running, t = 0.0, 0, start
+    for when, step in edges:
+        when = min(max(when, start), end)
+        idle += max(slots - running, 0) * (when - t)
+        running, t = running + step, when
+    return idle
 
 
-def backfill(root: Path, rows: int, max_concurrent_runs: int = 2) -> list[str]:
-    """Launch a year of every dataset on a fresh `dagster dev`, twice: as one backfill of
-    all assets, and as one backfill per dataset launched together; time each."""
-    root = root.resolve()
-    months = month_range(BACKFILL_MONTHS)
-    partitions = [partition_key(m) for m in months]
-    per_dataset = [[raw_key(spec), lake_key(spec), warehouse_key(spec)] for spec in DATASETS.values()]
-    ways = {
-        "one backfill of all assets": [[k for keys in per_dataset for k in keys]],
-        "one backfill per dataset": per_dataset,
-    }
-    lines = [
-        f"backfill: {len(DATASETS)} datasets x {len(months)} months ({rows:,} rows each), raw+lake+warehouse, "
-        f"dagster dev, run queue max_concurrent_runs={max_concurrent_runs}:"
-    ]
-    mirror_root = mirror_year(root, rows, months)
-    with MirrorServer(mirror_root) as server:
-        for label, groups in ways.items():
-            with tempfile.TemporaryDirectory(dir=root, prefix="backfill-") as tmp:
-                env = platform_env(Path(tmp), server.url_template, max_concurrent_runs)
-                port = _free_port()
-                dev = subprocess.Popen(
-                    [str(DAGSTER), "dev", "-m", "taxi_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
-                    env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                )
-                try:
-                    url = f"http://127.0.0.1:{port}/graphql"
-                    _wait_ready(url, dev)
-                    lines.append(_timed_backfills(url, label, groups, partitions, env, rows * len(months)))
-                finally:
-                    os.killpg(dev.pid, signal.SIGTERM)  # dagster dev and the daemon/webserver it started
-                    try:
-                        dev.wait(timeout=60)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(dev.pid, signal.SIGKILL)
-    return lines
+@contextmanager
+def dagster_dev(env: dict[str, str], cwd: Path):
+    """`dagster dev` (webserver, daemon, code server) on a free port; yields the base URL."""
+    port = _free_port()
+    log = open(cwd / "dagster-dev.log", "wb")
+    dev = subprocess.Popen(
+        [str(DAGSTER), "dev", "-m", "taxi_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(f"{url}/graphql", dev)
+        yield url
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)  # dagster dev and the daemon/webserver it started
+        try:
+            dev.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+        log.close()
 
 
 def _wait_ready(url: str, dev: subprocess.Popen, timeout: float = 180) -> None:
@@ -228,48 +250,224 @@ def _wait_ready(url: str, dev: subprocess.Popen, timeout: float = 180) -> None:
     raise RuntimeError(f"dagster dev not ready after {timeout:.0f} s")
 
 
-def _timed_backfills(url, label, groups, partitions, env, expected_rows) -> str:
-    started = time.time()
-    ids = []
-    for keys in groups:
-        params = {"partitionNames": partitions, "assetSelection": [{"path": k.path} for k in keys]}
-        launched = _graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
-        if launched["__typename"] != "LaunchBackfillSuccess":
-            raise RuntimeError(f"backfill not launched: {launched}")
-        ids.append(launched["backfillId"])
-    runs = []
-    for backfill_id in ids:
-        while (status := _graphql(url, STATUS, {"id": backfill_id})["partitionBackfillOrError"]["status"]) in (
-            "REQUESTED", "CANCELING", "FAILING"
-        ):
-            time.sleep(1)
-        these = _graphql(url, RUNS, {"id": backfill_id})["runsOrError"]["results"]
-        if status != "COMPLETED_SUCCESS" or any(r["status"] != "SUCCESS" for r in these):
-            raise RuntimeError(f"backfill {backfill_id} ended {status}: {[(r['runId'], r['status']) for r in these]}")
-        runs += these
-    finished = max(r["endTime"] for r in runs)
-    intervals = [(r["startTime"], r["endTime"]) for r in runs]
-    _check_warehouse(env, expected_rows)
-    return (
-        f"  {label:<28} wall {finished - started:6.1f} s, {len(runs)} runs, at most {max_overlap(intervals)} at once, "
-        f"run time {sum(e - s for s, e in intervals):.0f} s in all"
-    )
+def trip_keys() -> list[tuple[str, list[dg.AssetKey]]]:
+    return [(name, [raw_key(spec), lake_key(spec), warehouse_key(spec)]) for name, spec in DATASETS.items()]
 
 
-def _check_warehouse(env: dict[str, str], expected: int) -> None:
+def launch_history_backfill(graphql: str, months: dict[str, list[str]]) -> str:
+    """One backfill of every layer of every trip dataset over its months, as the UI launches it."""
+    selectors = [
+        {"assetKey": {"path": key.path},
+         "partitions": {"range": {"start": partition_key(months[name][0]), "end": partition_key(months[name][-1])}}}
+        for name, keys in trip_keys() for key in keys
+    ]  # fmt: skip
+    launched = _graphql(graphql, LAUNCH, {"params": {"partitionsByAssets": selectors}})["launchPartitionBackfill"]
+    if launched["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"backfill not launched: {launched}")
+    return launched["backfillId"]
+
+
+def wait_backfill(graphql: str, backfill_id: str, timeout: float = 7200) -> None:
+    deadline = time.monotonic() + timeout
+    while (status := _graphql(graphql, STATUS, {"id": backfill_id})["partitionBackfillOrError"]["status"]) in (
+        "REQUESTED", "CANCELING", "FAILING"
+    ):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"backfill {backfill_id} still {status} after {timeout:.0f} s")
+        time.sleep(1)
+    if status != "COMPLETED_SUCCESS":
+        raise RuntimeError(f"backfill {backfill_id} ended {status}")
+
+
+@dataclass
+class RunCost:
+    """Where one run's time went, from its event log."""
+
+    created: float
+    enqueued: float  # after the run's planned events are written (one per asset and month on sqlite)
+    starting: float  # the run coordinator launched the worker process
+    started: float  # RUN_START: the worker has loaded the definitions
+    ended: float
+    steps: float = 0.0  # sum of step durations
+    events: int = 0
+    what: str = ""  # datasets and partition range
+    by_type: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def startup(self) -> float:
+        return self.started - self.starting
+
+
+def run_costs(home: Path, backfill_id: str) -> list[RunCost]:
+    from dagster._core.events import DagsterEventType
+    from dagster._core.storage.dagster_run import RunsFilter
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    dataset_of = {key: name for name, keys in trip_keys() for key in keys}
+    costs = []
+    for record in instance.get_run_records(RunsFilter(tags={"dagster/backfill": backfill_id})):
+        if record.dagster_run.status != dg.DagsterRunStatus.SUCCESS:
+            raise RuntimeError(f"run {record.dagster_run.run_id} ended {record.dagster_run.status}")
+        logs = instance.all_logs(record.dagster_run.run_id)
+        first = {}
+        step_started: dict[str, float] = {}
+        steps = 0.0
+        by_type: dict[str, int] = {}
+        for entry in logs:
+            kind = entry.dagster_event.event_type if entry.dagster_event else None
+            name = kind.value if kind else "LOG_MESSAGE"
+            by_type[name] = by_type.get(name, 0) + 1
+            first.setdefault(kind, entry.timestamp)
+            if kind == DagsterEventType.STEP_START:
+                step_started[entry.step_key] = entry.timestamp
+            elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                steps += entry.timestamp - step_started.pop(entry.step_key, entry.timestamp)
+        costs.append(
+            RunCost(
+                created=record.create_timestamp.timestamp(),
+                enqueued=first.get(DagsterEventType.RUN_ENQUEUED, record.create_timestamp.timestamp()),
+                starting=first.get(DagsterEventType.RUN_STARTING, record.start_time),
+                started=first.get(DagsterEventType.RUN_START, record.start_time),
+                ended=record.end_time,
+                steps=steps,
+                events=len(logs),
+                by_type=by_type,
+                what="{} {}..{}".format(
+                    "+".join(sorted({dataset_of.get(k, k.to_user_string()) for k in record.dagster_run.asset_selection or ()})),
+                    record.dagster_run.tags.get("dagster/asset_partition_range_start", "?")[:7],
+                    record.dagster_run.tags.get("dagster/asset_partition_range_end", "?")[:7],
+                ),
+            )
+        )
+    return costs
+
+
+def event_write_seconds(work: Path, n: int = 300) -> float:
+    """Seconds one event log write takes on a fresh local (sqlite) instance."""
+    from dagster._core.events.log import EventLogEntry
+
+    home = work / "event-bench"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(instance_yaml(2))
+    instance = dg.DagsterInstance.from_config(str(home))
+    started = time.perf_counter()
+    for i in range(n):
+        instance.store_event(
+            EventLogEntry(
+                error_info=None, level=20, user_message=f"event {i}", run_id="bench-events",
+                timestamp=time.time(), step_key="lake", job_name="bench", dagster_event=None,
+            )
+        )  # fmt: skip
+    return (time.perf_counter() - started) / n
+
+
+def _check_warehouse(env: dict[str, str], expected: dict[str, int]) -> None:
     import duckdb
 
     path = env["TAXI_WAREHOUSE_URI"].removeprefix("duckdb:///")
     with duckdb.connect(path, read_only=True) as con:
-        for spec in DATASETS.values():
-            (count,) = con.execute(f"SELECT count(*) FROM {spec.table}").fetchone()
-            if count != expected:
-                raise RuntimeError(f"{spec.table} has {count:,} rows after the backfill, expected {expected:,}")
+        for name, rows in expected.items():
+            (count,) = con.execute(f"SELECT count(*) FROM {DATASETS[name].table}").fetchone()
+            if count != rows:
+                raise RuntimeError(f"{DATASETS[name].table} has {count:,} rows after the backfill, expected {rows:,}")
 
 
-def run_dagster_bench(root: Path, rows: int, month: str, backfill_rows: int, repeats: int = 3) -> None:
+def whole_history(root: Path, rows: int, last: int, ui: bool, import_s: float) -> tuple[list[str], dict[str, str]]:
+    """The whole record's backfill through Dagster vs the plain-Python baseline, then the UI."""
+    from taxi_assets.bench.history import WORKERS, baseline, history_mirror, history_months, source_urls
+
+    root = root.resolve()
+    months = history_months(last)
+    count = sum(len(m) for m in months.values())
+    expected = {name: rows * len(m) for name, m in months.items()}
+    mirror_root = history_mirror(root, rows, months)
+    summary: dict[str, str] = {}
+    lines = [
+        f"whole-history backfill: {', '.join(f'{n} {len(m)}' for n, m in months.items())} months "
+        f"({count} partitions x raw+lake+checks+warehouse, {rows:,} rows each), local defaults:"
+    ]
+    with MirrorServer(mirror_root) as server:
+        with tempfile.TemporaryDirectory(dir=root, prefix="baseline-") as tmp:
+            print(f"baseline: plain Python, {WORKERS} processes, {count} months ...", flush=True)
+            base_wall, base_rows = baseline(Path(tmp), source_urls(server.url_template), months)
+        if base_rows != sum(expected.values()):
+            raise RuntimeError(f"the baseline loaded {base_rows:,} rows, expected {sum(expected.values()):,}")
+        lines.append(f"  {f'plain Python, {WORKERS} worker processes, no Dagster, wall':<64} {base_wall:7.1f} s")
+        with tempfile.TemporaryDirectory(dir=root, prefix="backfill-") as tmp:
+            work = Path(tmp)
+            env = platform_env(work, source_urls(server.url_template), max_concurrent_runs=WORKERS)
+            with dagster_dev(env, work) as url:
+                print(f"backfill through {url}/graphql ...", flush=True)
+                launched = time.time()
+                backfill_id = launch_history_backfill(f"{url}/graphql", months)
+                wait_backfill(f"{url}/graphql", backfill_id)
+                costs = run_costs(work / "dagster_home", backfill_id)
+                finished = max(c.ended for c in costs)
+                _check_warehouse(env, expected)
+                if ui:
+                    from taxi_assets.bench.ui_bench import ui_timings
+
+                    location = _graphql(f"{url}/graphql", LOCATIONS, {})["workspaceOrError"]["locationEntries"][0]["name"]
+                    timings = ui_timings(url, work / "chromium", location, trip_keys(), months)
+            per_event = event_write_seconds(work)
+    wall = finished - launched
+    intervals = [(c.starting, c.ended) for c in costs]
+    events = sum(c.events for c in costs)
+    startup = sum(c.startup for c in costs)
+    first = min(c.created for c in costs)
+    by_type: dict[str, int] = {}
+    for c in costs:
+        for k, v in c.by_type.items():
+            by_type[k] = by_type.get(k, 0) + v
+    top = ", ".join(f"{k} {v}" for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])[:5])
+    def row(label: str, value: str) -> str:
+        return f"    {label:<62} {value}"
+
+    lines += [
+        f"  {'Dagster: one backfill over GraphQL (dagster dev), wall':<64} {wall:7.1f} s = {wall / base_wall:.2f}x the baseline",
+        f"    {len(costs)} runs, at most {max_overlap(intervals)} at once; where the time goes:",
+        row("launch -> first run created (backfill daemon, 30 s loop)", f"{first - launched:7.1f} s"),
+        row("run created -> queued (its planned events written), sum", f"{sum(c.enqueued - c.created for c in costs):7.1f} s"),
+        row("queued -> run worker launched (waiting for a slot), sum", f"{sum(c.starting - c.enqueued for c in costs):7.1f} s"),
+        row(f"run start-up (process, definitions load {import_s:.2f} s), sum",
+            f"{startup:7.1f} s ({startup / len(costs):.1f} s a run)"),
+        row("steps (the work, checks, I/O manager, their events), sum", f"{sum(c.steps for c in costs):7.1f} s"),
+        row(f"event writes: {events:,} events x {per_event * 1000:.1f} ms (sqlite, measured)",
+            f"{events * per_event:7.1f} s ({top})"),
+        row("idle run slots between launch and the last run's end", f"{idle_slot_seconds(intervals, launched, finished, WORKERS):7.1f} slot-s"),
+    ]  # fmt: skip
+    for c in sorted(costs, key=lambda c: c.starting):
+        lines.append(
+            f"      run {c.what:<28} created +{c.created - launched:5.1f} s, queued +{c.enqueued - launched:5.1f} s, "
+            f"started +{c.starting - launched:5.1f} s, "
+            f"ended +{c.ended - launched:5.1f} s, {c.events:,} events"
+        )
+    summary["backfill_dagster/python"] = f"{wall / base_wall:.2f}"
+    if ui:
+        lines.append("  UI with the history materialized (headless Chromium, s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
+        summary["ui_max_s"] = f"{max(timings.values()):.2f}"
+    return lines, summary
+
+
+def run_dagster_bench(
+    root: Path, rows: int, month: str, backfill_rows: int, backfill_months: int = 0, repeats: int = 3, ui: bool = True
+) -> dict[str, str]:
     root.mkdir(parents=True, exist_ok=True)
-    for line in partition_overhead(root, rows, month, repeats):
+    with tempfile.TemporaryDirectory(dir=root.resolve(), prefix="defs-") as tmp:
+        env = platform_env(Path(tmp), "http://127.0.0.1:9/{dataset}/{dataset}_tripdata_{month}.csv.gz")
+        import_s, import_cpu, shares = definitions_import(env, repeats=max(repeats, 3))
+    print(
+        f"definitions import (python -c 'import taxi_assets.definitions', median): {import_s:.2f} s wall, "
+        f"{import_cpu:.2f} s CPU",
+        flush=True,
+    )
+    print("  heavy packages (s under -X importtime, each with what it imports first): " + ", ".join(
+        f"{k} {v:.2f}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]) if v >= 0.02
+    ), flush=True)  # fmt: skip
+    if rows:  # 0: skip the one-partition comparison
+        for line in partition_overhead(root, rows, month, repeats):
+            print(line, flush=True)
+    lines, summary = whole_history(root, backfill_rows, backfill_months, ui, import_s)
+    for line in lines:
         print(line, flush=True)
-    for line in backfill(root, backfill_rows):
-        print(line, flush=True)
+    return summary | {"defs_import_s": f"{import_s:.2f}", "defs_import_cpu_s": f"{import_cpu:.2f}"}

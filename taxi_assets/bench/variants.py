@@ -1,9 +1,9 @@
 """The contestants, each run alone in a fresh process so its peak RSS is its own.
 
-    python -m taxi_assets.bench.variants VARIANT SRC DST MONTH
+    python -m taxi_assets.bench.variants VARIANT SRC DST MONTH DATASET
 
-prints one JSON line: wall seconds of the work (imports excluded, for every
-variant alike), rows or bytes it produced, the process's RSS before the work and
+prints one JSON line: wall and CPU seconds (all threads) of the work (imports
+excluded, for every variant alike), rows or bytes it produced, the process's RSS before the work and
 its peak (VmHWM), both in MiB. Not ru_maxrss: Linux carries that over from the
 forking parent, so every child would report at least the parent's size.
 """
@@ -17,35 +17,25 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-Work = Callable[[Path, Path, str], int]
+Work = Callable[[Path, Path, str, str], int]
 
 
 def ours() -> Work:
-    """The lake asset's own code path."""
+    """The lake asset's own code path (CSV.gz or Parquet, by the file's name)."""
     from taxi_assets.convert import convert
     from taxi_assets.datasets import get_spec
 
-    spec = get_spec("yellow")
-    return lambda src, dst, month: convert(spec, month, src, dst).rows
+    return lambda src, dst, month, dataset: convert(get_spec(dataset), month, src, dst).rows
 
 
-def ours_fhvhv() -> Work:
-    """The lake asset's code path on an fhvhv-shaped Parquet month (streamed by batch)."""
-    from taxi_assets.convert import convert
-    from taxi_assets.datasets import get_spec
-
-    spec = get_spec("fhvhv")
-    return lambda src, dst, month: convert(spec, month, src, dst).rows
-
-
-def duckdb_parquet() -> Work:
-    """The baseline for Parquet sources: DuckDB's COPY of the file to Parquet."""
+def _duckdb_copy(select: Callable[[Path, str], str], options: str = "") -> Work:
     import duckdb
 
-    def work(src: Path, dst: Path, month: str) -> int:
+    def work(src: Path, dst: Path, month: str, dataset: str) -> int:
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
-        (rows,) = con.execute(f"COPY (SELECT * FROM read_parquet('{src}')) TO '{dst}' (FORMAT parquet)").fetchone()
+        sql = f"COPY ({select(src, dataset)}) TO '{dst}' (FORMAT parquet{options})"
+        (rows,) = con.execute(sql).fetchone()
         return rows
 
     return work
@@ -53,14 +43,79 @@ def duckdb_parquet() -> Work:
 
 def duckdb_copy() -> Work:
     """What peers do: DuckDB's COPY with type sniffing, its default Parquet settings, all cores."""
-    import duckdb
+    return _duckdb_copy(lambda src, dataset: f"SELECT * FROM read_csv_auto('{src}')")
 
-    def work(src: Path, dst: Path, month: str) -> int:
-        con = duckdb.connect()
-        con.execute("SET enable_progress_bar = false")
-        sql = f"COPY (SELECT * FROM read_csv_auto('{src}')) TO '{dst}' (FORMAT parquet)"
-        (rows,) = con.execute(sql).fetchone()
-        return rows
+
+def _csv_types(src: Path, dataset: str) -> dict[str, object]:
+    """{header name: spec type} of a CSV month (the peers get the types we declare)."""
+    import csv
+    import gzip
+
+    from taxi_assets.datasets import get_spec
+    from taxi_assets.mirror.generator import spec_column_name
+
+    spec = get_spec(dataset)
+    with gzip.open(src, "rt", encoding="utf-8-sig", newline="") as f:
+        header = next(csv.reader(f))
+    return {name: spec.column(spec_column_name(spec, name)).type for name in header}
+
+
+def _header_types() -> None:
+    """Import what _csv_types needs before the clock starts."""
+    import taxi_assets.datasets  # noqa: F401
+    import taxi_assets.mirror.generator  # noqa: F401
+
+
+DUCKDB_TYPES = {"int32": "INTEGER", "int64": "BIGINT", "double": "DOUBLE", "string": "VARCHAR", "timestamp[us]": "TIMESTAMP"}
+
+
+def duckdb_typed() -> Work:
+    """DuckDB's COPY with the column types declared (no sniffing of types)."""
+    _header_types()
+
+    def select(src: Path, dataset: str) -> str:
+        columns = ", ".join(f"'{name}': '{DUCKDB_TYPES[str(t)]}'" for name, t in _csv_types(src, dataset).items())
+        return f"SELECT * FROM read_csv('{src}', header = true, columns = {{{columns}}})"
+
+    return _duckdb_copy(select)
+
+
+def duckdb_parquet() -> Work:
+    """DuckDB's COPY of a Parquet month to zstd Parquet, all cores."""
+    return _duckdb_copy(lambda src, dataset: f"SELECT * FROM read_parquet('{src}')", ", COMPRESSION zstd")
+
+
+def _written_rows(dst: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(dst).num_rows
+
+
+def polars_csv() -> Work:
+    """Polars' streaming engine: scan_csv with the schema declared, sink_parquet (zstd)."""
+    import polars as pl
+
+    _header_types()
+    kinds = {"int32": pl.Int32, "int64": pl.Int64, "double": pl.Float64, "string": pl.String}
+
+    def work(src: Path, dst: Path, month: str, dataset: str) -> int:
+        schema = {
+            name: pl.Datetime("us") if str(t).startswith("timestamp") else kinds[str(t)]
+            for name, t in _csv_types(src, dataset).items()
+        }
+        pl.scan_csv(src, schema=schema).sink_parquet(dst, compression="zstd")
+        return _written_rows(dst)
+
+    return work
+
+
+def polars_parquet() -> Work:
+    """Polars' streaming engine: scan_parquet, sink_parquet (zstd)."""
+    import polars as pl
+
+    def work(src: Path, dst: Path, month: str, dataset: str) -> int:
+        pl.scan_parquet(src).sink_parquet(dst, compression="zstd")
+        return _written_rows(dst)
 
     return work
 
@@ -69,7 +124,7 @@ def pandas_flow() -> Work:
     """The course's flow: the whole file into a DataFrame, to_datetime, to_parquet with gzip."""
     import pandas as pd
 
-    def work(src: Path, dst: Path, month: str) -> int:
+    def work(src: Path, dst: Path, month: str, dataset: str) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the mixed-types DtypeWarning the course shows
             df = pd.read_csv(src)
@@ -82,7 +137,7 @@ def pandas_flow() -> Work:
 
 
 def _inflate(opener) -> Work:
-    def work(src: Path, dst: Path, month: str) -> int:
+    def work(src: Path, dst: Path, month: str, dataset: str) -> int:
         size = 0
         with opener(src, "rb") as f:
             while chunk := f.read(1 << 20):
@@ -106,15 +161,22 @@ def gunzip_isal() -> Work:
     return _inflate(igzip.open)
 
 
+# CSV.gz month -> lake Parquet.
 VARIANTS: dict[str, Callable[[], Work]] = {
     "ours": ours,
     "duckdb": duckdb_copy,
+    "duckdb-typed": duckdb_typed,
+    "polars": polars_csv,
     "pandas": pandas_flow,
     "gunzip": gunzip,
     "gunzip-isal": gunzip_isal,
 }
-# On an fhvhv-shaped Parquet month (run_fhvhv_bench), not on the yellow CSV months.
-PARQUET_VARIANTS: dict[str, Callable[[], Work]] = {"ours-fhvhv": ours_fhvhv, "duckdb-parquet": duckdb_parquet}
+# Parquet month (TLC's official shape) -> lake Parquet.
+PARQUET_VARIANTS: dict[str, Callable[[], Work]] = {
+    "ours": ours,
+    "duckdb": duckdb_parquet,
+    "polars": polars_parquet,
+}
 
 
 def _status_mib(field: str) -> float:
@@ -124,14 +186,17 @@ def _status_mib(field: str) -> float:
 
 
 def main(argv: list[str]) -> None:
-    name, src, dst, month = argv
-    work = {**VARIANTS, **PARQUET_VARIANTS}[name]()
+    name, src, dst, month, dataset = argv
+    table = PARQUET_VARIANTS if src.endswith(".parquet") else VARIANTS
+    work = table[name]()
     base = _status_mib("VmRSS")
+    cpu = time.process_time()
     started = time.perf_counter()
-    produced = work(Path(src), Path(dst), month)
+    produced = work(Path(src), Path(dst), month, dataset)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     peak = _status_mib("VmHWM")
-    print(json.dumps({"variant": name, "wall": wall, "produced": produced, "base_mib": base, "peak_mib": peak}))
+    print(json.dumps({"variant": name, "wall": wall, "cpu": cpu, "produced": produced, "base_mib": base, "peak_mib": peak}))
 
 
 if __name__ == "__main__":

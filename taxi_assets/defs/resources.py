@@ -8,6 +8,9 @@
 | TAXI_STAGING_DIR    | ./data/staging     (scratch for files being built) |
 | TAXI_GCP_CREDENTIALS_JSON | unset: GOOGLE_APPLICATION_CREDENTIALS, else application-default credentials |
 | TAXI_BIGQUERY_LOCATION    | unset: the dataset's location |
+
+TAXI_SOURCE_URL and TAXI_WAREHOUSE_URI are checked here, when the definitions load,
+and again by their resources when a run starts (ConfigError naming the variable).
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import os
 import dagster as dg
 
 from taxi_assets.defs.assets.marts import dbt_resource
-from taxi_assets.source.resource import DEFAULT_SOURCE_URL, DEFAULT_ZONES_URL, TaxiSource
+from taxi_assets.source.resource import DEFAULT_SOURCE_URL, DEFAULT_ZONES_URL, TaxiSource, check_url_template
 from taxi_assets.storage.gcp import CREDENTIALS_ENV
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import DEFAULT_LAKE_URI
-from taxi_assets.storage.warehouse import DEFAULT_WAREHOUSE_URI, Warehouse
+from taxi_assets.storage.warehouse import DEFAULT_WAREHOUSE_URI, Warehouse, check_warehouse_uri
 
 
 def env_or_default(name: str, default: str | None) -> str | dg.EnvVar | None:
@@ -30,7 +33,7 @@ def env_or_default(name: str, default: str | None) -> str | dg.EnvVar | None:
 
 
 def source_url() -> str:
-    return os.environ.get("TAXI_SOURCE_URL") or DEFAULT_SOURCE_URL
+    return check_url_template(os.environ.get("TAXI_SOURCE_URL") or DEFAULT_SOURCE_URL)
 
 
 def lake_uri() -> str:
@@ -38,10 +41,20 @@ def lake_uri() -> str:
 
 
 def warehouse_uri() -> str:
-    return os.environ.get("TAXI_WAREHOUSE_URI") or DEFAULT_WAREHOUSE_URI
+    uri = os.environ.get("TAXI_WAREHOUSE_URI") or DEFAULT_WAREHOUSE_URI
+    check_warehouse_uri(uri)
+    return uri
+
+
+def check_settings() -> None:
+    """Settings that cannot work fail the definitions' load with a message naming them
+    (ConfigError), not a run half-way through; resources check again at run start."""
+    source_url()
+    warehouse_uri()
 
 
 def build_resources() -> dict[str, object]:
+    check_settings()
     # The key's JSON is only ever an EnvVar: Dagster then shows and stores its name, not its value.
     credentials = env_or_default(CREDENTIALS_ENV, None)
     return {

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from taxi_assets.convert import column_lookup
+from taxi_assets.reader import column_lookup
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.eras import Era
 

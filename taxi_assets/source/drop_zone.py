@@ -16,14 +16,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-from google.api_core import exceptions as gexc
-from google.cloud import storage
+from typing import TYPE_CHECKING
 
 from taxi_assets.errors import NotPublishedError, SourceError
 from taxi_assets.source.http import Download
 from taxi_assets.storage.gcp import CREDENTIALS_ENV, credentials_from_json
-from taxi_assets.storage.gcs import parse_gs_uri
+
+if TYPE_CHECKING:  # the Google client is imported when the drop zone is used, not with the definitions
+    from google.cloud import storage
 
 DROP_URI_ENV = "TAXI_GCS_DROP_URI"
 FILE_NAME = re.compile(r"(?P<dataset>[a-z]+)_tripdata_(?P<month>\d{4}-\d{2})\.(?:csv\.gz|csv|parquet)")
@@ -36,8 +36,16 @@ def dataset_month(key: str) -> tuple[str, str] | None:
     return (match["dataset"], match["month"]) if match else None
 
 
+def parse_gs_uri(uri: str) -> tuple[str, str]:
+    from taxi_assets.storage.gcs import parse_gs_uri
+
+    return parse_gs_uri(uri)
+
+
 def client() -> storage.Client:
     """The lake's credentials (TAXI_GCP_CREDENTIALS_JSON, else Google's default chain)."""
+    from google.cloud import storage
+
     return storage.Client(credentials=credentials_from_json(os.environ.get(CREDENTIALS_ENV)))
 
 
@@ -95,6 +103,8 @@ class DroppedObject:
 
 def download(uri: str, dest: Path, label: str) -> Download:
     """Copy the object at `uri` to `dest` byte for byte (the client verifies its checksum)."""
+    from google.api_core import exceptions as gexc
+
     started = time.monotonic()
     bucket, name = parse_gs_uri(uri)
     try:

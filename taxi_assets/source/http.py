@@ -22,7 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from taxi_assets.errors import NotPublishedError, SourceError
+from taxi_assets.errors import NotPublishedError, SourceError, StagingError
 
 CHUNK = 1 << 20
 PROGRESS_EVERY_S = 5.0
@@ -197,6 +197,37 @@ def _broken_body(exc: Exception, nbytes: int, expected: int | None, timeout: flo
     return TransientBodyError(f"download broke off after {nbytes:,} bytes ({cause})")
 
 
+class _staged_file:
+    """dest opened for writing, where an OSError (disk full, no permission) is a StagingError:
+    our side's problem, so it is neither retried nor reported as the source breaking off."""
+
+    def __init__(self, dest: Path, label: str):
+        self.dest, self.label = dest, label
+
+    def _fail(self, exc: OSError) -> StagingError:
+        return StagingError(f"{self.label}: cannot write the download to {self.dest} (TAXI_STAGING_DIR): {exc}")
+
+    def __enter__(self):
+        try:
+            self.file = open(self.dest, "wb")
+        except OSError as exc:
+            raise self._fail(exc) from None
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        try:
+            self.file.write(chunk)
+        except OSError as exc:
+            raise self._fail(exc) from None
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            self.file.close()
+        except OSError as exc:
+            if exc_info[0] is None:
+                raise self._fail(exc) from None
+
+
 def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> Download:
     started = time.monotonic()
     try:
@@ -228,7 +259,7 @@ def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> D
         nbytes, last_log = 0, started
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(dest, "wb") as out:
+            with _staged_file(dest, label) as out:
                 # read1: whatever has arrived (up to CHUNK), so a trickle is written,
                 # hashed and timed as it comes instead of blocking for a full chunk.
                 for chunk in iter(lambda: response.raw.read1(CHUNK, decode_content=False), b""):
@@ -248,7 +279,7 @@ def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> D
                         last_log = now
         except Exception as exc:
             dest.unlink(missing_ok=True)
-            if isinstance(exc, (SourceError, TransientBodyError)):
+            if isinstance(exc, (SourceError, TransientBodyError, StagingError)):
                 raise
             # urllib3 ProtocolError / ReadTimeoutError / IncompleteRead: the body broke off.
             raise _broken_body(exc, nbytes, expected_bytes, timeout) from None

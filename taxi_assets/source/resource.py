@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import string
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from taxi_assets.datasets import DatasetSpec
-from taxi_assets.errors import NotPublishedError
+from taxi_assets.errors import ConfigError, NotPublishedError
 from taxi_assets.months import normalize_month
 from taxi_assets.source import http
 
@@ -24,6 +25,49 @@ OFFICIAL_PARQUET_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data/{dataset
 # 2021-07, what users loaded before, byte for byte), then TLC's Parquet (every month).
 DEFAULT_SOURCE_URL = f"{COURSE_CSV_URL} {OFFICIAL_PARQUET_URL}"
 DEFAULT_ZONES_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/misc/taxi_zone_lookup.csv"
+
+
+SOURCE_SETTING = "TAXI_SOURCE_URL"
+TEMPLATE_FIELDS = ("dataset", "month")
+
+
+def check_url_template(text: str, setting: str = SOURCE_SETTING) -> str:
+    """The setting if each of its templates (one, or several separated by white space)
+    yields one URL per dataset and month, else ConfigError naming the setting and template.
+
+    Without {month} every month would load the same file, silently.
+    """
+    templates = text.split()
+    if not templates:
+        raise ConfigError(f"{setting}={text!r} names no URL template; e.g. {DEFAULT_SOURCE_URL}")
+    for i, template in enumerate(templates, 1):
+        name = f"{setting}={template!r}" if len(templates) == 1 else (
+            f"{setting}={text!r}, source {i} of {len(templates)} {template!r},"
+        )
+        _check_one_template(template, name)
+    return text
+
+
+def _check_one_template(template: str, name: str) -> None:
+    usage = (
+        "fields are {dataset} and {month} (YYYY-MM); several templates are separated by spaces, "
+        f"the first that has the month wins, e.g. {DEFAULT_SOURCE_URL}"
+    )
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:  # a lone { or }
+        raise ConfigError(f"{name} is not a URL template ({exc}; write {{{{ or }}}} for a brace): {usage}") from None
+    unknown = [f for f in fields if f not in TEMPLATE_FIELDS]
+    if unknown:
+        raise ConfigError(f"{name}: unknown field(s) {', '.join('{' + f + '}' for f in unknown)}; {usage}")
+    if "month" not in fields:
+        raise ConfigError(f"{name} has no {{month}}: every month would load the same file; {usage}")
+    try:
+        url = template.format(dataset="yellow", month="2021-01")
+    except (ValueError, KeyError, IndexError, AttributeError) as exc:  # e.g. {month:%Y} or {month[1]}
+        raise ConfigError(f"{name} cannot be filled in ({exc}); {usage}") from None
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise ConfigError(f"{name} is not an http(s) URL; {usage}")
 
 
 def url_file_name(url: str) -> str:
@@ -69,6 +113,10 @@ class TaxiSource(dg.ConfigurableResource):
     deadline_s: float = Field(
         default=3600.0, description="Longest one download attempt may take (a trickle that never stalls)."
     )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # At run start, before anything is fetched (an EnvVar is resolved only now).
+        check_url_template(self.url_template)
 
     def urls(self, spec: DatasetSpec, month: str) -> list[str]:
         return [t.format(dataset=spec.name, month=normalize_month(month)) for t in url_templates(self.url_template)]

@@ -3,7 +3,9 @@
 DuckDB allows one writing process at a time, and Dagster runs partitions in
 parallel processes, so writes are serialised with a file lock beside the database
 (the approach of Dagster's own ETL tutorial) rather than left to fail with
-"Could not set lock".
+"Could not set lock". A process that is not a run (the DuckDB CLI, a notebook) can
+still hold the file: then a run logs that it waits, retries for LOCKED_WAIT_S and
+fails naming the file and the process DuckDB reports.
 """
 
 from __future__ import annotations
@@ -12,17 +14,54 @@ import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
-from dagster_duckdb import DuckDBResource
+import tenacity
 from dagster import get_dagster_logger
 from filelock import FileLock, Timeout
 
 from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec
+from taxi_assets.errors import WarehouseLockedError
 from taxi_assets.months import normalize_month
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.warehouse import LoadResult
 
-LOCK_TIMEOUT_S = 600
+LOCK_TIMEOUT_S = 600  # another run of ours writing (its lock file)
+LOCKED_WAIT_S = 30.0  # another process holding the DuckDB file itself
+SETTING = "TAXI_WAREHOUSE_URI"
+
+
+def _held_elsewhere(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def connect(path: str, label: str) -> duckdb.DuckDBPyConnection:
+    """A connection to the file, waiting (and saying so) while another process holds it."""
+    log = get_dagster_logger()
+
+    def say_waiting(state: tenacity.RetryCallState) -> None:
+        if state.attempt_number == 1:
+            log.warning(
+                f"{label}: waiting up to {LOCKED_WAIT_S:g} s for the warehouse file {path} ({SETTING}), "
+                f"which another process holds: {state.outcome.exception()}"
+            )
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_delay(LOCKED_WAIT_S),
+        wait=tenacity.wait_exponential(multiplier=0.1, max=2),
+        retry=tenacity.retry_if_exception(_held_elsewhere),
+        before_sleep=say_waiting,
+        reraise=True,
+    )
+    try:
+        return retrying(duckdb.connect, path, config={"custom_user_agent": "taxi-assets"})
+    except duckdb.IOException as exc:
+        if not _held_elsewhere(exc):
+            raise
+        raise WarehouseLockedError(
+            f"{label}: the warehouse file {path} ({SETTING}) is held by another process; gave up after "
+            f"{LOCKED_WAIT_S:g} s. Close that process or point {SETTING} at another file. DuckDB said: {exc}"
+        ) from None
 
 
 def duckdb_type(t: pa.DataType) -> str:
@@ -68,15 +107,21 @@ def transaction(conn):
 
 
 @contextmanager
-def writer_lock(path: str):
+def writer_lock(path: str, label: str = "warehouse"):
     """The warehouse's one-writer lock: held by every load and by every dbt run on the file."""
     lock = FileLock(f"{path}.lock")
     try:
         lock.acquire(timeout=0)
     except Timeout:
         # Say why the run stands still (another run's long load, or a stuck one).
-        get_dagster_logger().info(f"waiting for the warehouse lock {lock.lock_file}: another run is writing")
-        lock.acquire(timeout=LOCK_TIMEOUT_S)
+        get_dagster_logger().info(f"{label}: waiting for the warehouse lock {lock.lock_file}: another run is writing")
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
+        except Timeout:
+            raise WarehouseLockedError(
+                f"{label}: another run has held the warehouse lock {lock.lock_file} for "
+                f"{LOCK_TIMEOUT_S} s ({SETTING}); is a run stuck?"
+            ) from None
     try:
         yield
     finally:
@@ -90,14 +135,16 @@ class DuckDBWarehouse:
         self.path = path
         if path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.resource = DuckDBResource(database=path)
 
     @contextmanager
-    def _writing(self):
+    def _writing(self, label: str = "warehouse"):
+        """A connection for `label` (what is being written, e.g. 'yellow 2021-01'), ours alone."""
         with ExitStack() as stack:
             if self.path != ":memory:":
-                stack.enter_context(writer_lock(self.path))
-            yield stack.enter_context(self.resource.get_connection())
+                stack.enter_context(writer_lock(self.path, label))
+            conn = connect(self.path, label)
+            stack.callback(conn.close)
+            yield conn
 
     def table_ref(self, name: str) -> str:
         return quote(name)
@@ -126,7 +173,8 @@ class DuckDBWarehouse:
         table = quote(spec.table)
         with ExitStack() as files:
             local = {m: str(files.enter_context(o.local_path())) for m, o in objects.items()}
-            with self._writing() as conn:
+            label = f"{spec.name} {', '.join(normalize_month(m) for m in objects)}"
+            with self._writing(label) as conn:
                 added = self.create_table(conn, spec)
                 # One transaction for all months: a failure leaves every month as it was.
                 month_metadata = {}
@@ -157,13 +205,13 @@ class DuckDBWarehouse:
         return counts
 
     def month_row_counts(self, spec: DatasetSpec) -> dict[str, int]:
-        with self._writing() as conn:
+        with self._writing(spec.name) as conn:
             self.create_table(conn, spec)
             return self._counts(conn, spec)
 
     def replace_table(self, name: str, obj: LakeObject, schema: pa.Schema) -> int:
         names = column_names(schema)
-        with obj.local_path() as path, self._writing() as conn:
+        with obj.local_path() as path, self._writing(name) as conn:
             # DuckDB DDL is transactional: readers see the old table or the new one.
             with transaction(conn):
                 conn.execute(f"CREATE OR REPLACE TABLE {quote(name)} ({column_definitions(schema)})")

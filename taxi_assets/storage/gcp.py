@@ -15,12 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import TYPE_CHECKING
 
-from google.auth.credentials import Credentials
-from google.oauth2 import service_account
 from pydantic import Field
 
 from taxi_assets.errors import TaxiAssetsError
+
+if TYPE_CHECKING:  # google-auth is imported where credentials are made, not with the definitions
+    from google.auth.credentials import Credentials
 
 CREDENTIALS_ENV = "TAXI_GCP_CREDENTIALS_JSON"
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -64,6 +66,8 @@ def credentials_from_json(value: str | None) -> Credentials | None:
     # Only service account keys: other credential types (external accounts) can make
     # google-auth run commands or fetch URLs named in the JSON.
     if info is not None and info.get("type") == "service_account":
+        from google.oauth2 import service_account
+
         try:
             credentials = service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
         except Exception:  # whatever the key's flaw, the error below says it without quoting it

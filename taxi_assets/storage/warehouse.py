@@ -16,6 +16,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.errors import ConfigError
 from taxi_assets.storage.gcp import credentials_field
 from taxi_assets.storage.lake import LakeObject
 
@@ -51,20 +52,52 @@ class WarehouseBackend(Protocol):
     def query(self, sql: str) -> pa.Table: ...
 
 
+WAREHOUSE_SETTING = "TAXI_WAREHOUSE_URI"
+USAGE = "use duckdb:///FILE (duckdb:////abs/path.duckdb) or bigquery://PROJECT/DATASET"
+
+
+def duckdb_path(uri: str) -> str:
+    """The file a duckdb:// URI names: duckdb:///rel/x.duckdb -> rel/x.duckdb, duckdb:////abs -> /abs."""
+    path = uri.removeprefix("duckdb://").removeprefix("/")
+    # An empty path would be DuckDB's in-memory database: a run that writes its rows nowhere
+    # (e.g. duckdb:///$DIR/ with DIR unset). A trailing slash names a folder, not a file.
+    if not path.strip() or path.endswith("/") or path == ":memory:":
+        raise ConfigError(f"{WAREHOUSE_SETTING}={uri!r} names no database file, so rows would be written nowhere: {USAGE}")
+    return path
+
+
+def check_warehouse_uri(uri: str) -> str:
+    """The URI's kind ('duckdb' or 'bigquery') once it is known to name a usable place; ConfigError otherwise."""
+    kind, sep, _ = uri.partition("://")
+    if not sep:
+        raise ConfigError(f"{WAREHOUSE_SETTING}={uri!r} is not a URI (no '://'): {USAGE}")
+    if kind == "duckdb":
+        duckdb_path(uri)
+    elif kind == "bigquery":
+        from taxi_assets.storage.bigquery_warehouse import parse_bigquery_uri
+
+        try:
+            parse_bigquery_uri(uri)
+        except ValueError as exc:
+            raise ConfigError(f"{WAREHOUSE_SETTING}: {exc}") from None
+    else:
+        raise ConfigError(f"{WAREHOUSE_SETTING}={uri!r}: unknown warehouse kind {kind!r}: {USAGE}")
+    return kind
+
+
 def backend_from_uri(uri: str, **options: Any) -> WarehouseBackend:
-    if uri.startswith("duckdb://"):
+    kind = check_warehouse_uri(uri)
+    if kind == "duckdb":
         from taxi_assets.storage.duckdb_warehouse import DuckDBWarehouse
 
-        return DuckDBWarehouse(uri.removeprefix("duckdb://").removeprefix("/") or ":memory:")
-    if uri.startswith("bigquery://"):
-        from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse
+        return DuckDBWarehouse(duckdb_path(uri))
+    from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse
 
-        return BigQueryWarehouse.from_uri(uri, **options)
-    raise ValueError(f"unsupported warehouse URI {uri!r}: use duckdb:///FILE or bigquery://PROJECT/DATASET")
+    return BigQueryWarehouse.from_uri(uri, **options)
 
 
 def warehouse_kind(uri: str) -> str:
-    return uri.split("://", 1)[0]
+    return check_warehouse_uri(uri)
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -73,6 +106,10 @@ class Warehouse(dg.ConfigurableResource):
     uri: str = Field(default=DEFAULT_WAREHOUSE_URI)
     location: str | None = Field(default=None, description="BigQuery location, e.g. US or EU.")
     gcp_credentials_json: str | None = credentials_field()
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # At run start, before raw and lake run: a URI that cannot work fails the run now.
+        check_warehouse_uri(self.uri)
 
     def backend(self) -> WarehouseBackend:
         return backend_from_uri(self.uri, location=self.location, credentials_json=self.gcp_credentials_json)

@@ -12,9 +12,10 @@ import dagster as dg
 
 from taxi_assets import quality
 from taxi_assets.datasets import DatasetSpec
+from taxi_assets.errors import StagingError
 from taxi_assets.defs.assets.keys import lake_key, raw_key
 from taxi_assets.defs.assets.metadata import table_schema
-from taxi_assets.defs.assets.staging import stage_each_partition
+from taxi_assets.defs.assets.staging import log_month, stage_each_partition
 from taxi_assets.defs.checks import TargetMaterialization, blocks, lake_check_specs, month_evaluation, month_results
 from taxi_assets.errors import CheckFailedError
 from taxi_assets.months import normalize_month
@@ -44,9 +45,12 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             month = normalize_month(key)
             source = raw[key]
             with source.local_path() as path:
-                result, quarantine = convert_quarantining(
-                    spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME)
-                )
+                try:
+                    result, quarantine = convert_quarantining(
+                        spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME)
+                    )
+                except StagingError as exc:
+                    raise StagingError(f"{exc} (TAXI_STAGING_DIR)") from None
             if quarantine.rows:
                 context.log.warning(
                     f"{spec.name} {month}: set aside {quarantine.rows:,} malformed of {quarantine.records:,} rows "
@@ -58,7 +62,10 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 context.log.warning(
                     f"{spec.name} {month}: dropped columns not in the spec: {', '.join(result.extra_columns)}"
                 )
-            context.log.info(f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
+            if result.non_finite_nulled:
+                counts = ", ".join(f"{n:,} in {c}" for c, n in result.non_finite_nulled.items())
+                context.log.warning(f"{spec.name} {month}: NaN/infinite values stored as null: {counts}")
+            log_month(context, f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
             return StagedFile(staged.path, quarantine=quarantine.path), {
                 "dagster/row_count": result.rows,
                 "quarantined_rows": quarantine.rows,
@@ -73,6 +80,7 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 # Text codes no data dictionary knows: stored as null, counted here.
                 "unknown_codes": result.unknown_codes,
                 "unknown_code_rows": sum(sum(c.values()) for c in result.unknown_codes.values()),
+                "non_finite_nulled": result.non_finite_nulled,
                 "source_file": source.uri,
                 "seconds": round(result.seconds, 3),
             }

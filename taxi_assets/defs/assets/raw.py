@@ -9,7 +9,7 @@ from pydantic import Field
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.assets.metadata import download_metadata
-from taxi_assets.defs.assets.staging import stage_each_partition
+from taxi_assets.defs.assets.staging import log_month, stage_each_partition
 from taxi_assets.defs.resources import source_url
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
@@ -63,7 +63,7 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             month = normalize_month(key)
             if config.source_uri:
                 got = drop_zone.download(config.source_uri, staged.path, f"{spec.name} {month}")
-                context.log.info(f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
+                log_month(context, f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
                 return staged, download_metadata(got)
             # The sources in order; the file keeps the name the winning source gives it.
             chosen: list[StagedFile] = []
@@ -82,7 +82,7 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 raise
             if chosen[0] is not staged:
                 staged.discard()
-            context.log.info(f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
+            log_month(context, f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
             metadata = download_metadata(got)
             metadata["source_url_template"] = url_templates(source.url_template)[len(missing)]
             if missing:

@@ -1,5 +1,6 @@
 """One staged file per month of a run: a single-run backfill covers a range of months."""
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ def stage_each_partition(
     far is discarded, so nothing of the run reaches the lake.
     """
     staged: dict[str, StagedFile] = {}
+    started = time.monotonic()
     try:
         for key in context.partition_keys:
             staged[key] = StagedFile.new(file_name(key))
@@ -30,4 +32,17 @@ def stage_each_partition(
         for file in staged.values():
             file.discard()
         raise
+    if len(staged) > 1:
+        context.log.info(
+            f"{context.asset_key.to_user_string()}: {len(staged)} months in {time.monotonic() - started:.1f}s "
+            "(each month's figures are in its materialization's metadata)"
+        )
     return staged
+
+
+def log_month(context: dg.AssetExecutionContext, message: str) -> None:
+    """An info line about one month, in a one-month run only: a run over a range logs one
+    summary line (stage_each_partition), as every log line is an event written to the
+    instance's storage (a whole-history backfill would write over a thousand)."""
+    if len(context.partition_keys) == 1:
+        context.log.info(message)

@@ -1,0 +1,103 @@
+"""How long the UI takes with the whole history materialized, in headless Chromium.
+
+Three moments a user waits for: the asset graph with every trip asset's partition fill,
+an asset's partitions view listing every month, and the launch dialog of a backfill
+(which reads every partition's status). Each is timed from the navigation or click to
+the element that says the page is complete. Chromium is Debian's (/usr/bin/chromium,
+installed by deploy/ci/install-chromium.sh), driven by playwright, as in the
+deployment tests.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import dagster as dg
+
+CHROMIUM = Path("/usr/bin/chromium")
+# As a person's browser on this machine: no sandbox as root, and nothing phoning home.
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+TIMEOUT_MS = 120_000
+
+
+def _path(key: dg.AssetKey) -> str:
+    return "/".join(key.path)
+
+
+def _skip_welcome(page) -> None:
+    """Close the first-visit 'Join the Dagster community' dialog (it covers the page)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    skip = page.get_by_role("dialog").get_by_role("button", name="Skip")
+    try:
+        skip.wait_for(state="visible", timeout=10_000)
+    except PlaywrightTimeout:
+        return
+    skip.click()
+    skip.wait_for(state="hidden", timeout=10_000)
+
+
+def ui_timings(
+    url: str,
+    profile: Path,
+    location: str,
+    keys: list[tuple[str, list[dg.AssetKey]]],
+    months: dict[str, list[str]],
+) -> dict[str, float]:
+    """{what: seconds} for the asset graph of the dataset with the most months (its group),
+    that dataset's warehouse partitions view and its lake asset's backfill launch dialog."""
+    from playwright.sync_api import expect, sync_playwright
+
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: run deploy/ci/install-chromium.sh as root, or pass --no-ui")
+    biggest = max(months, key=lambda name: len(months[name]))
+    raw, lake, warehouse = dict(keys)[biggest]
+    group = biggest  # the assets' group is their dataset (defs/assets)
+    timings: dict[str, float] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1600, "height": 1000},
+        )  # fmt: skip
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            # Warm-up: the first page load fetches the UI's scripts; a user has them cached.
+            page.goto(f"{url}/overview")
+            page.wait_for_load_state("networkidle")
+            _skip_welcome(page)
+
+            started = time.monotonic()
+            page.goto(f"{url}/locations/{location}/asset-groups/{group}/lineage")
+            for key in (raw, lake, warehouse):
+                # Each layer's node with its partitions' fill ("100% filled"): every month's status read.
+                link = page.locator(f"a[href='/assets/{_path(key)}?view=partitions']")
+                node = page.locator("[class*='AssetNode_assetNodeBox']", has=link)
+                expect(node).to_contain_text("% filled", timeout=TIMEOUT_MS)
+            timings["asset_graph"] = time.monotonic() - started
+
+            started = time.monotonic()
+            page.goto(f"{url}/assets/{_path(warehouse)}?view=partitions")
+            expect(page.get_by_text(f"Materialized ({len(months[biggest])})")).to_be_visible(timeout=TIMEOUT_MS)
+            timings["partitions_view"] = time.monotonic() - started
+
+            page.goto(f"{url}/assets/{_path(lake)}")
+            button = page.get_by_role("button", name=re.compile(r"Materialize…$")).first
+            expect(button).to_be_enabled(timeout=TIMEOUT_MS)
+            started = time.monotonic()
+            button.click()
+            # The dialog reads every partition's status; "All" selects the whole history.
+            dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
+            expect(dialog.get_by_text("Partition selection")).to_be_visible(timeout=TIMEOUT_MS)
+            dialog.get_by_role("button", name="All", exact=True).click()
+            launch = dialog.get_by_role("button", name="Launch backfill", exact=True)
+            expect(launch).to_be_enabled(timeout=TIMEOUT_MS)
+            timings["backfill_dialog"] = time.monotonic() - started
+        finally:
+            browser.close()
+    return timings
