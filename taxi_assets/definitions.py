@@ -3,6 +3,7 @@
 import dagster as dg
 
 from taxi_assets.defs.assets import build_all_assets
+from taxi_assets.defs.assets.marts import build_automation_sensor
 from taxi_assets.defs.jobs import build_month_jobs
 from taxi_assets.defs.resources import build_resources, warehouse_uri
 from taxi_assets.defs.schedules import build_schedules
@@ -16,7 +17,7 @@ def build_definitions() -> dg.Definitions:
         assets=assets,
         jobs=build_month_jobs(),
         schedules=build_schedules(),
-        sensors=build_source_sensors(),
+        sensors=[*build_source_sensors(), build_automation_sensor()],
         resources=build_resources(),
         # A run is a chain (raw -> lake -> checks -> warehouse of a month or a range):
         # its steps run one after another anyway, so a process per step would only add

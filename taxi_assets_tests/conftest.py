@@ -19,6 +19,7 @@ from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.reader import era_columns
 from taxi_assets.geo.shapes import SHAPES_TABLE, read_shapefile_zip, write_shapes_parquet
 from taxi_assets.defs.assets import build_all_assets, build_dataset_assets
+from taxi_assets.defs.assets.marts import dbt_resource
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.months import partition_key
 from taxi_assets.source.resource import DEFAULT_ZONE_SHAPES_URL, DEFAULT_ZONES_URL, TaxiSource
@@ -86,6 +87,7 @@ class Platform:
             ),
             "lake_io_manager": LakeIOManager(lake_uri=self.lake_uri),
             "warehouse": Warehouse(uri=self.warehouse_uri),
+            "dbt": dbt_resource(),
         }
 
     def lake(self) -> LocalLakeStore:

@@ -9,7 +9,6 @@ from dagster._core.definitions.freshness import CronFreshnessPolicy
 from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, shapes_key, warehouse_key, zones_key
 from taxi_assets.definitions import defs
-from taxi_assets.mart import MART_TABLE
 
 UTC = dt.timezone.utc
 
@@ -68,8 +67,12 @@ def test_each_dataset_has_its_sensors_schedule_and_job(dataset):
 def test_freshness_is_one_rule_the_cron_policy_of_every_monthly_asset():
     graph = defs.resolve_asset_graph()
     monthly = {k for spec in DATASETS.values() for k in (raw_key(spec), lake_key(spec), warehouse_key(spec))}
-    monthly.add(mart_key(MART_TABLE))
-    zones = {zones_key(layer) for layer in ("raw", "lake", "warehouse")}
+    dbt_monthly = {
+        *(dg.AssetKey(["staging", f"stg_{feed}_trips"]) for feed in ("yellow", "green", "fhv", "fhvhv")),
+        *(mart_key(name) for name in ("fact_trips", "trips_by_zone", "monthly_zone_revenue")),
+    }
+    monthly |= dbt_monthly
+    zones = {zones_key(layer) for layer in ("raw", "lake", "warehouse")} | {mart_key("dim_zones")}
     zones |= {shapes_key(layer) for layer in ("raw", "lake")}
     assert graph.materializable_asset_keys == monthly | zones
     for key in monthly:

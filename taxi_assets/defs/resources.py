@@ -20,6 +20,7 @@ import os
 
 import dagster as dg
 
+from taxi_assets.defs.assets.marts import dbt_resource
 from taxi_assets.source.resource import (
     DEFAULT_SOURCE_URL,
     DEFAULT_ZONE_SHAPES_URL,
@@ -72,6 +73,8 @@ def build_resources() -> dict[str, object]:
         "lake_io_manager": LakeIOManager(
             lake_uri=env_or_default("TAXI_LAKE_URI", DEFAULT_LAKE_URI), gcp_credentials_json=credentials
         ),
+        # The dbt project's models run against `warehouse` (marts.py points dbt at it).
+        "dbt": dbt_resource(),
         "warehouse": Warehouse(
             uri=env_or_default("TAXI_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI),
             location=env_or_default("TAXI_BIGQUERY_LOCATION", None),

@@ -11,10 +11,8 @@ Several months are one job each (load jobs cannot join a transaction): a failure
 stops at that month; the months before it are replaced, each whole, and the rest
 are untouched, so no month is ever duplicated or half replaced.
 
-The same two moves serve the zones and the mart: a whole table (the zone lookup)
-is one WRITE_TRUNCATE load job without a decorator; a month built by SQL (the
-mart) is one query job writing its result into `table$YYYYMM` with WRITE_TRUNCATE,
-so it is replaced exactly like a loaded month.
+A whole table (the zone lookup) is one WRITE_TRUNCATE load job without a decorator.
+The marts on top are dbt models (taxi_assets/dbt_project), built by dbt-bigquery.
 
 Not dagster-gcp's BigQuery I/O managers: they replace a partition by DELETE and an
 INSERT of a DataFrame built in the Dagster process, and create tables without
@@ -102,6 +100,10 @@ class BigQueryWarehouse:
 
     def table_id(self, name: str) -> str:
         return f"{self.project}.{self.dataset}.{name}"
+
+    def table_ref(self, name: str) -> str:
+        """Table `name` as SQL names it (no default dataset is set on queries)."""
+        return ident(self.table_id(name))
 
     def ensure_table(self, spec: DatasetSpec) -> bigquery.Table:
         return self.ensure_month_partitioned_table(
@@ -227,31 +229,6 @@ class BigQueryWarehouse:
         )
         job = self._load_job(name, obj, self.table_id(name), config, job_id_prefix=f"taxi_{name}_")
         return job.output_rows or 0
-
-    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
-        month = normalize_month(month)
-        description = f"Built in the warehouse by SQL, one month per {SOURCE_MONTH_COLUMN} partition."
-        self.ensure_month_partitioned_table(table, schema, description=description)
-        decorator = partition_decorator(month)
-        destination = self.table_id(table) + decorator
-        config = bigquery.QueryJobConfig(
-            destination=destination,
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            # The table was made (partitioned) above: never let the job make an unpartitioned one.
-            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
-        )
-        columns = ", ".join(ident(f.name) for f in schema)
-        job = None
-        try:
-            job = self.client.query(
-                f"SELECT {columns} FROM ({select_sql})", job_config=config,
-                job_id_prefix=f"taxi_{table}_{decorator[1:]}_",
-            )
-            # A query with a destination reports the rows it wrote; after WRITE_TRUNCATE of
-            # the partition, that is the month's row count.
-            return job.result().total_rows or 0
-        except GoogleAPICallError as exc:
-            raise job_failed(f"{table} {month}", "query", destination, job, exc) from None
 
     def month_row_counts(self, spec: DatasetSpec) -> dict[str, int]:
         sql = (

@@ -106,6 +106,28 @@ def transaction(conn):
     conn.execute("COMMIT")
 
 
+@contextmanager
+def writer_lock(path: str, label: str = "warehouse"):
+    """The warehouse's one-writer lock: held by every load and by every dbt run on the file."""
+    lock = FileLock(f"{path}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        # Say why the run stands still (another run's long load, or a stuck one).
+        get_dagster_logger().info(f"{label}: waiting for the warehouse lock {lock.lock_file}: another run is writing")
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
+        except Timeout:
+            raise WarehouseLockedError(
+                f"{label}: another run has held the warehouse lock {lock.lock_file} for "
+                f"{LOCK_TIMEOUT_S} s ({SETTING}); is a run stuck?"
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class DuckDBWarehouse:
     kind = "duckdb"
 
@@ -117,26 +139,15 @@ class DuckDBWarehouse:
     @contextmanager
     def _writing(self, label: str = "warehouse"):
         """A connection for `label` (what is being written, e.g. 'yellow 2021-01'), ours alone."""
-        lock = FileLock(f"{self.path}.lock") if self.path != ":memory:" else None
         with ExitStack() as stack:
-            if lock is not None:
-                try:
-                    stack.enter_context(lock.acquire(timeout=0))
-                except Timeout:
-                    # Say why the run stands still (another run's long load, or a stuck one).
-                    get_dagster_logger().info(
-                        f"{label}: waiting for the warehouse lock {lock.lock_file}: another run is writing"
-                    )
-                    try:
-                        stack.enter_context(lock.acquire(timeout=LOCK_TIMEOUT_S))
-                    except Timeout:
-                        raise WarehouseLockedError(
-                            f"{label}: another run has held the warehouse lock {lock.lock_file} for "
-                            f"{LOCK_TIMEOUT_S} s ({SETTING}); is a run stuck?"
-                        ) from None
+            if self.path != ":memory:":
+                stack.enter_context(writer_lock(self.path, label))
             conn = connect(self.path, label)
             stack.callback(conn.close)
             yield conn
+
+    def table_ref(self, name: str) -> str:
+        return quote(name)
 
     def create_table(self, conn, spec: DatasetSpec) -> list[str]:
         """The dataset's table, created if missing; a table made by an earlier version gains
@@ -208,17 +219,6 @@ class DuckDBWarehouse:
                     f"INSERT INTO {quote(name)} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)]
                 )
             return conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
-
-    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
-        names = column_names(schema)
-        first_day = f"{normalize_month(month)}-01"
-        where = f"WHERE {SOURCE_MONTH_COLUMN} = ?::DATE"
-        with self._writing(f"{table} {normalize_month(month)}") as conn:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} ({column_definitions(schema)})")
-            with transaction(conn):
-                conn.execute(f"DELETE FROM {quote(table)} {where}", [first_day])
-                conn.execute(f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM ({select_sql}) AS q")
-            return conn.execute(f"SELECT count(*) FROM {quote(table)} {where}", [first_day]).fetchone()[0]
 
     def query(self, sql: str) -> pa.Table:
         with self._writing() as conn:

@@ -46,11 +46,8 @@ class WarehouseBackend(Protocol):
         """Make table `name` (columns `schema`) hold exactly the lake Parquet file's rows,
         atomically; returns its row count."""
 
-    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
-        """Replace the rows of `month` in `table` (columns `schema`, partitioned by its
-        `source_month` DATE column; created if missing) with the rows of `select_sql`,
-        atomically; returns the month's row count. `select_sql` must yield only that
-        month's rows, with `schema`'s column names."""
+    def table_ref(self, name: str) -> str:
+        """Table `name` as this warehouse's SQL names it."""
 
     def query(self, sql: str) -> pa.Table: ...
 
@@ -125,9 +122,6 @@ class Warehouse(dg.ConfigurableResource):
 
     def replace_table(self, name: str, obj: LakeObject, schema: pa.Schema) -> int:
         return self.backend().replace_table(name, obj, schema)
-
-    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
-        return self.backend().replace_month_from_query(table, month, select_sql, schema)
 
     def query(self, sql: str) -> pa.Table:
         return self.backend().query(sql)

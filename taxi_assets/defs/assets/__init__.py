@@ -1,5 +1,5 @@
 """The asset factory: three layers per dataset, all derived from the spec table, plus the
-zone lookup's three layers and the trips-by-zone mart built on them."""
+zone lookup's three layers and the dbt models (staging, dim_zones, fact_trips, marts) on them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dagster as dg
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.lake import build_lake_asset
-from taxi_assets.defs.assets.mart import build_mart_asset
+from taxi_assets.defs.assets.marts import build_dbt_assets
 from taxi_assets.defs.assets.raw import build_raw_asset
 from taxi_assets.defs.assets.warehouse import build_warehouse_asset
 from taxi_assets.defs.assets.zone_shapes import build_zone_shape_assets
@@ -25,6 +25,6 @@ def build_all_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
             *(a for spec in DATASETS.values() for a in build_dataset_assets(spec, warehouse_kind)),
             *build_zone_assets(warehouse_kind),
             *build_zone_shape_assets(),
-            build_mart_asset(warehouse_kind),
+            *build_dbt_assets(warehouse_kind),
         ]
     )
