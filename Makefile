@@ -17,6 +17,8 @@ $(STAMP): setup.cfg pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	# The dbt project's manifest, offline (no dbt packages): loading the definitions then parses nothing.
+	$(PY) -m taxi_assets.analytics prepare
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +52,9 @@ from taxi_assets.reader import (
     fast_batches,
     resolve_columns,
 )
+
+if TYPE_CHECKING:  # shapely and pyproj load only where zones are filled
+    from taxi_assets.geo.fill import ZoneFill
 
 ROW_GROUP_ROWS = 64 << 10
 PARQUET_BATCH_ROWS = 64 << 10
@@ -75,6 +79,8 @@ class ConvertResult:
     era: str | None = None
     # Text codes that became null: {column: {code: rows}} (eras.map_codes).
     unknown_codes: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Location IDs set from coordinates: mapped_/unlocated_pickups/dropoffs and shares (geo.fill).
+    zones: dict[str, float] = field(default_factory=dict)
 
 
 def memory_pool() -> pa.MemoryPool:
@@ -213,8 +219,10 @@ def _write(
     dst: Path,
     result: ConvertResult,
     pool: pa.MemoryPool,
+    fill: Callable[[pa.Table], pa.Table] | None = None,
 ):
     """Write row groups (plus source_month) to dst, encoding each on a thread while the next is read.
+    `fill` (location IDs from coordinates, geo.fill) runs on that thread too, after NaN -> null.
 
     An OSError of the writer (disk full) is a StagingError: not the source file's fault.
     """
@@ -230,6 +238,8 @@ def _write(
 
     def encode(table: pa.Table) -> None:  # on the encoder thread, beside the reader's
         table = null_non_finite(table, result.non_finite_nulled)
+        if fill is not None:
+            table = fill(table)
         table = table.append_column(month_field, month_column(start, table.num_rows))
         writer.write_table(table, row_group_size=table.num_rows)
 
@@ -271,6 +281,7 @@ def convert(
     src: Path,
     dst: Path,
     set_aside: Callable[[str, str], None] | None = None,
+    zones: ZoneFill | None = None,
 ) -> ConvertResult:
     """Convert src to dst (Parquet, zstd). dst is written in place: callers stage it.
 
@@ -303,8 +314,12 @@ def convert(
         mapping, result.extra_columns, result.filled_columns = resolve_columns(spec, names, label, era)
         result.extra_columns = [n for n in result.extra_columns if not n.startswith("__unnamed_")]
         result.renamed = {s: d for s, d in mapping.items() if s != d}
+        # With `zones`, rows with coordinates and no location IDs get them (geo.fill), when
+        # the file has coordinate columns; result.zones counts what was mapped.
+        fill = zones.for_file(set(mapping.values())) if zones is not None else None
+        hook = fill if fill is not None and fill.columns else None
         if is_parquet:
-            _write(spec, month, _parquet_batches(spec, pf, mapping, label, codes, set_aside), dst, result, pool)
+            _write(spec, month, _parquet_batches(spec, pf, mapping, label, codes, set_aside), dst, result, pool, hook)
         else:
             with csv_bytes(src) as source:
                 where = f"{label} ({src})"
@@ -314,8 +329,9 @@ def convert(
                     read = careful_batches(spec, source, names, mapping, where, pool, set_aside, era)
                 schema = declared_schema(spec)
                 batches = (eras.canonical_batch(spec, b, schema, codes, where) for b in read)
-                _write(spec, month, batches, dst, result, pool)
+                _write(spec, month, batches, dst, result, pool, hook)
         result.unknown_codes = codes.as_dict()
+        result.zones = hook.metadata() if hook is not None else {}
     except (ConversionError, StagingError):
         raise
     except READ_ERRORS as exc:

@@ -58,6 +58,10 @@ class CheckThresholds:
     dropoff_before_pickup_error: float = 0.05
     bad_location_error: float = 0.05
     malformed_rows_error: float = 0.01
+    # Months with coordinates: rows left without a pickup/dropoff zone (0,0, water, outside
+    # the city). Real 2009-2015 months have about 1-3% of them, mostly 0,0; above 5% the
+    # coordinates or the zone shapes are likely wrong (WARN: the rows are kept either way).
+    unlocated_warn: float = 0.05
     # TLC taxi zones are numbered 1..265 (264 and 265 are the "unknown" zones).
     location_id_range: tuple[int, int] = (1, 265)
 

@@ -70,6 +70,7 @@ def run(
                 mirror.url_template.replace(".csv.gz", ".csv.gz" if f == "csv" else f".{f}") for f in formats
             ),
             "TAXI_ZONES_URL": mirror.zones_url,
+            "TAXI_ZONE_SHAPES_URL": mirror.zone_shapes_url,
             "TAXI_SENSOR_START_MONTH": min(months),
         }
         print(f"demo: mirror of {', '.join(datasets)} {', '.join(months)} on {mirror.base_url}", flush=True)

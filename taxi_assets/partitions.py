@@ -22,12 +22,6 @@ def monthly_partitions(spec: DatasetSpec) -> dg.MonthlyPartitionsDefinition:
     return _monthly(spec.first_partition, spec.publication_lag_months)
 
 
-def common_monthly_partitions(specs: Iterable[DatasetSpec]) -> dg.MonthlyPartitionsDefinition:
-    """The months every one of `specs` has: from the latest first month to the earliest last."""
-    specs = list(specs)
-    return _monthly(max(s.first_partition for s in specs), max(s.publication_lag_months for s in specs))
-
-
 def any_monthly_partitions(specs: Iterable[DatasetSpec]) -> dg.MonthlyPartitionsDefinition:
     """The months any of `specs` has: from the earliest first month to the earliest last."""
     specs = list(specs)

@@ -23,6 +23,14 @@ NEGATIVE_AMOUNT = "negative_amount"
 NEGATIVE_DISTANCE = "negative_distance"
 DROPOFF_BEFORE_PICKUP = "dropoff_before_pickup"
 BAD_LOCATION = "bad_location"
+# Rows of a month with coordinates left without a pickup/dropoff zone (taxi_assets.geo.fill).
+UNLOCATED_PICKUP = "unlocated_pickup"
+UNLOCATED_DROPOFF = "unlocated_dropoff"
+# rule -> (location column, longitude column): counted only in months whose file has coordinates.
+UNLOCATED = {
+    UNLOCATED_PICKUP: ("PULocationID", "pickup_longitude"),
+    UNLOCATED_DROPOFF: ("DOLocationID", "dropoff_longitude"),
+}
 
 
 @dataclass
@@ -52,6 +60,10 @@ def rules(spec: DatasetSpec) -> dict[str, tuple[str, ...]]:
         found[NEGATIVE_DISTANCE] = (spec.distance_column,)
     if spec.location_columns:
         found[BAD_LOCATION] = tuple(spec.location_columns)
+    names = {c.name for c in spec.columns}
+    for rule, columns in UNLOCATED.items():
+        if names.issuperset(columns):
+            found[rule] = columns
     return found
 
 
@@ -83,6 +95,8 @@ def _rule_sql(spec: DatasetSpec, rule: str) -> str:
     if rule == BAD_LOCATION:
         low, high = spec.thresholds.location_id_range
         return " OR ".join(f"{quote(c)} NOT BETWEEN {low} AND {high}" for c in spec.location_columns)
+    if rule in UNLOCATED:
+        return f"{quote(UNLOCATED[rule][0])} IS NULL"
     raise ValueError(f"unknown rule {rule!r}")
 
 
@@ -93,6 +107,9 @@ def month_figures(spec: DatasetSpec, month: str, path: Path) -> MonthFigures:
     present = set(schema.names)
     countable = {r: cols for r, cols in rules(spec).items() if present.issuperset(cols)}
     selects = ["count(*)"] + [f"count(*) FILTER (WHERE {_rule_sql(spec, r)})" for r in countable]
+    # A month without any coordinate (its era has location IDs) has nothing to locate.
+    gates = [r for r in countable if r in UNLOCATED]
+    selects += [f"count({quote(UNLOCATED[r][1])})" for r in gates]
     params: dict[str, object] = {"path": str(path)}
     if OUTSIDE_MONTH in countable:
         params["start"], params["end"] = month_bounds(month)
@@ -102,5 +119,8 @@ def month_figures(spec: DatasetSpec, month: str, path: Path) -> MonthFigures:
             f"SELECT {', '.join(selects)} FROM read_parquet($path, hive_partitioning = false)", params
         ).fetchone()
     counts: dict[str, int | None] = {r: None for r in rules(spec)}
-    counts.update(zip(countable, row[1:]))
+    counts.update(zip(countable, row[1 : 1 + len(countable)]))
+    for rule, coordinates in zip(gates, row[1 + len(countable) :]):
+        if not coordinates:
+            counts[rule] = 0
     return MonthFigures(month=month, rows=row[0], schema_differences=schema_differences(spec, schema), counts=counts)

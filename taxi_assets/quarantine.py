@@ -19,11 +19,15 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taxi_assets.convert import ConvertResult, convert
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.errors import MalformedRowsError, StagingError, UnreadableRowError
 from taxi_assets.months import normalize_month
+
+if TYPE_CHECKING:
+    from taxi_assets.geo.fill import ZoneFill
 
 QUARANTINE_FILE_NAME = "rows.csv"
 QUARANTINE_HEADER = ("error", "record")
@@ -50,14 +54,14 @@ class Quarantine:
 
 
 def convert_quarantining(
-    spec: DatasetSpec, month: str, src: Path, dst: Path, quarantine: Path
+    spec: DatasetSpec, month: str, src: Path, dst: Path, quarantine: Path, zones: ZoneFill | None = None
 ) -> tuple[ConvertResult, Quarantine]:
     """`convert.convert`, with unreadable rows set aside into `quarantine` (written
     only when there are any)."""
     label = f"{spec.name} {normalize_month(month)}"
     if not Path(src).name.lower().endswith(".parquet"):
         try:
-            result = convert(spec, month, src, dst)
+            result = convert(spec, month, src, dst, zones=zones)
             return result, Quarantine(records=result.rows)
         except UnreadableRowError:
             pass  # a row the fast mode cannot read: the careful mode sets such rows aside
@@ -77,7 +81,7 @@ def convert_quarantining(
             if len(found.examples) < EXAMPLES:
                 found.examples.append(f"{reason}: {record[:120]}")
 
-        result = convert(spec, month, src, dst, set_aside=set_aside)
+        result = convert(spec, month, src, dst, set_aside=set_aside, zones=zones)
     found.records = result.rows + found.lines
     if not found.rows:
         quarantine.unlink()  # nothing set aside (a CSV: the fast mode's doubt was unfounded, e.g. '0x' in a text)

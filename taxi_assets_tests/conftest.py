@@ -33,7 +33,12 @@ def mirror(mirror_root):
 @pytest.fixture
 def platform(tmp_path, mirror, monkeypatch) -> Platform:
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
-    return Platform(root=tmp_path, source_url=mirror.url_template, zones_url=mirror.zones_url)
+    return Platform(
+        root=tmp_path,
+        source_url=mirror.url_template,
+        zones_url=mirror.zones_url,
+        zone_shapes_url=mirror.zone_shapes_url,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,9 @@ mirror serves, and `Platform`, one isolated install of the product under a tempo
 
 from __future__ import annotations
 
+import functools
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,14 +14,33 @@ import dagster as dg
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.definitions import load_definitions
 from taxi_assets.defs.assets import build_dataset_assets
+from taxi_assets.defs.assets.marts import dbt_resource
 from taxi_assets.defs.resources import warehouse_resource
+from taxi_assets.geo.shapes import SHAPES_TABLE, read_shapefile_zip, write_shapes_parquet
 from taxi_assets.months import partition_key
-from taxi_assets.source.resource import DEFAULT_ZONES_URL, TaxiSource
+from taxi_assets.reader import era_columns
+from taxi_assets.source.resource import DEFAULT_ZONE_SHAPES_URL, DEFAULT_ZONES_URL, TaxiSource
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import LocalLakeStore
 
 TEST_DATA = Path(__file__).parent / "data"
 MONTHS = ["2021-01", "2021-02"]
+
+
+def month_has_coordinates(spec: DatasetSpec, month: str) -> bool:
+    """Whether an era of the month (CSV or Parquet) publishes coordinates."""
+    eras = [spec.era(month, fmt) for fmt in ("csv", "parquet")]
+    return any(era and "pickup_longitude" in era_columns(spec, era) for era in eras)
+
+
+@functools.lru_cache(maxsize=1)
+def lake_shapes_bytes() -> bytes:
+    """The lake's GeoParquet of the test data's shapefile, built once per session."""
+    staged = Path(tempfile.mkdtemp()) / "part-0.parquet"
+    write_shapes_parquet(read_shapefile_zip(TEST_DATA / "taxi_zones.zip", "taxi_zones.zip"), staged)
+    data = staged.read_bytes()
+    shutil.rmtree(staged.parent)
+    return data
 
 
 @dataclass
@@ -28,6 +50,7 @@ class Platform:
     root: Path
     source_url: str
     zones_url: str = DEFAULT_ZONES_URL
+    zone_shapes_url: str = DEFAULT_ZONE_SHAPES_URL
 
     @property
     def lake_uri(self) -> str:
@@ -39,9 +62,15 @@ class Platform:
 
     def resources(self) -> dict:
         return {
-            "source": TaxiSource(url_template=self.source_url, zones_url=self.zones_url, backoff_s=0.01),
+            "source": TaxiSource(
+                url_template=self.source_url,
+                zones_url=self.zones_url,
+                zone_shapes_url=self.zone_shapes_url,
+                backoff_s=0.01,
+            ),
             "lake_io_manager": LakeIOManager(lake_uri=self.lake_uri),
             "warehouse": warehouse_resource(self.warehouse_uri),
+            "dbt": dbt_resource(),
         }
 
     def lake(self) -> LocalLakeStore:
@@ -50,7 +79,21 @@ class Platform:
     def warehouse(self):
         return warehouse_resource(self.warehouse_uri)
 
+    def add_zone_shapes(self) -> None:
+        """The zone shapes in the lake, as `lake/taxi_zone_shapes_lake` would write them (from
+        the real shapefile in the test data): what the lake step of months with coordinates reads."""
+        store = self.lake()
+        if not store.list(SHAPES_TABLE):
+            staged = Path(tempfile.mkdtemp()) / "part-0.parquet"
+            staged.write_bytes(lake_shapes_bytes())
+            store.publish(staged, f"{SHAPES_TABLE}/part-0.parquet")
+            shutil.rmtree(staged.parent, ignore_errors=True)
+
     def materialize(self, spec: DatasetSpec, month: str, **kwargs) -> dg.ExecuteInProcessResult:
+        """raw -> lake -> warehouse of one month; the zone shapes are put in the lake first
+        for datasets that have coordinates (as `group:zones` materialized once)."""
+        if month_has_coordinates(spec, month):
+            self.add_zone_shapes()
         return dg.materialize(
             build_dataset_assets(spec, "duckdb"),
             partition_key=partition_key(month),

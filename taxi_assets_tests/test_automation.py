@@ -8,8 +8,7 @@ from dagster._core.definitions.freshness import CronFreshnessPolicy
 
 from taxi_assets.datasets import DATASETS
 from taxi_assets.definitions import defs
-from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key, zones_key
-from taxi_assets.mart import MART_TABLE
+from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, shapes_key, warehouse_key, zones_key
 
 UTC = dt.UTC
 
@@ -68,8 +67,13 @@ def test_each_dataset_has_its_sensors_schedule_and_job(dataset):
 def test_freshness_is_one_rule_the_cron_policy_of_every_monthly_asset():
     graph = defs.resolve_asset_graph()
     monthly = {k for spec in DATASETS.values() for k in (raw_key(spec), lake_key(spec), warehouse_key(spec))}
-    monthly.add(mart_key(MART_TABLE))
-    zones = {zones_key(layer) for layer in ("raw", "lake", "warehouse")}
+    dbt_monthly = {
+        *(dg.AssetKey(["staging", f"stg_{feed}_trips"]) for feed in ("yellow", "green", "fhv", "fhvhv")),
+        *(mart_key(name) for name in ("fact_trips", "trips_by_zone", "monthly_zone_revenue")),
+    }
+    monthly |= dbt_monthly
+    zones = {zones_key(layer) for layer in ("raw", "lake", "warehouse")} | {mart_key("dim_zones")}
+    zones |= {shapes_key(layer) for layer in ("raw", "lake")}
     assert graph.materializable_asset_keys == monthly | zones
     for key in monthly:
         node = graph.get(key)
@@ -80,7 +84,7 @@ def test_freshness_is_one_rule_the_cron_policy_of_every_monthly_asset():
         deadline = dt.datetime(2026, 11, 15, 12, tzinfo=UTC)
         assert deadline - policy.lower_bound_delta == dt.datetime(2026, 11, 1, tzinfo=UTC)
         assert "between the 1st and the 15th of each month (12:00 UTC)" in node.description, key
-    # The zone lookup is unpartitioned and refreshed by hand: no policy.
+    # The zone lookup and shapes are unpartitioned and refreshed by hand: no policy.
     assert all(graph.get(key).freshness_policy is None for key in zones)
     # No second mechanism that could disagree with the policy on the same page.
     assert not [k for k in graph.asset_check_keys if "freshness" in k.name]

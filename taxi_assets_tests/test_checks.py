@@ -53,6 +53,8 @@ def test_checks_pass_on_good_data(platform, mirror_root, dataset):
     }
     if dataset != "fhv":
         expected_names |= {"no_negative_amounts", "no_negative_distances"}
+    if dataset in ("yellow", "green"):  # eras with coordinates: rows left without a zone (WARN)
+        expected_names |= {"pickups_located", "dropoffs_located"}
     assert set(checks) == expected_names
     assert all(e.passed for e in checks.values()), {n: e.description for n, e in checks.items() if not e.passed}
     assert {e.partition for e in checks.values()} == {"2021-01-01"}

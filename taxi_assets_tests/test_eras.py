@@ -20,6 +20,7 @@ import pytest
 from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.mirror.generator import relpath
+from taxi_assets_tests.geo_reference import reference_ids
 from taxi_assets_tests.harness import Platform
 
 ROWS = 120
@@ -130,8 +131,14 @@ def test_era_month_lands_value_for_value(era_mirror, tmp_path, monkeypatch, data
             else:
                 assert w == h, (name, w, h, want)
 
+    # Eras with coordinates: the location IDs are the points' zones (an independent reference).
+    lake_md = result.asset_materializations_for_node(f"lake__{dataset}_lake")[0].metadata
+    located = {"PULocationID": "pickup", "DOLocationID": "dropoff"}
+    filled = [c for c, side in located.items() if c not in columns and f"{side}_longitude" in columns]
+    if filled:
+        assert_zones_filled(platform, spec, filled, lake_md)
     # Columns the era does not publish are null; text codes nobody knows are counted.
-    absent = [c.name for c in spec.columns if c.name not in columns]
+    absent = [c.name for c in spec.columns if c.name not in columns and c.name not in filled]
     if absent:
         nulls = (
             platform.warehouse()
@@ -139,7 +146,6 @@ def test_era_month_lands_value_for_value(era_mirror, tmp_path, monkeypatch, data
             .to_pylist()[0]
         )
         assert set(nulls.values()) == {0}, nulls
-    lake_md = result.asset_materializations_for_node(f"lake__{dataset}_lake")[0].metadata
     unknown = sum(
         1
         for want_row in expected
@@ -147,6 +153,25 @@ def test_era_month_lands_value_for_value(era_mirror, tmp_path, monkeypatch, data
         if w is None and spec.column(name).codes in ("vendor", "payment")
     )
     assert lake_md["unknown_code_rows"].value == unknown
+
+
+def assert_zones_filled(platform, spec, filled: list[str], lake_md) -> None:
+    sides = {"PULocationID": ("pickup", "pickups"), "DOLocationID": ("dropoff", "dropoffs")}
+    for location in filled:
+        side, plural = sides[location]
+        rows = (
+            platform.warehouse()
+            .query(f'SELECT "{side}_longitude" AS lon, "{side}_latitude" AS lat, "{location}" AS id FROM {spec.table}')
+            .to_pylist()
+        )
+        lon = [r["lon"] if r["lon"] is not None else float("nan") for r in rows]
+        lat = [r["lat"] if r["lat"] is not None else float("nan") for r in rows]
+        want = [int(i) or None for i in reference_ids(lon, lat)]
+        assert [r["id"] for r in rows] == want, location
+        assert sum(1 for w in want if w) > ROWS // 2  # most points are in a zone
+        unlocated = sum(1 for w in want if w is None)
+        assert lake_md[f"unlocated_{plural}"].value == unlocated
+        assert lake_md[f"mapped_{plural}"].value == ROWS - unlocated
 
 
 def test_parquet_float_that_is_not_whole_is_set_aside_and_whole_floats_load(tmp_path):

@@ -1,4 +1,4 @@
-"""python -m taxi_assets.bench convert|parquet|dagster|all [--quick] [options]; see README "Performance".
+"""python -m taxi_assets.bench convert|parquet|dagster|geo|zones|all [--quick] [options]; see README "Performance".
 
 The last line printed is one summary line of every part that ran, e.g.
 `csv_ours/duckdb=0.70 parquet_ours/best_peer=0.85 parquet_peak_mib=250 backfill_dagster/python=1.40 defs_import_s=1.2 ui_max_s=2.1`.
@@ -32,7 +32,9 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m taxi_assets.bench", description=__doc__)
-    parser.add_argument("what", nargs="?", default="convert", choices=["convert", "parquet", "dagster", "all"])
+    parser.add_argument(
+        "what", nargs="?", default="convert", choices=["convert", "parquet", "dagster", "geo", "zones", "all"]
+    )
     parser.add_argument("--quick", action="store_true", help="small inputs, one repetition: a few minutes")
     parser.add_argument("--dir", type=Path, default=Path(".bench"), help="cache of generated months (default .bench)")
     parser.add_argument("--rows", type=_ints, default=[1_400_000, 7_700_000], help="CSV month sizes, comma-separated")
@@ -57,12 +59,24 @@ def main(argv: list[str] | None = None) -> int:
         "--backfill-months", type=int, default=0, help="only the last N months of each dataset (0: all)"
     )
     parser.add_argument("--no-ui", action="store_true", help="skip the headless-browser timings")
+    parser.add_argument("--points", type=int, default=1_000_000, help="points of the geo bench (coordinates -> zones)")
+    parser.add_argument(
+        "--zones-rows", type=int, default=14_000_000, help="rows of the 2009-shaped month (zones bench)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         for name, value in QUICK.items():
             if parser.get_default(name) == getattr(args, name):
                 setattr(args, name, value)
     summary: dict[str, str] = {}
+    if args.what in ("geo", "all"):
+        from taxi_assets.bench.geo_bench import run_geo_bench
+
+        print("\n".join(run_geo_bench(args.points, args.repeats)))
+    if args.what in ("zones", "all"):
+        from taxi_assets.bench.geo_bench import run_zones_bench
+
+        print("\n".join(run_zones_bench(args.dir, args.zones_rows, args.repeats)))
     if args.what in ("dagster", "all"):
         from taxi_assets.bench.dagster_bench import run_dagster_bench
 

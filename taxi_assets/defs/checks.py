@@ -32,12 +32,13 @@ class ShareRule:
     check: str
     rule: str
     what: str  # "have total_amount < 0"
-    error_above: float
+    error_above: float | None  # None: WARN only
     warn_above: float | None = None
 
     def limits(self) -> str:
-        warn = f"WARN above {self.warn_above:.2%}, " if self.warn_above is not None else ""
-        return f"{warn}ERROR above {self.error_above:.2%}"
+        parts = [f"WARN above {self.warn_above:.2%}"] if self.warn_above is not None else []
+        parts += [f"ERROR above {self.error_above:.2%}"] if self.error_above is not None else []
+        return ", ".join(parts)
 
 
 def share_rules(spec: DatasetSpec) -> list[ShareRule]:
@@ -54,6 +55,11 @@ def share_rules(spec: DatasetSpec) -> list[ShareRule]:
                   f"have {spec.dropoff_column} before {spec.pickup_column}", t.dropoff_before_pickup_error),
         ShareRule("location_ids_in_range", quality.BAD_LOCATION,
                   f"have a location ID outside {low}..{high}", t.bad_location_error),
+        # WARN only: a month with many unplaceable coordinates is still the month as published.
+        ShareRule("pickups_located", quality.UNLOCATED_PICKUP,
+                  "have coordinates in no taxi zone (or none) and so no PULocationID", None, t.unlocated_warn),
+        ShareRule("dropoffs_located", quality.UNLOCATED_DROPOFF,
+                  "have coordinates in no taxi zone (or none) and so no DOLocationID", None, t.unlocated_warn),
     ]  # fmt: skip
     applicable = quality.rules(spec)
     return [r for r in candidates if r.rule in applicable]
@@ -87,7 +93,9 @@ def rows_result(spec: DatasetSpec, f: quality.MonthFigures) -> dg.AssetCheckResu
 def share_result(spec: DatasetSpec, rule: ShareRule, f: quality.MonthFigures) -> dg.AssetCheckResult:
     """Fails with ERROR above the error share (or when it cannot be counted), WARN above the warn share."""
     share = f.share(rule.rule)
-    metadata: dict = {"rows": f.rows, "error_above": rule.error_above}
+    metadata: dict = {"rows": f.rows}
+    if rule.error_above is not None:
+        metadata["error_above"] = rule.error_above
     if rule.warn_above is not None:
         metadata["warn_above"] = rule.warn_above
     if share is None:
@@ -102,7 +110,7 @@ def share_result(spec: DatasetSpec, rule: ShareRule, f: quality.MonthFigures) ->
     metadata[f"{rule.rule}_rows"] = count
     metadata[f"{rule.rule}_share"] = round(share, 6)
     severity = None
-    if share > rule.error_above:
+    if rule.error_above is not None and share > rule.error_above:
         severity = dg.AssetCheckSeverity.ERROR
     elif rule.warn_above is not None and share > rule.warn_above:
         severity = dg.AssetCheckSeverity.WARN

@@ -24,6 +24,7 @@ from taxi_assets.defs.sensors.common import INTERVAL_ENV, START_MONTH_ENV, Watch
 from taxi_assets.months import normalize_month
 from taxi_assets.source.resource import (
     DEFAULT_SOURCE_URL,
+    DEFAULT_ZONE_SHAPES_URL,
     DEFAULT_ZONES_URL,
     TaxiSource,
     check_url_template,
@@ -119,6 +120,7 @@ def build_resources() -> dict[str, object]:
         "source": TaxiSource(
             url_template=env_or_default("TAXI_SOURCE_URL", DEFAULT_SOURCE_URL),
             zones_url=env_or_default("TAXI_ZONES_URL", DEFAULT_ZONES_URL),
+            zone_shapes_url=env_or_default("TAXI_ZONE_SHAPES_URL", DEFAULT_ZONE_SHAPES_URL),
         ),
         "lake_io_manager": LakeIOManager(
             lake_uri=env_or_default("TAXI_LAKE_URI", DEFAULT_LAKE_URI), gcp_credentials_json=credentials

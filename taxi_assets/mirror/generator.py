@@ -52,6 +52,7 @@ FHV_HEADER_2020 = (
 ).split(",")
 
 ZONES_RELPATH = "misc/taxi_zone_lookup.csv"
+SHAPES_RELPATH = "misc/taxi_zones.zip"  # the real shapefile, as TLC publishes it
 
 
 def header_for(dataset: str, month: str) -> list[str]:
@@ -294,11 +295,13 @@ def _stream_gzip(out: BinaryIO, header: list[str], tables: Iterator[pa.Table]) -
 
 
 def write_zones(root: Path) -> Path:
-    dest = Path(root) / ZONES_RELPATH
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    data = resources.files(__package__).joinpath("taxi_zone_lookup.csv").read_bytes()
-    if not dest.exists() or dest.read_bytes() != data:
-        dest.write_bytes(data)
+    """The zone lookup CSV and the zone shapes zip (real files shipped with the package)."""
+    for relpath in (SHAPES_RELPATH, ZONES_RELPATH):
+        dest = Path(root) / relpath
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        data = resources.files(__package__).joinpath(relpath.rsplit("/", 1)[-1]).read_bytes()
+        if not dest.exists() or dest.read_bytes() != data:
+            dest.write_bytes(data)
     return dest
 
 
@@ -316,7 +319,7 @@ def generate(
     a feed's first month are skipped.
 
     Returns the number of data rows per (dataset, month). Same arguments give
-    byte-identical files. Also writes `{root}/misc/taxi_zone_lookup.csv`.
+    byte-identical files. Also writes `{root}/misc/taxi_zone_lookup.csv` and `taxi_zones.zip`.
     """
     root = Path(root)
     for dataset in datasets:

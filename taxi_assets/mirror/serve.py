@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 COPY_CHUNK = 64 * 1024
 URL_TEMPLATE_PATH = "/{dataset}/{dataset}_tripdata_{month}.csv.gz"
 ZONES_PATH = "/misc/taxi_zone_lookup.csv"
+SHAPES_PATH = "/misc/taxi_zones.zip"
 # Where the `redirect` fault sends clients; served like root but never faulted,
 # the way GitHub release assets bounce to a signed storage URL.
 REDIRECT_PREFIX = "_redirected/"
@@ -82,6 +83,8 @@ def content_type(path: str) -> str:
         return "application/gzip"
     if path.endswith(".csv"):
         return "text/csv"
+    if path.endswith(".zip"):
+        return "application/zip"
     return "application/octet-stream"
 
 
@@ -381,6 +384,10 @@ class MirrorServer:
     @property
     def zones_url(self) -> str:
         return self.base_url + ZONES_PATH
+
+    @property
+    def zone_shapes_url(self) -> str:
+        return self.base_url + SHAPES_PATH
 
     def url(self, relpath: str) -> str:
         return f"{self.base_url}/{relpath.lstrip('/')}"

@@ -24,6 +24,7 @@ OFFICIAL_PARQUET_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data/{dataset
 # 2021-07, what users loaded before, byte for byte), then TLC's Parquet (every month).
 DEFAULT_SOURCE_URL = f"{COURSE_CSV_URL} {OFFICIAL_PARQUET_URL}"
 DEFAULT_ZONES_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/misc/taxi_zone_lookup.csv"
+DEFAULT_ZONE_SHAPES_URL = "https://d37ci6vzurychx.cloudfront.net/misc/taxi_zones.zip"
 
 
 SOURCE_SETTING = "TAXI_SOURCE_URL"
@@ -105,6 +106,7 @@ class TaxiSource(dg.ConfigurableResource):
 
     url_template: str = Field(default=DEFAULT_SOURCE_URL)
     zones_url: str = Field(default=DEFAULT_ZONES_URL, description="The taxi zone lookup CSV.")
+    zone_shapes_url: str = Field(default=DEFAULT_ZONE_SHAPES_URL, description="The taxi zone shapefile (zip).")
     timeout_s: float = Field(
         default=60.0, description="Connect timeout, and the longest wait for the next bytes of a body."
     )
@@ -176,6 +178,12 @@ class TaxiSource(dg.ConfigurableResource):
 
     def download_zones(self, dest: Path, log: logging.Logger | None = None) -> http.Download:
         return self._download(self.zones_url, dest, "taxi zones", log)
+
+    def zone_shapes_file_name(self) -> str:
+        return url_file_name(self.zone_shapes_url)
+
+    def download_zone_shapes(self, dest: Path, log: logging.Logger | None = None) -> http.Download:
+        return self._download(self.zone_shapes_url, dest, "taxi zone shapes", log)
 
     def _download(self, url: str, dest: Path, label: str, log: logging.Logger | None) -> http.Download:
         with self._session() as session:

@@ -11,10 +11,8 @@ Several months are one job each (load jobs cannot join a transaction): a failure
 stops at that month; the months before it are replaced, each whole, and the rest
 are untouched, so no month is ever duplicated or half replaced.
 
-The same two moves serve the zones and the mart: a whole table (the zone lookup)
-is one WRITE_TRUNCATE load job without a decorator; a month built by SQL (the
-mart) is one query job writing its result into `table$YYYYMM` with WRITE_TRUNCATE,
-so it is replaced exactly like a loaded month.
+A whole table (the zone lookup) is one WRITE_TRUNCATE load job without a decorator.
+The marts on top are dbt models (taxi_assets/dbt_project), built by dbt-bigquery.
 
 Not dagster-gcp's BigQuery I/O managers: they replace a partition by DELETE and an
 INSERT of a DataFrame built in the Dagster process, and create tables without
@@ -243,32 +241,6 @@ class BigQueryWarehouse(Warehouse):
         job = self._load_job(name, obj, self.table_id(name), config, job_id_prefix=f"taxi_{name}_")
         return job.output_rows or 0
 
-    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
-        month = normalize_month(month)
-        description = f"Built in the warehouse by SQL, one month per {SOURCE_MONTH_COLUMN} partition."
-        self.ensure_month_partitioned_table(table, schema, description=description)
-        decorator = partition_decorator(month)
-        destination = self.table_id(table) + decorator
-        config = bigquery.QueryJobConfig(
-            destination=destination,
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            # The table was made (partitioned) above: never let the job make an unpartitioned one.
-            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
-        )
-        columns = ", ".join(ident(f.name) for f in schema)
-        job = None
-        try:
-            job = self.client.query(
-                f"SELECT {columns} FROM ({select_sql})",
-                job_config=config,
-                job_id_prefix=f"taxi_{table}_{decorator[1:]}_",
-            )
-            # A query with a destination reports the rows it wrote; after WRITE_TRUNCATE of
-            # the partition, that is the month's row count.
-            return job.result().total_rows or 0
-        except GoogleAPICallError as exc:
-            raise job_failed(f"{table} {month}", "query", destination, job, exc) from None
-
     def month_row_counts(self, spec: DatasetSpec) -> dict[str, int]:
         sql = (
             f"SELECT FORMAT_DATE('%Y-%m', {SOURCE_MONTH_COLUMN}) AS month, COUNT(*) AS row_count "
@@ -279,6 +251,10 @@ class BigQueryWarehouse(Warehouse):
         except NotFound:  # no table yet
             return {}
         return {r["month"]: r["row_count"] for r in rows}
+
+    def table_ref(self, name: str) -> str:
+        """Table `name` as SQL names it (no default dataset is set on queries)."""
+        return ident(self.table_id(name))
 
     def query(self, sql: str) -> pa.Table:
         # Unqualified table names resolve in the warehouse's dataset, as in DuckDB.

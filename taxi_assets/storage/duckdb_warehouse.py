@@ -104,6 +104,28 @@ def transaction(conn):
     conn.execute("COMMIT")
 
 
+@contextmanager
+def writer_lock(path: str, label: str = "warehouse"):
+    """The warehouse's one-writer lock: held by every load and by every dbt run on the file."""
+    lock = FileLock(f"{path}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        # Say why the run stands still (another run's long load, or a stuck one).
+        get_dagster_logger().info(f"{label}: waiting for the warehouse lock {lock.lock_file}: another run is writing")
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
+        except Timeout:
+            raise WarehouseLockedError(
+                f"{label}: another run has held the warehouse lock {lock.lock_file} for "
+                f"{LOCK_TIMEOUT_S} s ({SETTING}); is a run stuck?"
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class DuckDBWarehouse(Warehouse):
     """The warehouse in one DuckDB file (`uri` duckdb:///path)."""
 
@@ -119,23 +141,8 @@ class DuckDBWarehouse(Warehouse):
     def _writing(self, label: str = "warehouse"):
         """A connection for `label` (what is being written, e.g. 'yellow 2021-01'), ours alone."""
         Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(f"{self.path}.lock")
         with ExitStack() as stack:
-            if lock is not None:
-                try:
-                    stack.enter_context(lock.acquire(timeout=0))
-                except Timeout:
-                    # Say why the run stands still (another run's long load, or a stuck one).
-                    get_dagster_logger().info(
-                        f"{label}: waiting for the warehouse lock {lock.lock_file}: another run is writing"
-                    )
-                    try:
-                        stack.enter_context(lock.acquire(timeout=LOCK_TIMEOUT_S))
-                    except Timeout:
-                        raise WarehouseLockedError(
-                            f"{label}: another run has held the warehouse lock {lock.lock_file} for "
-                            f"{LOCK_TIMEOUT_S} s ({SETTING}); is a run stuck?"
-                        ) from None
+            stack.enter_context(writer_lock(self.path, label))
             conn = connect(self.path, label)
             stack.callback(conn.close)
             yield conn
@@ -206,16 +213,8 @@ class DuckDBWarehouse(Warehouse):
                 conn.execute(f"INSERT INTO {quote(name)} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)])
             return conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
 
-    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
-        names = column_names(schema)
-        first_day = f"{normalize_month(month)}-01"
-        where = f"WHERE {SOURCE_MONTH_COLUMN} = ?::DATE"
-        with self._writing(f"{table} {normalize_month(month)}") as conn:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} ({column_definitions(schema)})")
-            with transaction(conn):
-                conn.execute(f"DELETE FROM {quote(table)} {where}", [first_day])
-                conn.execute(f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM ({select_sql}) AS q")
-            return conn.execute(f"SELECT count(*) FROM {quote(table)} {where}", [first_day]).fetchone()[0]
+    def table_ref(self, name: str) -> str:
+        return quote(name)
 
     def query(self, sql: str) -> pa.Table:
         with self._writing() as conn:

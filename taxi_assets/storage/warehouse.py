@@ -67,11 +67,8 @@ class Warehouse(dg.ConfigurableResource):
         atomically; returns its row count."""
 
     @abstractmethod
-    def replace_month_from_query(self, table: str, month: str, select_sql: str, schema: pa.Schema) -> int:
-        """Replace the rows of `month` in `table` (columns `schema`, partitioned by its
-        `source_month` DATE column; created if missing) with the rows of `select_sql`,
-        atomically; returns the month's row count. `select_sql` must yield only that
-        month's rows, with `schema`'s column names."""
+    def table_ref(self, name: str) -> str:
+        """Table `name` as SQL names it (no default dataset is set on queries)."""
 
     @abstractmethod
     def query(self, sql: str) -> pa.Table: ...

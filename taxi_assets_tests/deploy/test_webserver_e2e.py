@@ -19,15 +19,19 @@ import duckdb
 import pytest
 
 from taxi_assets.datasets import DATASETS
-from taxi_assets.defs.assets.keys import lake_key, raw_key, warehouse_key
+from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key
+from taxi_assets.defs.assets.mart_map import MAP_METADATA_KEY
+from taxi_assets.mart import MART_TABLE
 from taxi_assets.mirror import Fault, MirrorServer, generate, relpath
 from taxi_assets.months import partition_key
 from taxi_assets_tests.deploy.graphql import TaxiGraphQL
 from taxi_assets_tests.deploy.harness import PgDatabase, fresh_database, install_instance
 from taxi_assets_tests.deploy.services import LOCATION, Deployment, wait_for
+from taxi_assets_tests.harness import Platform
 from taxi_assets_tests.helpers import csv_data_rows
 
 SPEC = DATASETS["yellow"]
+MART = mart_key(MART_TABLE)
 KEYS = [raw_key(SPEC), lake_key(SPEC), warehouse_key(SPEC)]
 MONTHS = ["2021-01", "2021-02", "2021-03"]
 NEW_MONTH = "2021-04"
@@ -349,6 +353,63 @@ def test_the_asset_graph_and_a_partitions_page_in_headless_chromium(e2e, tmp_pat
     assert sorted(p.name for p in shots.iterdir()) == [
         "asset-graph-raw-selected.png", "asset-graph.png", "warehouse-partitions.png",
     ]  # fmt: skip
+
+
+def test_the_pickup_map_of_a_mart_month_shows_on_the_asset_page(e2e, tmp_path, monkeypatch):
+    """The other feeds, the zones and the mart of one month, materialized in this process on
+    the deployment's instance, lake and warehouse; then the mart's page in Chromium: the
+    month's pickup map (Markdown metadata with the PNG inline) opens and shows."""
+    from playwright.sync_api import expect, sync_playwright
+
+    month = MONTHS[0]
+    others = [name for name in DATASETS if name != SPEC.name]
+    generate(e2e.mirror_root, others, [month])
+    monkeypatch.setenv("TAXI_STAGING_DIR", str(e2e.root / "staging"))
+    platform = Platform(
+        root=e2e.root,  # lake/ and warehouse.duckdb: the deployment's
+        source_url=e2e.mirror.url_template,
+        zones_url=e2e.mirror.zones_url,
+        zone_shapes_url=e2e.mirror.zone_shapes_url,
+    )
+    assert platform.warehouse_uri == f"duckdb:///{e2e.warehouse_file}"
+    with e2e.instance() as instance:
+        # Feeds have their own partitions: one run per feed, then the zones and the mart.
+        for name in others:
+            assert platform.materialize(DATASETS[name], month, instance=instance).success
+        zones_and_mart = dg.AssetSelection.assets(MART).upstream() - dg.AssetSelection.groups(*DATASETS)
+        result = platform.materialize_selection(zones_and_mart, month, instance=instance)
+    assert result.success
+
+    shots = tmp_path / "screenshots"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1600, "height": 1200},
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(f"{e2e.deployment.url}/assets/{'/'.join(MART.path)}")
+            show = page.locator("tr", has_text=MAP_METADATA_KEY).get_by_text("[Show Markdown]")
+            expect(show).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+            skip = page.get_by_role("button", name="Skip")  # the UI's first-visit newsletter dialog
+            if skip.count():
+                skip.click()
+            show.click()
+            image = page.get_by_role("img", name=f"Pickups by taxi zone, {month}")
+            expect(image).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+            # Decoded and laid out: a real picture, not a broken-image icon.
+            width = image.evaluate("img => img.complete ? img.naturalWidth : 0")
+            assert width > 300, width
+            assert image.get_attribute("src").startswith("data:image/png;base64,")
+            page.screenshot(path=shots / "mart-pickup-map.png")
+        finally:
+            browser.close()
+    print(f"\nscreenshot: {shots / 'mart-pickup-map.png'}")
+    assert (shots / "mart-pickup-map.png").stat().st_size > 10_000
 
 
 def test_a_new_month_on_the_mirror_starts_the_source_sensor_run(e2e):

@@ -11,6 +11,7 @@ names (storage/io_manager.py strips the suffix).
 import dagster as dg
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
+from taxi_assets.geo.shapes import SHAPES_TABLE
 from taxi_assets.zones import ZONES_TABLE
 
 
@@ -29,6 +30,12 @@ def warehouse_key(spec: DatasetSpec) -> dg.AssetKey:
 def zones_key(layer: str) -> dg.AssetKey:
     """raw/taxi_zone_lookup_raw, lake/taxi_zone_lookup_lake or warehouse/taxi_zone_lookup."""
     return dg.AssetKey([layer, ZONES_TABLE if layer == "warehouse" else f"{ZONES_TABLE}_{layer}"])
+
+
+def shapes_key(layer: str) -> dg.AssetKey:
+    """raw/taxi_zone_shapes_raw or lake/taxi_zone_shapes_lake (the lead's naming: the last
+    part names the layer; the lake folders are taxi_zone_shapes, see storage/io_manager.py)."""
+    return dg.AssetKey([layer, f"{SHAPES_TABLE}_{layer}"])
 
 
 def mart_key(table: str) -> dg.AssetKey:

@@ -6,31 +6,68 @@ lake's previous version, so neither this run's warehouse step nor a later
 warehouse-only reload can load it.
 """
 
+import functools
 from collections.abc import Iterator
 
 import dagster as dg
+import pyarrow as pa
 
 from taxi_assets import quality
 from taxi_assets.datasets import DATASETS, DatasetSpec
-from taxi_assets.defs.assets.keys import lake_key, raw_key
+from taxi_assets.defs.assets.keys import lake_key, raw_key, shapes_key
 from taxi_assets.defs.assets.metadata import table_schema
 from taxi_assets.defs.assets.staging import log_month, stage_each_partition
 from taxi_assets.defs.checks import TargetMaterialization, blocks, lake_check_specs, month_evaluation, month_results
 from taxi_assets.defs.freshness import with_freshness_policy
-from taxi_assets.errors import CheckFailedError, StagingError
+from taxi_assets.errors import CheckFailedError, ConversionError, StagingError
+from taxi_assets.geo.fill import ZoneFill, has_coordinates
+from taxi_assets.geo.locate import ZoneIndex
+from taxi_assets.geo.shapes import read_shapes_parquet
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
+from taxi_assets.storage.io_manager import LakeIOManager, published
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.staging import StagedFile
 
 LAKE_FILE_NAME = "part-0.parquet"
 
 
+@functools.lru_cache(maxsize=2)
+def zone_index(shapes_parquet: bytes) -> ZoneIndex:
+    """The zone index of a lake shapes file's bytes: built once per process and version
+    (a process that runs many months, or many runs in tests, builds it once)."""
+    return ZoneIndex.from_table(read_shapes_parquet(pa.BufferReader(shapes_parquet)))
+
+
+def zone_fill(spec: DatasetSpec, lake_io_manager: LakeIOManager, log) -> ZoneFill | None:
+    """Fills location IDs from coordinates (months whose files have them), reading the lake's
+    zone shapes at the first such month of the run; None for datasets without coordinates."""
+    if not has_coordinates(spec):
+        return None
+
+    def load() -> ZoneIndex:
+        try:
+            shapes = published(lake_io_manager.store(), shapes_key("lake"), None)
+        except FileNotFoundError as exc:
+            raise ConversionError(
+                f"{spec.name}: this month has coordinates, which become location IDs through the zone shapes: "
+                f"materialize {shapes_key('lake').to_user_string()} (group zones) first. {exc}"
+            ) from None
+        with shapes.local_path() as path:
+            index = zone_index(path.read_bytes())
+        log.info(f"{spec.name}: zone index of {shapes.uri}")
+        return index
+
+    return ZoneFill(load)
+
+
 def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=lake_key(spec),
         ins={"raw": dg.AssetIn(raw_key(spec))},
+        # Months with coordinates get their location IDs from the zone shapes.
+        deps=[shapes_key("lake")] if has_coordinates(spec) else [],
         partitions_def=monthly_partitions(spec),
         # A range of months is converted in one run, one month after the other.
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -41,14 +78,18 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         description=f"{spec.name} trips of one month as Parquet (zstd) with declared types.",
         metadata={"dataset": spec.name, "layer": "lake", "dagster/column_schema": table_schema(spec)},
     )
-    def lake(context: dg.AssetExecutionContext, raw: dict[str, LakeObject]):
+    def lake(
+        context: dg.AssetExecutionContext, raw: dict[str, LakeObject], lake_io_manager: dg.ResourceParam[LakeIOManager]
+    ):
+        zones = zone_fill(spec, lake_io_manager, context.log)
+
         def convert_month(key: str, staged: StagedFile) -> tuple[StagedFile, dict]:
             month = normalize_month(key)
             source = raw[key]
             with source.local_path() as path:
                 try:
                     result, quarantine = convert_quarantining(
-                        spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME)
+                        spec, month, path, staged.path, staged.path.with_name(QUARANTINE_FILE_NAME), zones
                     )
                 except StagingError as exc:
                     raise StagingError(f"{exc} (TAXI_STAGING_DIR)") from None
@@ -66,6 +107,8 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             if result.non_finite_nulled:
                 counts = ", ".join(f"{n:,} in {c}" for c, n in result.non_finite_nulled.items())
                 context.log.warning(f"{spec.name} {month}: NaN/infinite values stored as null: {counts}")
+            if result.zones:
+                context.log.info(f"{spec.name} {month}: location IDs from coordinates: {result.zones}")
             log_month(context, f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
             return StagedFile(staged.path, quarantine=quarantine.path), {
                 "dagster/row_count": result.rows,
@@ -82,6 +125,7 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "unknown_codes": result.unknown_codes,
                 "unknown_code_rows": sum(sum(c.values()) for c in result.unknown_codes.values()),
                 "non_finite_nulled": result.non_finite_nulled,
+                **result.zones,
                 "source_file": source.uri,
                 "seconds": round(result.seconds, 3),
             }

@@ -1,0 +1,244 @@
+"""The analytics layer as assets: the dbt project's models (taxi_assets/dbt_project) loaded with
+dagster-dbt, downstream of the warehouse tables (the dbt sources), with the dbt tests as
+asset checks.
+
+- staging/stg_{feed}_trips (views), mart/fact_trips (a view), mart/trips_by_zone and
+  mart/monthly_zone_revenue (incremental, one month per run): monthly partitions, from the
+  earliest first month of any dataset; a run builds one month (`--vars {month: ...}`).
+- mart/dim_zones: a table, unpartitioned, rebuilt when the zone lookup is.
+- Automation (off until its sensor is turned on): a month's models build once every feed
+  that has the month is in the warehouse (MONTH_COMPLETE); dim_zones after the zone lookup.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from taxi_assets.analytics import (
+    MANIFEST_PATH,
+    PROJECT_DIR,
+    dbt_env,
+    dbt_executable,
+    dbt_vars,
+    environment_for_spawn,
+    prepare_manifest,
+    writer_lock,
+)
+from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
+from taxi_assets.defs.assets.keys import mart_key, shapes_key, warehouse_key, zones_key
+from taxi_assets.defs.assets.mart_map import PickupMaps
+from taxi_assets.defs.freshness import with_freshness_policy
+from taxi_assets.defs.resources import load_settings
+from taxi_assets.months import normalize_month
+from taxi_assets.partitions import any_monthly_partitions
+from taxi_assets.storage.io_manager import LakeIOManager
+from taxi_assets.storage.warehouse import Warehouse
+from taxi_assets.zones import ZONES_TABLE
+
+MART_GROUP = "marts"
+MONTHLY_TAG = "monthly"
+MONTHLY_SELECT = f"tag:{MONTHLY_TAG}"
+AUTOMATION_SENSOR_NAME = "marts_automation_sensor"
+DIM_ZONES_KEY = mart_key("dim_zones")
+TRIPS_BY_ZONE = mart_key("trips_by_zone")
+
+# A month's models run once all their inputs of that month are in: every feed's table that
+# should have the month (a month before a feed's first month has no partition of it, which is
+# not missing) and the zones. A feed loaded later (or again) reruns the month. Unlike eager(),
+# every month, not only the latest, so a backfill of the feeds is followed by the marts.
+# An update of dim_zones alone does not rebuild every month of history: backfill the marts then.
+MONTH_COMPLETE = (
+    (
+        dg.AutomationCondition.newly_missing()
+        # New zones or shapes alone do not rebuild every month of history (see below).
+        | dg.AutomationCondition.any_deps_updated().ignore(dg.AssetSelection.assets(DIM_ZONES_KEY, shapes_key("lake")))
+    ).since_last_handled()
+    # The shapes only draw trips_by_zone's map (which says so when they are missing): no reason to wait.
+    & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(shapes_key("lake")))
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("month_complete")
+
+PROJECT = DbtProject(project_dir=PROJECT_DIR)
+
+
+class TaxiDbtTranslator(DagsterDbtTranslator):
+    """dbt sources are the warehouse assets; staging models get staging/, the others mart/."""
+
+    def __init__(self, warehouse_kind: str):
+        super().__init__()
+        self.warehouse_kind = warehouse_kind
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        # The manifest is parsed for DuckDB (analytics.prepare_manifest): the kind is the warehouse's.
+        spec = spec.replace_attributes(kinds={"dbt", self.warehouse_kind})
+        if spec.key == TRIPS_BY_ZONE:  # each month's pickup map is drawn from the lake's zone shapes
+            spec = spec.merge_attributes(deps=[shapes_key("lake")])
+        return spec
+
+    def get_asset_key(self, props: Mapping[str, Any]) -> dg.AssetKey:
+        if props["resource_type"] == "source":
+            name = props["name"]
+            if name == ZONES_TABLE:
+                return zones_key("warehouse")
+            spec = next((s for s in DATASETS.values() if s.table == name), None)
+            # A feed the spec table does not have yet keeps its meta.dagster.asset_key.
+            return warehouse_key(spec) if spec else super().get_asset_key(props)
+        layer = "staging" if props["fqn"][1] == "staging" else None
+        return dg.AssetKey([layer, props["name"]]) if layer else mart_key(props["name"])
+
+    def get_group_name(self, props: Mapping[str, Any]) -> str:
+        return MART_GROUP
+
+    def get_metadata(self, props: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {**super().get_metadata(props), "dagster/table_name": props.get("alias") or props["name"]}
+
+    def get_partition_mapping(self, props: Mapping[str, Any], parent: Mapping[str, Any]) -> dg.PartitionMapping | None:
+        if parent["resource_type"] == "source" and any(s.table == parent["name"] for s in DATASETS.values()):
+            # A feed's table starts at its own first month: earlier months have no partition of it.
+            return dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
+        return None
+
+    def get_automation_condition(self, props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        if MONTHLY_TAG in props.get("tags", []):
+            return MONTH_COMPLETE
+        return dg.AutomationCondition.eager()
+
+
+MONTHLY_ZONE_REVENUE = mart_key("monthly_zone_revenue")
+
+
+def month_figures(warehouse: Warehouse, month: str, key: dg.AssetKey) -> dict[str, Any]:
+    """The figures of a mart's month that the UI plots across partitions."""
+    backend = warehouse
+    where = f"WHERE {SOURCE_MONTH_COLUMN} = DATE '{normalize_month(month)}-01'"
+    if key == MONTHLY_ZONE_REVENUE:
+        (row,) = backend.query(
+            f"SELECT COUNT(*) AS n, SUM(total_monthly_trips) AS trips, SUM(revenue_monthly_total_amount) AS total "
+            f"FROM {backend.table_ref('monthly_zone_revenue')} {where}"
+        ).to_pylist()
+        return {
+            "dagster/row_count": int(row["n"]),
+            "total_trips": int(row["trips"] or 0),
+            "total_revenue": round(row["total"] or 0.0, 2),
+        }
+    if key != TRIPS_BY_ZONE:
+        return {}
+    totals = backend.query(
+        f"SELECT dataset, SUM(trips) AS trips, SUM(revenue) AS revenue, COUNT(*) AS zone_rows, "
+        f"SUM(CASE WHEN pickup_zone IS NULL THEN trips ELSE 0 END) AS unknown_zone_trips "
+        f"FROM {backend.table_ref('trips_by_zone')} {where} GROUP BY dataset"
+    ).to_pylist()
+    by_dataset = {row["dataset"]: row for row in totals}
+    figures: dict[str, Any] = {
+        "dagster/row_count": sum(int(r["zone_rows"]) for r in totals),
+        "total_trips": sum(int(r["trips"]) for r in totals),
+        "total_revenue": round(sum(r["revenue"] or 0.0 for r in totals), 2),
+        "unknown_zone_trips": sum(int(r["unknown_zone_trips"]) for r in totals),
+    }
+    for spec in DATASETS.values():
+        row = by_dataset.get(spec.name, {})
+        figures[f"trips_{spec.name}"] = int(row.get("trips") or 0)
+        if spec.amount_column:
+            figures[f"revenue_{spec.name}"] = round(row.get("revenue") or 0.0, 2)
+    return figures
+
+
+def run_dbt(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, args: list[str]
+) -> tuple[list[Any], Exception | None]:
+    """dbt `args` against the warehouse, holding its writer lock: the Dagster events it gave,
+    and the error it ended with (raise it after passing the events on).
+
+    Events are passed on once dbt has exited: on DuckDB the dbt process holds the file until
+    then, and the marts' figures are read from it afterwards."""
+    events: list[Any] = []
+    with writer_lock(warehouse.uri):
+        # Only the BigQuery backend has a location and a key; DuckDB needs neither.
+        location, key = getattr(warehouse, "location", None), getattr(warehouse, "gcp_credentials_json", None)
+        with environment_for_spawn(dbt_env(warehouse.uri, location, key)):
+            invocation = dbt.cli(args, context=context)
+        try:
+            events.extend(invocation.stream())
+        except Exception as exc:  # noqa: BLE001 - returned, raised by the caller after the events
+            return events, exc
+    return events, None
+
+
+def build_dbt_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
+    # Built by `make install`; rebuilt here only when a project file is newer (a stat per file).
+    prepare_manifest()
+    translator = TaxiDbtTranslator(warehouse_kind)
+
+    @dbt_assets(
+        manifest=MANIFEST_PATH,
+        project=PROJECT,
+        select=MONTHLY_SELECT,
+        name="dbt_monthly_models",
+        partitions_def=any_monthly_partitions(DATASETS.values()),
+        # One month per run: each month's build, tests and figures are that partition's.
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+        dagster_dbt_translator=translator,
+    )
+    def dbt_monthly_models(
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        warehouse: Warehouse,
+        lake_io_manager: dg.ResourceParam[LakeIOManager],
+    ):
+        month = normalize_month(context.partition_key)
+        events, failure = run_dbt(context, dbt, warehouse, ["build", "--vars", dbt_vars(month)])
+        for event in events:
+            if isinstance(event, dg.Output):
+                key = context.asset_key_for_output(event.output_name)
+                if figures := month_figures(warehouse, month, key):
+                    if key == TRIPS_BY_ZONE:
+                        maps = PickupMaps(lake_io_manager, context.log)
+                        figures.update(maps.metadata(warehouse, warehouse.table_ref("trips_by_zone"), month))
+                    event = event.with_metadata({**event.metadata, **figures})
+            yield event
+        if failure is not None:
+            raise failure
+
+    @dbt_assets(
+        manifest=MANIFEST_PATH,
+        project=PROJECT,
+        exclude=MONTHLY_SELECT,
+        name="dbt_zone_models",
+        dagster_dbt_translator=translator,
+    )
+    def dbt_zone_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+        events, failure = run_dbt(context, dbt, warehouse, ["build"])
+        yield from events
+        if failure is not None:
+            raise failure
+
+    return [dbt_monthly_models, dbt_zone_models]
+
+
+def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR_NAME,
+        target=dg.AssetSelection.groups(MART_GROUP),
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Builds a month's dbt models once every feed of that month is in the warehouse.",
+    )
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=PROJECT, dbt_executable=dbt_executable())
+
+
+@dg.definitions
+def dbt_models() -> dg.Definitions:
+    """The dbt models as assets, and the sensor that builds a month's once its feeds are in."""
+    assets = build_dbt_assets(load_settings().warehouse_kind)
+    return dg.Definitions(
+        assets=with_freshness_policy(assets),
+        sensors=[build_automation_sensor()],
+        # The dbt project's models run against `warehouse` (run_dbt points dbt at it).
+        resources={"dbt": dbt_resource()},
+    )

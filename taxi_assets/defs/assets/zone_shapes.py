@@ -1,0 +1,99 @@
+"""The taxi zone shapes: the shapefile zip as published, and the polygons in lon/lat as
+GeoParquet, which the lake step of months with coordinates reads to map them to zones.
+
+Unpartitioned, refreshed by hand like the zone lookup (same group). Why lon/lat and
+which LocationIDs the three mislabelled records get: taxi_assets/geo/shapes.py.
+"""
+
+import zipfile
+
+import dagster as dg
+
+from taxi_assets.defs.assets.keys import shapes_key
+from taxi_assets.defs.assets.metadata import arrow_table_schema, download_metadata
+from taxi_assets.defs.assets.raw import download_staged
+from taxi_assets.defs.assets.zones import ZONES_GROUP
+from taxi_assets.errors import SourceError
+from taxi_assets.geo.shapes import (
+    LOCATION_ID_FIXES,
+    SHAPES_CRS,
+    SHAPES_SCHEMA,
+    read_shapefile_zip,
+    write_shapes_parquet,
+)
+from taxi_assets.source.resource import TaxiSource
+from taxi_assets.storage.lake import LakeObject, StagedFile
+
+SHAPES_FILE_NAME = "part-0.parquet"
+
+
+@dg.asset(
+    key=shapes_key("raw"),
+    io_manager_key="lake_io_manager",
+    group_name=ZONES_GROUP,
+    kinds={"file"},
+    description="The taxi zone shapefile (zip: .shp/.shx/.dbf/.prj, EPSG:2263) as published, unchanged.",
+    metadata={"layer": "raw"},
+)
+def raw_taxi_zone_shapes(context: dg.AssetExecutionContext, source: TaxiSource) -> dg.Output[StagedFile]:
+    def fetch(dest):
+        got = source.download_zone_shapes(dest, context.log)
+        try:
+            with zipfile.ZipFile(dest) as zf:
+                broken = zf.testzip()
+        except zipfile.BadZipFile as exc:
+            raise SourceError(f"taxi zone shapes: {got.url} is not a zip file: {exc}") from None
+        if broken:
+            raise SourceError(f"taxi zone shapes: {broken} in the zip from {got.url} is corrupt")
+        return got
+
+    staged, got = download_staged(source.zone_shapes_file_name(), fetch)
+    context.log.info(f"taxi zone shapes: {got.bytes:,} bytes from {got.url}")
+    return dg.Output(staged, metadata=download_metadata(got))
+
+
+@dg.asset(
+    key=shapes_key("lake"),
+    ins={"raw": dg.AssetIn(shapes_key("raw"))},
+    io_manager_key="lake_io_manager",
+    group_name=ZONES_GROUP,
+    kinds={"parquet", "geoparquet"},
+    description=(
+        "The taxi zones' polygons in lon/lat (EPSG:4326) as GeoParquet (WKB), one row per LocationID with zone "
+        "and borough. OBJECTIDs 57, 104 and 105, which the published file labels 56, 103 and 103, get LocationIDs "
+        "57, 104 and 105."
+    ),
+    metadata={"layer": "lake", "dagster/column_schema": arrow_table_schema(SHAPES_SCHEMA), "crs": SHAPES_CRS},
+)
+def lake_taxi_zone_shapes(context: dg.AssetExecutionContext, raw: LakeObject) -> dg.Output[StagedFile]:
+    with raw.local_path() as path:
+        shapes = read_shapefile_zip(path, raw.uri)
+    staged = StagedFile.new(SHAPES_FILE_NAME)
+    try:
+        write_shapes_parquet(shapes, staged.path)
+    except BaseException:
+        staged.discard()
+        raise
+    ids = shapes.column("LocationID").to_pylist()
+    context.log.info(f"taxi zone shapes: {len(ids)} zones, LocationIDs {min(ids)}..{max(ids)}")
+    return dg.Output(
+        staged,
+        metadata={
+            "dagster/row_count": len(ids),
+            "crs": SHAPES_CRS,
+            "fixed_location_ids": {
+                str(obj): f"{said} -> {assigned}" for obj, (said, assigned) in LOCATION_ID_FIXES.items()
+            },
+            "location_ids_without_shape": [i for i in range(1, 266) if i not in set(ids)],
+            "source_file": raw.uri,
+        },
+    )
+
+
+def build_zone_shape_assets() -> list[dg.AssetsDefinition]:
+    return [raw_taxi_zone_shapes, lake_taxi_zone_shapes]
+
+
+@dg.definitions
+def zone_shapes() -> dg.Definitions:
+    return dg.Definitions(assets=build_zone_shape_assets())

@@ -1,0 +1,68 @@
+"""The zone shapes through raw and lake over the real mirror: the zip kept byte for byte,
+the lake GeoParquet in lon/lat with the three mislabelled records fixed, and a broken
+zip refused with the URL named."""
+
+from __future__ import annotations
+
+import geopandas
+import pyarrow.parquet as pq
+import pytest
+import shapely
+
+from taxi_assets.defs.assets.keys import shapes_key
+from taxi_assets.mirror import Fault
+from taxi_assets_tests.harness import TEST_DATA
+
+SHAPES_ZIP = TEST_DATA / "taxi_zones.zip"
+SHAPES = " or ".join(f"key:{shapes_key(layer).to_user_string()}" for layer in ("raw", "lake"))
+
+
+def test_shapes_land_in_raw_as_published_and_in_the_lake_in_lon_lat(platform, mirror_root):
+    result = platform.materialize_selection(SHAPES)
+    assert result.success
+    raw = platform.lake().root / "raw" / "taxi_zone_shapes" / "taxi_zones.zip"
+    assert raw.read_bytes() == (mirror_root / "misc" / "taxi_zones.zip").read_bytes() == SHAPES_ZIP.read_bytes()
+
+    lake_file = platform.lake().root / "taxi_zone_shapes" / "part-0.parquet"
+    table = pq.read_table(lake_file)
+    assert table.column_names == ["LocationID", "zone", "borough", "OBJECTID", "geometry"]
+    ids = table.column("LocationID").to_pylist()
+    assert ids == sorted(set(ids)) and len(ids) == 263
+    assert set(range(1, 264)) == set(ids)  # 264 and 265 (unknown) have no shape
+    by_object = {r["OBJECTID"]: r for r in table.drop(["geometry"]).to_pylist()}
+    assert all(r["LocationID"] == r["OBJECTID"] for r in by_object.values())
+    assert (by_object[57]["zone"], by_object[104]["zone"]) == (
+        "Corona",
+        "Governor's Island/Ellis Island/Liberty Island",
+    )
+
+    # A GeoParquet file others read as geometries; lon/lat around New York City.
+    frame = geopandas.read_parquet(lake_file)
+    assert frame.crs.to_string() == "OGC:CRS84"
+    x0, y0, x1, y1 = frame.total_bounds
+    assert -74.3 < x0 < x1 < -73.6 and 40.4 < y0 < y1 < 41.0
+    # Same zones as the published file, projected: areas agree to a millionth.
+    published = geopandas.read_file(f"zip://{SHAPES_ZIP}", engine="pyogrio").sort_values("OBJECTID")
+    ours = frame.sort_values("OBJECTID").to_crs(published.crs)
+    ratio = shapely.area(ours.geometry.to_numpy()) / shapely.area(published.geometry.to_numpy())
+    assert abs(ratio - 1).max() < 1e-6
+
+    materialization = result.asset_materializations_for_node(shapes_key("lake").to_python_identifier())[0]
+    assert materialization.metadata["dagster/row_count"].value == 263
+    assert materialization.metadata["location_ids_without_shape"].value == [264, 265]
+
+
+@pytest.mark.parametrize("fault", [Fault("body", body=b"PK\x03\x04 not really a zip"), Fault("html")])
+def test_a_broken_zip_is_refused_naming_the_url_and_the_lake_keeps_nothing(platform, mirror, fault):
+    mirror.set_fault("misc/taxi_zones.zip", fault)
+    try:
+        result = platform.materialize_selection(SHAPES, raise_on_error=False)
+    finally:
+        mirror.clear_faults()
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    error = failure.event_specific_data.error
+    message = error.cause.message if error.cause else error.message
+    assert "taxi zone shapes" in message and mirror.zone_shapes_url in message
+    assert not (platform.lake().root / "raw" / "taxi_zone_shapes").exists()
+    assert not (platform.lake().root / "taxi_zone_shapes").exists()
