@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from taxi_assets.convert import PARQUET_COMPRESSION
 from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse, WarehouseError
-from taxi_assets.storage.io_manager import stage_dataframe
 from taxi_assets.storage.lake import LakeObject, LocalLakeStore, lake_store_from_uri
+from taxi_assets.storage.staging import StagedFile
 from taxi_assets.zones import ZONES_SCHEMA, ZONES_TABLE, read_zones_csv
 from taxi_assets_tests.fake_google import DATASET, PROJECT
 from taxi_assets_tests.harness import TEST_DATA
@@ -37,7 +40,14 @@ def zones_file(tmp_path, monkeypatch) -> Path:
     """The zone lookup's lake Parquet, written by the lake I/O manager's own code."""
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
     zones = read_zones_csv(TEST_DATA / "taxi_zone_lookup.csv", "test data")
-    return stage_dataframe(zones.table.to_pandas()).path
+    return stage_table(zones.table)
+
+
+def stage_table(table: pa.Table) -> Path:
+    """The table as the lake asset stages it."""
+    staged = StagedFile.new("part-0.parquet")
+    pq.write_table(table, staged.path, compression=PARQUET_COMPRESSION)
+    return staged.path
 
 
 def test_the_zone_table_is_replaced_by_one_truncating_load_job_with_an_explicit_schema(
@@ -76,10 +86,12 @@ def test_the_zone_table_is_replaced_by_one_truncating_load_job_with_an_explicit_
 
 def test_a_refused_zone_load_names_the_table_the_file_and_the_job(fake_google, warehouse, tmp_path):
     """A null in a REQUIRED column (here a Borough) fails the job, and the table keeps its rows."""
-    zones = read_zones_csv(TEST_DATA / "taxi_zone_lookup.csv", "test data").table.to_pandas()
-    zones.loc[3, "Borough"] = None
+    zones = read_zones_csv(TEST_DATA / "taxi_zone_lookup.csv", "test data").table
+    boroughs = zones["Borough"].to_pylist()
+    boroughs[3] = None
+    zones = zones.set_column(zones.schema.get_field_index("Borough"), "Borough", pa.array(boroughs))
     local = LocalLakeStore(tmp_path / "lake")
-    local.publish(stage_dataframe(zones).path, ZONES_RELPATH)
+    local.publish(stage_table(zones), ZONES_RELPATH)
     fake_google.tables[(PROJECT, DATASET, ZONES_TABLE)] = before = {"schema": {"fields": ZONES_BQ_FIELDS}}
     with pytest.raises(WarehouseError) as failure:
         warehouse.replace_table(ZONES_TABLE, LakeObject(local, ZONES_RELPATH), ZONES_SCHEMA)

@@ -19,7 +19,7 @@ from taxi_assets.geo.choropleth import render_choropleth
 from taxi_assets.geo.shapes import read_shapes_parquet
 from taxi_assets.months import normalize_month
 from taxi_assets.storage.io_manager import LakeIOManager, published
-from taxi_assets.storage.warehouse import WarehouseBackend
+from taxi_assets.storage.warehouse import Warehouse
 
 MAP_METADATA_KEY = "pickup_map"
 
@@ -46,7 +46,7 @@ class PickupMaps:
                 self._shapes = read_shapes_parquet(path)
         return self._shapes
 
-    def metadata(self, warehouse: WarehouseBackend, table: str, month: str) -> dict:
+    def metadata(self, warehouse: Warehouse, table: str, month: str) -> dict:
         """{pickup_map: Markdown with the PNG}; without the shapes in the lake, a note saying so."""
         month = normalize_month(month)
         try:

@@ -22,7 +22,8 @@ from taxi_assets.geo.shapes import (
     write_shapes_parquet,
 )
 from taxi_assets.source.resource import TaxiSource
-from taxi_assets.storage.lake import LakeObject, StagedFile
+from taxi_assets.storage.lake import LakeObject
+from taxi_assets.storage.staging import StagedFile
 
 SHAPES_FILE_NAME = "part-0.parquet"
 
