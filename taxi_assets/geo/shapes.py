@@ -12,7 +12,7 @@ lon/lat, and a 100 ft piece strays from it by well under a millimetre, so points
 more than a centimetre from a border fall in the same zone either way (the reference
 test compares with geopandas in EPSG:2263).
 
-Three records of the published file carry a wrong LocationID (TLC.md): OBJECTID 57
+Three records of the published file carry a wrong LocationID (docs/data.md, "Facts about the source"): OBJECTID 57
 says 56 (both "Corona", Queens), OBJECTIDs 104 and 105 say 103 (Governor's/Ellis/
 Liberty Island). Every other record has LocationID == OBJECTID, and the lookup lists
 56/57 and 103/104/105 separately with the same names, so these records get their
