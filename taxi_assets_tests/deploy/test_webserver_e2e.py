@@ -21,7 +21,6 @@ import pytest
 from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key
 from taxi_assets.defs.assets.mart_map import MAP_METADATA_KEY
-from taxi_assets.mart import MART_TABLE
 from taxi_assets.mirror import Fault, MirrorServer, generate, relpath
 from taxi_assets.months import partition_key
 from taxi_assets_tests.conftest import Platform
@@ -31,7 +30,7 @@ from taxi_assets_tests.deploy.services import LOCATION, Deployment, wait_for
 from taxi_assets_tests.helpers import csv_data_rows
 
 SPEC = DATASETS["yellow"]
-MART = mart_key(MART_TABLE)
+MART = mart_key("trips_by_zone")
 KEYS = [raw_key(SPEC), lake_key(SPEC), warehouse_key(SPEC)]
 MONTHS = ["2021-01", "2021-02", "2021-03"]
 NEW_MONTH = "2021-04"
