@@ -31,7 +31,7 @@ from taxi_assets_tests.helpers import csv_data_rows
 
 MART_TABLE = "trips_by_zone"  # the dbt mart (taxi_assets/dbt_project/models/marts)
 SPEC = DATASETS["yellow"]
-MART = mart_key(MART_TABLE)
+MART = mart_key("trips_by_zone")
 KEYS = [raw_key(SPEC), lake_key(SPEC), warehouse_key(SPEC)]
 MONTHS = ["2021-01", "2021-02", "2021-03"]
 NEW_MONTH = "2021-04"
