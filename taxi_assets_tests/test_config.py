@@ -68,6 +68,7 @@ def test_a_warehouse_uri_that_cannot_work_fails_the_definitions_load(uri):
         warehouse_resource(uri)
 
 
+@pytest.mark.slow
 def test_the_code_location_refuses_to_load_naming_the_setting():
     proc = load_definitions(TAXI_WAREHOUSE_URI="duckdb:///")
     assert proc.returncode != 0

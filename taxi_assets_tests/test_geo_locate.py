@@ -31,6 +31,7 @@ def index(shapes) -> ZoneIndex:
     return ZoneIndex.from_table(shapes)
 
 
+@pytest.mark.slow
 def test_every_point_farther_than_a_cm_from_a_border_matches_geopandas_sjoin(index):
     lon, lat = city_points(SHAPES_ZIP, POINTS)
     ours = index.locate(lon, lat)
@@ -59,6 +60,7 @@ def test_every_point_farther_than_a_cm_from_a_border_matches_geopandas_sjoin(ind
     assert len(np.unique(expected)) == 263 + 1
 
 
+@pytest.mark.slow
 def test_a_point_on_a_shared_border_gets_the_smaller_id_whatever_the_order(shapes):
     polygons = shapely.from_wkb(shapes.column("geometry").to_numpy(zero_copy_only=False))
     ids = shapes.column("LocationID").to_numpy()

@@ -175,6 +175,7 @@ def run_record_text(instance: dg.DagsterInstance, run_id: str) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 def test_secrets_never_logged(cloud_env, fake_google, key_json, caplog, capfd, monkeypatch):
     caplog.set_level(logging.DEBUG)
     instance = dg.DagsterInstance.ephemeral()

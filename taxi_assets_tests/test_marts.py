@@ -34,6 +34,9 @@ from taxi_assets.zones import ZONES_SCHEMA, ZONES_TABLE
 from taxi_assets_tests.harness import MONTHS, TEST_DATA, Platform
 from taxi_assets_tests.test_google_cloud import key_json, rsa_key  # noqa: F401 (fixtures)
 
+# dbt runs (a parse and a build per month): kept out of `make check`'s minute.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 MART = mart_key("trips_by_zone")
 REVENUE = mart_key("monthly_zone_revenue")
 MONTHLY_MODELS = 'group:marts and not key:"mart/dim_zones"'
