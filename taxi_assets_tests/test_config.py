@@ -89,16 +89,19 @@ def test_each_of_several_source_templates_is_checked_naming_the_bad_one():
         check_url_template("  ")
 
 
-@pytest.mark.parametrize("template", list(BAD_SOURCE_URLS))
-def test_a_source_template_that_cannot_work_fails_before_any_download(platform, source, template):
-    resources = platform.resources()
-    resources["source"] = TaxiSource(url_template=template)
-    result = dg.materialize(
+def materialize_month_with(platform, **replaced):
+    """The month's three layers, with some of the platform's resources replaced."""
+    return dg.materialize(
         build_dataset_assets(SPEC, "duckdb"),
         partition_key=f"{MONTH}-01",
-        resources=resources,
+        resources={**platform.resources(), **replaced},
         raise_on_error=False,
     )
+
+
+@pytest.mark.parametrize("template", list(BAD_SOURCE_URLS))
+def test_a_source_template_that_cannot_work_fails_before_any_download(platform, source, template):
+    result = materialize_month_with(platform, source=TaxiSource(url_template=template))
     step, cls, message = failure(result)
     assert (step, cls) == (None, "ConfigError")  # at run start: no step ran
     assert message.startswith(f"TAXI_SOURCE_URL={template!r}")
@@ -111,14 +114,7 @@ def test_a_source_template_that_cannot_work_fails_before_any_download(platform, 
 # (test_a_warehouse_uri_that_cannot_work_fails_the_definitions_load).
 @pytest.mark.parametrize("uri", ["duckdb:///", "duckdb:///some/folder/"])
 def test_a_bad_warehouse_uri_fails_the_run_before_raw_and_lake(platform, good, source, uri):
-    resources = platform.resources()
-    resources["warehouse"] = DuckDBWarehouse(uri=uri)
-    result = dg.materialize(
-        build_dataset_assets(SPEC, "duckdb"),
-        partition_key=f"{MONTH}-01",
-        resources=resources,
-        raise_on_error=False,
-    )
+    result = materialize_month_with(platform, warehouse=DuckDBWarehouse(uri=uri))
     step, cls, message = failure(result)
     assert (step, cls) == (None, "ConfigError") and message.startswith(f"TAXI_WAREHOUSE_URI={uri!r}")
     assert not result.get_asset_materialization_events()  # raw and lake did not run either
