@@ -24,10 +24,11 @@ $(STAMP): setup.cfg pyproject.toml requirements.lock
 install: $(STAMP)
 
 # At most two runs at once: a backfill's partitions share the machine's cores; the queue
-# looks for a free slot every second, not every 5 s (see README, Performance).
+# looks for a free slot every second, not every 5 s. Dagster's SQLite storage, with an event
+# log that keeps its database engines (taxi_assets/dagster_instance.py; README, Performance).
 $(DAGSTER_HOME)/dagster.yaml: Makefile
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n  config:\n    max_concurrent_runs: 2\n    dequeue_interval_seconds: 1\n' > $@
+	printf 'telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n  config:\n    max_concurrent_runs: 2\n    dequeue_interval_seconds: 1\nstorage:\n  custom:\n    module: taxi_assets.dagster_instance\n    class: SqliteStorage\n    config:\n      base_dir:\n        env: DAGSTER_HOME\n' > $@
 
 # The product on its embedded defaults (local lake folder, DuckDB file), real TLC source.
 dev: install $(DAGSTER_HOME)/dagster.yaml

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from taxi_assets.bench.convert_bench import month_file
-from taxi_assets.bench.dagster_bench import idle_slot_seconds, instance_yaml, max_overlap
+from taxi_assets.bench.dagster_bench import DEV_MAX_CONCURRENT_RUNS, idle_slot_seconds, instance_yaml, max_overlap
 from taxi_assets.bench.parquet_months import FHVHV_SCHEMA, ROW_GROUP_ROWS, YELLOW_SCHEMA, parquet_month
 from taxi_assets.bench.variants import PARQUET_VARIANTS, VARIANTS
 from taxi_assets.datasets import DATASETS
@@ -89,6 +90,20 @@ def test_idle_slots_count_unused_run_slots_between_launch_and_end():
     assert idle_slot_seconds([(0, 10), (0, 10)], 0, 10, 2) == 0
 
 
+def test_session_cpu_counts_the_processes_of_the_session_only():
+    from taxi_assets.bench.dagster_bench import SessionCpu
+
+    # A process in its own session that spends 1.5 s of CPU, and one outside it.
+    spin = "import time\nwhile time.process_time() < 1.5: pass"
+    inside = subprocess.Popen([sys.executable, "-c", spin], start_new_session=True)
+    with SessionCpu(inside.pid) as cpu:
+        outside = subprocess.run([sys.executable, "-c", spin], check=True)
+        inside.wait()
+    assert outside.returncode == 0
+    # Sampled every half second: at most the last half second of the process is missed.
+    assert 0.9 <= cpu.seconds <= 1.5 + 0.5, cpu.seconds
+
+
 def test_partition_overhead_runs_the_convert_command_and_dagster_on_the_same_raw_file(tmp_path):
     from taxi_assets.bench.dagster_bench import partition_overhead
 
@@ -112,8 +127,9 @@ def test_the_baseline_loads_every_month_of_the_history_without_dagster(tmp_path)
     assert set(months) == set(DATASETS) and all(len(m) == 2 for m in months.values())
     mirror = history_mirror(tmp_path, 300, months)
     with MirrorServer(mirror) as server:
-        _, rows = baseline(tmp_path / "work", source_urls(server.url_template), months)
+        _, cpu, rows = baseline(tmp_path / "work", source_urls(server.url_template), months, mirror)
     assert rows == 300 * 2 * len(DATASETS)
+    assert cpu > 0  # the workers' CPU, counted once they are reaped
     with duckdb.connect(str(tmp_path / "work" / "warehouse.duckdb"), read_only=True) as con:
         for spec in DATASETS.values():
             assert con.execute(f"SELECT count(DISTINCT source_month), count(*) FROM {spec.table}").fetchone() == (
@@ -122,10 +138,15 @@ def test_the_baseline_loads_every_month_of_the_history_without_dagster(tmp_path)
             )
 
 
-def test_the_local_instance_queue_takes_two_runs_and_looks_every_second(tmp_path):
+def test_the_local_instance_queue_takes_two_runs_and_looks_every_second(tmp_path, monkeypatch):
     import dagster as dg
 
-    (tmp_path / "dagster.yaml").write_text(instance_yaml(2))
+    (tmp_path / "dagster.yaml").write_text(instance_yaml())
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     instance = dg.DagsterInstance.from_config(str(tmp_path))
     assert instance.run_coordinator.dequeue_interval_seconds == 1
-    assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+    assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == DEV_MAX_CONCURRENT_RUNS
+    # The bench measures the instance `make dev` writes (the Makefile's printf of the same YAML).
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    printf = next(line for line in makefile.splitlines() if "QueuedRunCoordinator" in line)
+    assert instance_yaml().replace("\n", "\\n") in printf, printf

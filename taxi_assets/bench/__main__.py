@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backfill-months", type=int, default=0, help="only the last N months of each dataset (0: all)"
     )
+    parser.add_argument(
+        "--backfill-max-runs",
+        type=int,
+        default=None,
+        help="the run queue's max_concurrent_runs for the backfill (default: what `make dev` sets)",
+    )
     parser.add_argument("--no-ui", action="store_true", help="skip the headless-browser timings")
     parser.add_argument("--points", type=int, default=1_000_000, help="points of the geo bench (coordinates -> zones)")
     parser.add_argument(
@@ -88,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             args.backfill_months,
             args.repeats,
             ui=not args.no_ui,
+            max_runs=args.backfill_max_runs,
         )
     cases = []
     if args.what in ("convert", "all"):

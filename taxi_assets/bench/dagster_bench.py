@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -32,23 +34,35 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from taxi_assets.bench.convert_bench import month_file  # noqa: E402
 from taxi_assets.datasets import DATASETS  # noqa: E402
-from taxi_assets.defs.assets.keys import lake_key, raw_key, warehouse_key  # noqa: E402
+from taxi_assets.defs.assets.keys import lake_key, raw_key, shapes_key, warehouse_key  # noqa: E402
 from taxi_assets.mirror import MirrorServer  # noqa: E402
 from taxi_assets.months import partition_key  # noqa: E402
 
 DAGSTER = Path(sys.executable).with_name("dagster")
 
 
-def instance_yaml(max_concurrent_runs: int) -> str:
+# The run queue of the local instance (`make dev`, the Makefile writes the same).
+DEV_MAX_CONCURRENT_RUNS = 2
+
+
+def instance_yaml(max_concurrent_runs: int = DEV_MAX_CONCURRENT_RUNS) -> str:
     """The instance settings `make dev` writes to DAGSTER_HOME (see the Makefile)."""
     return (
         "telemetry:\n  enabled: false\n"
         "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
         f"  config:\n    max_concurrent_runs: {max_concurrent_runs}\n    dequeue_interval_seconds: 1\n"
+        "storage:\n  custom:\n    module: taxi_assets.dagster_instance\n    class: SqliteStorage\n"
+        "    config:\n      base_dir:\n        env: DAGSTER_HOME\n"
     )
 
 
-def platform_env(work: Path, source_url: str, max_concurrent_runs: int = 2) -> dict[str, str]:
+def local_instance(home: Path) -> dg.DagsterInstance:
+    """The instance of `home` (written by instance_yaml: its storage is under $DAGSTER_HOME)."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def platform_env(work: Path, source_url: str, max_concurrent_runs: int = DEV_MAX_CONCURRENT_RUNS) -> dict[str, str]:
     home = work / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(instance_yaml(max_concurrent_runs))
@@ -72,6 +86,7 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def _materialize_cmd(key: str, partition: str) -> list[str]:
+    """`dagster asset materialize` of `key` (comma-separated keys), at `partition` unless empty."""
     return [
         str(DAGSTER),
         "asset",
@@ -80,8 +95,7 @@ def _materialize_cmd(key: str, partition: str) -> list[str]:
         "taxi_assets.definitions",
         "--select",
         key,
-        "--partition",
-        partition,
+        *(["--partition", partition] if partition else []),
     ]
 
 
@@ -250,6 +264,49 @@ def idle_slot_seconds(intervals: list[tuple[float, float]], start: float, end: f
     return idle
 
 
+class SessionCpu:
+    """CPU seconds (user + system) of every process of a session (`dagster dev`, its webserver,
+    daemon, code server and run workers), sampled from /proc every half second: a process's
+    last half second before it exits is missed, so the figure is a slight underestimate."""
+
+    def __init__(self, session: int):
+        self.session = session
+        self._seen: dict[tuple[int, int], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # fields[0] is the state (field 3 of proc(5)): session is field 6, utime/stime 14/15, starttime 22.
+            if int(fields[3]) == self.session:
+                key = (int(stat.parent.name), int(fields[19]))
+                self._seen[key] = max(self._seen.get(key, 0.0), (int(fields[11]) + int(fields[12])) / tick)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+    def __enter__(self) -> SessionCpu:
+        self._sample()
+        self._start = sum(self._seen.values())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._seen.values()) - self._start
+
+
 @contextmanager
 def dagster_dev(env: dict[str, str], cwd: Path):
     """`dagster dev` (webserver, daemon, code server) on a free port; yields the base URL."""
@@ -266,7 +323,7 @@ def dagster_dev(env: dict[str, str], cwd: Path):
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_ready(f"{url}/graphql", dev)
-        yield url
+        yield url, dev.pid
     finally:
         os.killpg(dev.pid, signal.SIGTERM)  # dagster dev and the daemon/webserver it started
         try:
@@ -331,6 +388,7 @@ class RunCost:
     started: float  # RUN_START: the worker has loaded the definitions
     ended: float
     steps: float = 0.0  # sum of step durations
+    step_seconds: dict[str, float] = field(default_factory=dict)  # by step key
     events: int = 0
     what: str = ""  # datasets and partition range
     by_type: dict[str, int] = field(default_factory=dict)
@@ -344,7 +402,7 @@ def run_costs(home: Path, backfill_id: str) -> list[RunCost]:
     from dagster._core.events import DagsterEventType
     from dagster._core.storage.dagster_run import RunsFilter
 
-    instance = dg.DagsterInstance.from_config(str(home))
+    instance = local_instance(home)
     dataset_of = {key: name for name, keys in trip_keys() for key in keys}
     costs = []
     for record in instance.get_run_records(RunsFilter(tags={"dagster/backfill": backfill_id})):
@@ -353,7 +411,7 @@ def run_costs(home: Path, backfill_id: str) -> list[RunCost]:
         logs = instance.all_logs(record.dagster_run.run_id)
         first = {}
         step_started: dict[str, float] = {}
-        steps = 0.0
+        step_seconds: dict[str, float] = {}
         by_type: dict[str, int] = {}
         for entry in logs:
             kind = entry.dagster_event.event_type if entry.dagster_event else None
@@ -363,7 +421,8 @@ def run_costs(home: Path, backfill_id: str) -> list[RunCost]:
             if kind == DagsterEventType.STEP_START:
                 step_started[entry.step_key] = entry.timestamp
             elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-                steps += entry.timestamp - step_started.pop(entry.step_key, entry.timestamp)
+                took = entry.timestamp - step_started.pop(entry.step_key, entry.timestamp)
+                step_seconds[entry.step_key] = step_seconds.get(entry.step_key, 0.0) + took
         costs.append(
             RunCost(
                 created=record.create_timestamp.timestamp(),
@@ -371,7 +430,8 @@ def run_costs(home: Path, backfill_id: str) -> list[RunCost]:
                 starting=first.get(DagsterEventType.RUN_STARTING, record.start_time),
                 started=first.get(DagsterEventType.RUN_START, record.start_time),
                 ended=record.end_time,
-                steps=steps,
+                steps=sum(step_seconds.values()),
+                step_seconds=step_seconds,
                 events=len(logs),
                 by_type=by_type,
                 what="{} {}..{}".format(
@@ -388,15 +448,15 @@ def run_costs(home: Path, backfill_id: str) -> list[RunCost]:
     return costs
 
 
-def event_write_seconds(work: Path, n: int = 300) -> float:
-    """Seconds one event log write takes on a fresh local (sqlite) instance."""
+def event_write_seconds(work: Path, n: int = 300) -> tuple[float, float]:
+    """Wall and CPU seconds one event log write takes on a fresh local (sqlite) instance."""
     from dagster._core.events.log import EventLogEntry
 
     home = work / "event-bench"
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(instance_yaml(2))
-    instance = dg.DagsterInstance.from_config(str(home))
-    started = time.perf_counter()
+    instance = local_instance(home)
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(n):
         instance.store_event(
             EventLogEntry(
@@ -404,7 +464,7 @@ def event_write_seconds(work: Path, n: int = 300) -> float:
                 timestamp=time.time(), step_key="lake", job_name="bench", dagster_event=None,
             )
         )  # fmt: skip
-    return (time.perf_counter() - started) / n
+    return (time.perf_counter() - started) / n, (time.process_time() - cpu) / n
 
 
 def _check_warehouse(env: dict[str, str], expected: dict[str, int]) -> None:
@@ -418,7 +478,9 @@ def _check_warehouse(env: dict[str, str], expected: dict[str, int]) -> None:
                 raise RuntimeError(f"{DATASETS[name].table} has {count:,} rows after the backfill, expected {rows:,}")
 
 
-def whole_history(root: Path, rows: int, last: int, ui: bool, import_s: float) -> tuple[list[str], dict[str, str]]:
+def whole_history(
+    root: Path, rows: int, last: int, ui: bool, import_s: float, max_runs: int | None = None
+) -> tuple[list[str], dict[str, str]]:
     """The whole record's backfill through Dagster vs the plain-Python baseline, then the UI."""
     from taxi_assets.bench.history import WORKERS, baseline, history_mirror, history_months, source_urls
 
@@ -435,18 +497,31 @@ def whole_history(root: Path, rows: int, last: int, ui: bool, import_s: float) -
     with MirrorServer(mirror_root) as server:
         with tempfile.TemporaryDirectory(dir=root, prefix="baseline-") as tmp:
             print(f"baseline: plain Python, {WORKERS} processes, {count} months ...", flush=True)
-            base_wall, base_rows = baseline(Path(tmp), source_urls(server.url_template), months)
+            base_wall, base_cpu, base_rows = baseline(Path(tmp), source_urls(server.url_template), months, mirror_root)
         if base_rows != sum(expected.values()):
             raise RuntimeError(f"the baseline loaded {base_rows:,} rows, expected {sum(expected.values()):,}")
-        lines.append(f"  {f'plain Python, {WORKERS} worker processes, no Dagster, wall':<64} {base_wall:7.1f} s")
+        lines.append(
+            f"  {f'plain Python, {WORKERS} worker processes, no Dagster, wall':<64} {base_wall:7.1f} s "
+            f"({base_cpu:.1f} CPU-s)"
+        )
         with tempfile.TemporaryDirectory(dir=root, prefix="backfill-") as tmp:
             work = Path(tmp)
-            env = platform_env(work, source_urls(server.url_template), max_concurrent_runs=WORKERS)
-            with dagster_dev(env, work) as url:
+            slots = max_runs or DEV_MAX_CONCURRENT_RUNS
+            env = platform_env(work, source_urls(server.url_template), max_concurrent_runs=slots)
+            env["TAXI_ZONE_SHAPES_URL"] = server.zone_shapes_url
+            # The zone shapes, which the lake step of months with coordinates reads (set up before the clock).
+            _timed(_materialize_cmd(",".join("/".join(shapes_key(layer).path) for layer in ("raw", "lake")), ""), env)
+            with dagster_dev(env, work) as (url, session):
                 print(f"backfill through {url}/graphql ...", flush=True)
-                launched = time.time()
-                backfill_id = launch_history_backfill(f"{url}/graphql", months)
-                wait_backfill(f"{url}/graphql", backfill_id)
+                with SessionCpu(session) as dagster_cpu:
+                    launched = time.time()
+                    backfill_id = launch_history_backfill(f"{url}/graphql", months)
+                    try:
+                        wait_backfill(f"{url}/graphql", backfill_id)
+                    except RuntimeError as exc:  # keep what tells why (the scratch folder goes)
+                        kept = root / "last-failed-backfill.log"
+                        shutil.copyfile(work / "dagster-dev.log", kept)
+                        raise RuntimeError(f"{exc}; the log of dagster dev: {kept}") from None
                 costs = run_costs(work / "dagster_home", backfill_id)
                 finished = max(c.ended for c in costs)
                 _check_warehouse(env, expected)
@@ -457,7 +532,7 @@ def whole_history(root: Path, rows: int, last: int, ui: bool, import_s: float) -
                         "name"
                     ]
                     timings = ui_timings(url, work / "chromium", location, trip_keys(), months)
-            per_event = event_write_seconds(work)
+            per_event, per_event_cpu = event_write_seconds(work)
     wall = finished - launched
     intervals = [(c.starting, c.ended) for c in costs]
     events = sum(c.events for c in costs)
@@ -474,22 +549,31 @@ def whole_history(root: Path, rows: int, last: int, ui: bool, import_s: float) -
 
     lines += [
         f"  {'Dagster: one backfill over GraphQL (dagster dev), wall':<64} {wall:7.1f} s = {wall / base_wall:.2f}x the baseline",
-        f"    {len(costs)} runs, at most {max_overlap(intervals)} at once; where the time goes:",
+        f"    {'CPU of dagster dev and its runs, launch to the backfill end':<62} {dagster_cpu.seconds:7.1f} CPU-s "
+        f"= {dagster_cpu.seconds / base_cpu:.2f}x the baseline's",
+        f"    {len(costs)} runs, at most {max_overlap(intervals)} at once (queue of {slots}); where the time goes:",
         row("launch -> first run created (backfill daemon, 30 s loop)", f"{first - launched:7.1f} s"),
         row("run created -> queued (its planned events written), sum", f"{sum(c.enqueued - c.created for c in costs):7.1f} s"),
         row("queued -> run worker launched (waiting for a slot), sum", f"{sum(c.starting - c.enqueued for c in costs):7.1f} s"),
         row(f"run start-up (process, definitions load {import_s:.2f} s), sum",
             f"{startup:7.1f} s ({startup / len(costs):.1f} s a run)"),
         row("steps (the work, checks, I/O manager, their events), sum", f"{sum(c.steps for c in costs):7.1f} s"),
-        row(f"event writes: {events:,} events x {per_event * 1000:.1f} ms (sqlite, measured)",
+        row(f"event writes: {events:,} x {per_event * 1000:.1f} ms ({per_event_cpu * 1000:.1f} ms CPU; sqlite, measured)",
             f"{events * per_event:7.1f} s ({top})"),
-        row("idle run slots between launch and the last run's end", f"{idle_slot_seconds(intervals, launched, finished, WORKERS):7.1f} slot-s"),
+        row("idle run slots between launch and the last run's end", f"{idle_slot_seconds(intervals, launched, finished, slots):7.1f} slot-s"),
     ]  # fmt: skip
     for c in sorted(costs, key=lambda c: c.starting):
         lines.append(
             f"      run {c.what:<28} created +{c.created - launched:5.1f} s, queued +{c.enqueued - launched:5.1f} s, "
             f"started +{c.starting - launched:5.1f} s, "
             f"ended +{c.ended - launched:5.1f} s, {c.events:,} events"
+        )
+        # The steps by layer ("lake__yellow_lake" -> "lake"), to see which one a long run spends on.
+        lines.append(
+            "        steps: "
+            + ", ".join(
+                f"{k.split('__')[0]} {v:.1f} s" for k, v in sorted(c.step_seconds.items(), key=lambda kv: -kv[1])
+            )
         )
     summary["backfill_dagster/python"] = f"{wall / base_wall:.2f}"
     if ui:
@@ -502,7 +586,14 @@ def whole_history(root: Path, rows: int, last: int, ui: bool, import_s: float) -
 
 
 def run_dagster_bench(
-    root: Path, rows: int, month: str, backfill_rows: int, backfill_months: int = 0, repeats: int = 3, ui: bool = True
+    root: Path,
+    rows: int,
+    month: str,
+    backfill_rows: int,
+    backfill_months: int = 0,
+    repeats: int = 3,
+    ui: bool = True,
+    max_runs: int | None = None,
 ) -> dict[str, str]:
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root.resolve(), prefix="defs-") as tmp:
@@ -519,7 +610,7 @@ def run_dagster_bench(
     if rows:  # 0: skip the one-partition comparison
         for line in partition_overhead(root, rows, month, repeats):
             print(line, flush=True)
-    lines, summary = whole_history(root, backfill_rows, backfill_months, ui, import_s)
+    lines, summary = whole_history(root, backfill_rows, backfill_months, ui, import_s, max_runs)
     for line in lines:
         print(line, flush=True)
     return summary | {"defs_import_s": f"{import_s:.2f}", "defs_import_cpu_s": f"{import_cpu:.2f}"}

@@ -10,15 +10,17 @@ processes and no Dagster, so the difference is what Dagster costs.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import generate
-from taxi_assets.mirror.generator import relpath
+from taxi_assets.mirror.generator import SHAPES_RELPATH, relpath, write_zones
 from taxi_assets.months import normalize_month, partition_key
 from taxi_assets.partitions import monthly_partitions
 
@@ -52,6 +54,8 @@ def history_mirror(root: Path, rows: int, months: dict[str, list[str]]) -> Path:
                     f"generating {len(missing)} {dataset} {fmt} months of {rows:,} rows under {folder} ...", flush=True
                 )
                 generate(folder, [dataset], missing, rows=rows, formats=(fmt,))
+    if not (folder / SHAPES_RELPATH).exists():  # months with coordinates are mapped to zones
+        write_zones(folder)
     return folder
 
 
@@ -66,6 +70,16 @@ class Task:
     month: str
     url_template: str
     lake: str
+    shapes: str  # the zone shapes as GeoParquet, as the lake asset reads them
+
+
+@functools.cache
+def _zone_fill(shapes: str):
+    """The zone index of the lake step, built at most once per worker process (like a run's)."""
+    from taxi_assets.defs.assets.lake import zone_index
+    from taxi_assets.geo.fill import ZoneFill
+
+    return ZoneFill(lambda: zone_index(Path(shapes).read_bytes()))
 
 
 def _month(task: Task) -> tuple[str, str, str, int]:
@@ -76,6 +90,7 @@ def _month(task: Task) -> tuple[str, str, str, int]:
     from taxi_assets import quality
     from taxi_assets.defs.assets.keys import lake_key, raw_key
     from taxi_assets.defs.assets.lake import LAKE_FILE_NAME
+    from taxi_assets.geo.fill import has_coordinates
     from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
     from taxi_assets.source.resource import TaxiSource
     from taxi_assets.storage.io_manager import partition_folder
@@ -104,7 +119,12 @@ def _month(task: Task) -> tuple[str, str, str, int]:
     try:
         with store.local_path(raw_rel) as path:
             result, _ = convert_quarantining(
-                spec, task.month, path, lake.path, lake.path.with_name(QUARANTINE_FILE_NAME)
+                spec,
+                task.month,
+                path,
+                lake.path,
+                lake.path.with_name(QUARANTINE_FILE_NAME),
+                _zone_fill(task.shapes) if has_coordinates(spec) else None,
             )
         lake_rel = f"{partition_folder(lake_key(spec), pk)}/{LAKE_FILE_NAME}"
         store.publish(lake.path, lake_rel)
@@ -130,18 +150,36 @@ def _load(args: tuple[str, str, str, dict[str, str]]) -> int:
     return sum(result.rows_by_month.values())
 
 
-def baseline(work: Path, url_template: str, months: dict[str, list[str]]) -> tuple[float, int]:
-    """Wall seconds and warehouse rows of the whole history in WORKERS plain processes."""
+def lake_shapes(mirror_root: Path, dest: Path) -> Path:
+    """The lake's zone shapes file from the mirror's shapefile zip (what lake/taxi_zone_shapes_lake writes)."""
+    from taxi_assets.geo.shapes import read_shapefile_zip, write_shapes_parquet
+
+    zip_path = Path(mirror_root) / SHAPES_RELPATH
+    write_shapes_parquet(read_shapefile_zip(zip_path, str(zip_path)), dest)
+    return dest
+
+
+def baseline(
+    work: Path, url_template: str, months: dict[str, list[str]], mirror_root: Path
+) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (the workers') and warehouse rows of the whole history in WORKERS plain processes."""
     work.mkdir(parents=True, exist_ok=True)
     lake = str(work / "lake")
     warehouse_uri = f"duckdb:///{work / 'warehouse.duckdb'}"
     os.environ["TAXI_STAGING_DIR"] = str(work / "staging")  # inherited by the workers
-    tasks = [Task(d, m, url_template, lake) for d, ms in months.items() for m in ms]
-    started = time.perf_counter()
+    shapes = str(lake_shapes(mirror_root, work / "shapes.parquet"))  # set up before the clock, as Dagster's
+    tasks = [Task(d, m, url_template, lake, shapes) for d, ms in months.items() for m in ms]
+    started, cpu = time.perf_counter(), _children_cpu()
     # spawn: each worker starts and imports like a script would (no fork of this process).
     with multiprocessing.get_context("spawn").Pool(WORKERS) as pool:
         files: dict[str, dict[str, str]] = {d: {} for d in months}
         for dataset, pk, rel, _ in pool.imap_unordered(_month, tasks):
             files[dataset][pk] = rel
         rows = sum(pool.map(_load, [(d, lake, warehouse_uri, files[d]) for d in months]))
-    return time.perf_counter() - started, rows
+    return time.perf_counter() - started, _children_cpu() - cpu, rows
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the finished (reaped) child processes: the pool's workers once it is closed."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

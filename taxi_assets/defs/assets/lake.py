@@ -108,7 +108,7 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 counts = ", ".join(f"{n:,} in {c}" for c, n in result.non_finite_nulled.items())
                 context.log.warning(f"{spec.name} {month}: NaN/infinite values stored as null: {counts}")
             if result.zones:
-                context.log.info(f"{spec.name} {month}: location IDs from coordinates: {result.zones}")
+                log_month(context, f"{spec.name} {month}: location IDs from coordinates: {result.zones}")
             log_month(context, f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
             return StagedFile(staged.path, quarantine=quarantine.path), {
                 "dagster/row_count": result.rows,

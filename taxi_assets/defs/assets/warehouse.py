@@ -5,6 +5,7 @@ import dagster as dg
 from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key, warehouse_key
 from taxi_assets.defs.assets.metadata import table_schema
+from taxi_assets.defs.assets.staging import log_month
 from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.defs.resources import load_settings
 from taxi_assets.months import normalize_month
@@ -38,7 +39,7 @@ def build_warehouse_asset(spec: DatasetSpec, warehouse_kind: str) -> dg.AssetsDe
         for key, obj in lake.items():
             month = normalize_month(key)
             rows = result.rows_by_month[month]
-            context.log.info(f"{spec.table}: replaced {month} with {rows:,} rows")
+            log_month(context, f"{spec.table}: replaced {month} with {rows:,} rows")
             # Each month's materialization carries its own figures, also in a run over a range.
             metadata = {
                 "dagster/row_count": rows,
@@ -48,6 +49,11 @@ def build_warehouse_asset(spec: DatasetSpec, warehouse_kind: str) -> dg.AssetsDe
                 **result.month_metadata.get(month, {}),
             }
             context.add_asset_metadata(metadata, partition_key=key)
+        if ranged:
+            context.log.info(
+                f"{spec.table}: replaced {len(lake)} months with {sum(result.rows_by_month.values()):,} rows "
+                "(each month's row count is in its materialization's metadata)"
+            )
         return dg.MaterializeResult()
 
     return warehouse_table
