@@ -36,7 +36,7 @@ SUB_LEVELS = 4  # border cells cut further, down to 0.00025 / 16 degrees (about 
 LEVELS = GRID_LEVELS + SUB_LEVELS
 FINE_CELL_DEG = COARSE_CELL_DEG / 2 ** (GRID_LEVELS - 1)
 LEAF_CELL_DEG = COARSE_CELL_DEG / 2 ** (LEVELS - 1)
-PIECE_LEVEL = 4  # zones are clipped to the grid cells (0.00025 degrees) for the exact tests
+PIECE_LEVEL = 3  # zones are clipped to cells of 0.0005 degrees for the exact tests
 CHUNK_CELLS = 1 << 18
 INDEX_FORMAT = "taxi-zone-index/1"  # bump when the stored arrays change meaning  # cells classified at once in the build (shapely boxes: ~100 bytes each)
 
@@ -65,12 +65,15 @@ class ZoneIndex:
         self.x0, self.y0, self.nx, self.ny = x0, y0, nx, ny
         # Only the padded copy is kept (see _cell_index): about 15 MB of int32.
         self._padded = np.pad(np.asarray(grid, dtype=np.int32).reshape(ny, nx), 1).ravel()
+        del grid
         self.children = [np.asarray(c, dtype=np.int32) for c in children]
-        self.candidates = np.asarray(candidates, dtype=np.int32)
-        self.offsets = np.asarray(offsets, dtype=np.int64)
+        # Compact types (the index stays in memory beside the conversion's batches).
+        self.candidates = _compact(np.asarray(candidates))
+        self.offsets = _compact(np.asarray(offsets))
+        # Not prepared: a piece has a handful of vertices, where GEOS's prepared locator
+        # is no faster and costs memory for each of the ~130,000 pieces.
         self.pieces = pieces
-        shapely.prepare(self.pieces)
-        self.piece_ids = np.asarray(piece_ids, dtype=np.int32)
+        self.piece_ids = np.asarray(piece_ids, dtype=np.uint16)
 
     @classmethod
     def from_table(cls, table: pa.Table) -> ZoneIndex:
@@ -175,7 +178,7 @@ class ZoneIndex:
         ascending LocationID order and each point stops at its first hit: that is the
         smallest zone holding it (a border point is in both zones: intersects_xy, not
         contains_xy), and a point in the first zone costs one test."""
-        starts = self.offsets[cells]
+        starts = self.offsets[cells].astype(np.int64)
         counts = self.offsets[cells + 1] - starts
         result = np.zeros(len(lon), dtype=np.int32)
         active = np.arange(len(lon))
