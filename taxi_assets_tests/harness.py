@@ -16,6 +16,7 @@ from taxi_assets.definitions import load_definitions
 from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.defs.assets.marts import dbt_resource
 from taxi_assets.defs.resources import warehouse_resource
+from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import SHAPES_TABLE, read_shapefile_zip, write_shapes_parquet
 from taxi_assets.geo.stored import INDEX_FILE_NAME, write_index
 from taxi_assets.months import partition_key
@@ -44,6 +45,17 @@ def lake_shapes_files() -> dict[str, bytes]:
     files = {p.name: p.read_bytes() for p in staged.parent.iterdir()}
     shutil.rmtree(staged.parent)
     return files
+
+
+def stored_zone_index() -> ZoneIndex:
+    """The zone index of the test data's shapes, loaded from the stored file (built once
+    per session by lake_shapes_files: a build is ~20 s of CPU)."""
+    folder = Path(tempfile.mkdtemp())
+    try:
+        (folder / INDEX_FILE_NAME).write_bytes(lake_shapes_files()[INDEX_FILE_NAME])
+        return ZoneIndex.load(folder / INDEX_FILE_NAME)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

@@ -18,9 +18,8 @@ from taxi_assets.defs.assets.keys import shapes_key
 from taxi_assets.defs.assets.lake import build_lake_asset
 from taxi_assets.geo.fill import ZoneFill, has_coordinates
 from taxi_assets.geo.locate import ZoneIndex
-from taxi_assets.geo.shapes import read_shapefile_zip
 from taxi_assets.quality import UNLOCATED_DROPOFF, UNLOCATED_PICKUP, month_figures
-from taxi_assets_tests.harness import TEST_DATA
+from taxi_assets_tests.harness import TEST_DATA, stored_zone_index
 
 SHAPES_ZIP = TEST_DATA / "taxi_zones.zip"
 COORDINATES = ("pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude")
@@ -42,7 +41,7 @@ def coordinate_spec() -> DatasetSpec:
 
 @pytest.fixture(scope="module")
 def index() -> ZoneIndex:
-    return ZoneIndex.from_table(read_shapefile_zip(SHAPES_ZIP, str(SHAPES_ZIP)))
+    return stored_zone_index()
 
 
 def write_month(path, trips: list[tuple], with_ids: bool) -> None:
