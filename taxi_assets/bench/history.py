@@ -70,16 +70,23 @@ class Task:
     month: str
     url_template: str
     lake: str
-    shapes: str  # the zone shapes as GeoParquet, as the lake asset reads them
+    shapes: str  # the zone shapes as GeoParquet, with the stored zone index beside them
 
 
 @functools.cache
 def _zone_fill(shapes: str):
-    """The zone index of the lake step, built at most once per worker process (like a run's)."""
-    from taxi_assets.defs.assets.lake import zone_index
+    """The zone fill of the lake step: the stored zone index of the shapes, read at the
+    first month with coordinates, once per worker process (as a run reads it once)."""
     from taxi_assets.geo.fill import ZoneFill
+    from taxi_assets.geo.stored import INDEX_FILE_NAME, read_index, shapes_version
 
-    return ZoneFill(lambda: zone_index(Path(shapes).read_bytes()))
+    def load():
+        index, why = read_index(Path(shapes).with_name(INDEX_FILE_NAME), shapes_version(Path(shapes)))
+        if index is None:
+            raise RuntimeError(f"baseline: {why}")
+        return index
+
+    return ZoneFill(load)
 
 
 def _month(task: Task) -> tuple[str, str, str, int]:
@@ -151,11 +158,14 @@ def _load(args: tuple[str, str, str, dict[str, str]]) -> int:
 
 
 def lake_shapes(mirror_root: Path, dest: Path) -> Path:
-    """The lake's zone shapes file from the mirror's shapefile zip (what lake/taxi_zone_shapes_lake writes)."""
+    """The lake's zone shapes file from the mirror's shapefile zip, and the zone index beside
+    it (what lake/taxi_zone_shapes_lake writes)."""
     from taxi_assets.geo.shapes import read_shapefile_zip, write_shapes_parquet
+    from taxi_assets.geo.stored import INDEX_FILE_NAME, write_index
 
     zip_path = Path(mirror_root) / SHAPES_RELPATH
     write_shapes_parquet(read_shapefile_zip(zip_path, str(zip_path)), dest)
+    write_index(dest, dest.with_name(INDEX_FILE_NAME))
     return dest
 
 
