@@ -18,7 +18,12 @@ from taxi_assets.defs.assets.keys import shapes_key
 from taxi_assets.partitions import any_monthly_partitions
 
 # dagster-dbt's own bookkeeping for DbtCliResource.cli(context=...): objects, not facts about the data.
-RUNTIME_METADATA = {"dagster_dbt/manifest", "dagster_dbt/dagster_dbt_translator", "dagster_dbt/project", "dagster_dbt/project_id"}
+RUNTIME_METADATA = {
+    "dagster_dbt/manifest",
+    "dagster_dbt/dagster_dbt_translator",
+    "dagster_dbt/project",
+    "dagster_dbt/project_id",
+}
 
 
 class Reference(DagsterDbtTranslator):

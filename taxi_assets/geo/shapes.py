@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pyproj
 import shapefile  # pyshp
 import shapely
 
@@ -76,6 +75,8 @@ def _members(zf: zipfile.ZipFile, source: str) -> dict[str, str]:
 
 def read_shapefile_zip(path: Path, source: str) -> pa.Table:
     """The zip's zones in lon/lat (SHAPES_SCHEMA), LocationIDs fixed, sorted by LocationID."""
+    import pyproj  # only here: its import (PROJ's database) is a cost every definitions load would pay
+
     try:
         with zipfile.ZipFile(path) as zf:
             names = _members(zf, source)
