@@ -20,9 +20,10 @@ def load_definitions() -> dg.Definitions:
     """The project's definitions, from the environment as it is now (defs/resources.py)."""
     tree = dg.ComponentTree.for_project(path_within_project=Path(__file__).parent)
     with warnings.catch_warnings():
-        # Loading plain Python defs modules is "preview" to Dagster; load_from_defs_folder
-        # silences that warning too.
-        warnings.simplefilter("ignore", dg.PreviewWarning)
+        # The warnings load_from_defs_folder silences too (Dagster's suppress_dagster_warnings):
+        # loading plain Python defs modules is "preview", backfill policies "beta", ...
+        for category in (dg.PreviewWarning, dg.BetaWarning, dg.SupersessionWarning, DeprecationWarning):
+            warnings.simplefilter("ignore", category)
         folder = tree.build_defs(tree.defs_module_path)
     return dg.Definitions.merge(folder, dg.Definitions(component_tree=tree))
 

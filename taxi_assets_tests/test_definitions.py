@@ -59,6 +59,10 @@ NOT_AT_LOAD = (
     "pandas",
     "matplotlib",  # the pickup maps (geo/choropleth.py)
     "pyproj",  # reading the shapefile (geo/shapes.py)
+    "shapefile",
+    "duckdb",  # opening the warehouse (storage/duckdb_warehouse.py, quality.py)
+    "requests",  # talking HTTP (source/http.py, the sensors' ticks)
+    "urllib3",
     "geopandas",
     "polars",
 )
@@ -77,7 +81,8 @@ print(json.dumps({
 
 def test_loading_the_definitions_imports_no_heavy_package():
     """Deterministic (no timing): a fresh interpreter loads the whole graph, dbt models and
-    their checks included, without importing dbt, pandas, matplotlib or the Google clients."""
+    their checks included, without importing dbt, pandas, matplotlib, DuckDB, requests or the
+    Google clients."""
     import json
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAXI_")}
