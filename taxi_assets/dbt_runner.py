@@ -16,8 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource
-from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource
 
 from taxi_assets.dbt_manifest import EXCLUDE_TAG, SELECT_TAG, UNIQUE_ID_KEY, ManifestTranslator, dbt_name
 
