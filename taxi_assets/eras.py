@@ -118,7 +118,9 @@ def map_codes(values: pa.Array, codes: dict, type_: pa.DataType, column: str, co
     out, unresolved, text = _map_distinct(distinct, codes, type_)
     if unresolved.true_count:
         rows = unresolved.take(indices)
-        counts.add(column, text.take(indices).filter(rows.fill_null(False)))
+        # filter drops the rows whose mask is null: no fill_null(False), whose Python
+        # scalar makes pyarrow import pandas (~45 MiB in the lake step's process).
+        counts.add(column, text.take(indices).filter(rows))
     return out.take(indices)
 
 

@@ -16,7 +16,9 @@ from taxi_assets.definitions import load_definitions
 from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.defs.assets.marts import dbt_resource
 from taxi_assets.defs.resources import warehouse_resource
+from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import SHAPES_TABLE, read_shapefile_zip, write_shapes_parquet
+from taxi_assets.geo.stored import INDEX_FILE_NAME, write_index
 from taxi_assets.months import partition_key
 from taxi_assets.reader import era_columns
 from taxi_assets.source.resource import DEFAULT_ZONE_SHAPES_URL, DEFAULT_ZONES_URL, TaxiSource
@@ -34,13 +36,26 @@ def month_has_coordinates(spec: DatasetSpec, month: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def lake_shapes_bytes() -> bytes:
-    """The lake's GeoParquet of the test data's shapefile, built once per session."""
+def lake_shapes_files() -> dict[str, bytes]:
+    """The lake's GeoParquet of the test data's shapefile and its stored zone index, as
+    `lake/taxi_zone_shapes_lake` writes them: built once per session."""
     staged = Path(tempfile.mkdtemp()) / "part-0.parquet"
     write_shapes_parquet(read_shapefile_zip(TEST_DATA / "taxi_zones.zip", "taxi_zones.zip"), staged)
-    data = staged.read_bytes()
+    write_index(staged, staged.with_name(INDEX_FILE_NAME))
+    files = {p.name: p.read_bytes() for p in staged.parent.iterdir()}
     shutil.rmtree(staged.parent)
-    return data
+    return files
+
+
+def stored_zone_index() -> ZoneIndex:
+    """The zone index of the test data's shapes, loaded from the stored file (built once
+    per session by lake_shapes_files: a build is ~20 s of CPU)."""
+    folder = Path(tempfile.mkdtemp())
+    try:
+        (folder / INDEX_FILE_NAME).write_bytes(lake_shapes_files()[INDEX_FILE_NAME])
+        return ZoneIndex.load(folder / INDEX_FILE_NAME)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
@@ -84,10 +99,11 @@ class Platform:
         the real shapefile in the test data): what the lake step of months with coordinates reads."""
         store = self.lake()
         if not store.list(SHAPES_TABLE):
-            staged = Path(tempfile.mkdtemp()) / "part-0.parquet"
-            staged.write_bytes(lake_shapes_bytes())
-            store.publish(staged, f"{SHAPES_TABLE}/part-0.parquet")
-            shutil.rmtree(staged.parent, ignore_errors=True)
+            folder = Path(tempfile.mkdtemp())
+            for name, data in sorted(lake_shapes_files().items()):  # "_zone_index.npz" first, as the I/O manager
+                (folder / name).write_bytes(data)
+                store.publish(folder / name, f"{SHAPES_TABLE}/{name}")
+            shutil.rmtree(folder, ignore_errors=True)
 
     def materialize(self, spec: DatasetSpec, month: str, **kwargs) -> dg.ExecuteInProcessResult:
         """raw -> lake -> warehouse of one month; the zone shapes are put in the lake first

@@ -18,9 +18,8 @@ from taxi_assets.defs.assets.keys import shapes_key
 from taxi_assets.defs.assets.lake import build_lake_asset
 from taxi_assets.geo.fill import ZoneFill, has_coordinates
 from taxi_assets.geo.locate import ZoneIndex
-from taxi_assets.geo.shapes import read_shapefile_zip
 from taxi_assets.quality import UNLOCATED_DROPOFF, UNLOCATED_PICKUP, month_figures
-from taxi_assets_tests.harness import TEST_DATA
+from taxi_assets_tests.harness import TEST_DATA, stored_zone_index
 
 SHAPES_ZIP = TEST_DATA / "taxi_zones.zip"
 COORDINATES = ("pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude")
@@ -42,7 +41,7 @@ def coordinate_spec() -> DatasetSpec:
 
 @pytest.fixture(scope="module")
 def index() -> ZoneIndex:
-    return ZoneIndex.from_table(read_shapefile_zip(SHAPES_ZIP, str(SHAPES_ZIP)))
+    return stored_zone_index()
 
 
 def write_month(path, trips: list[tuple], with_ids: bool) -> None:
@@ -170,3 +169,51 @@ def test_a_coordinate_month_through_raw_lake_and_its_checks_in_dagster(tmp_path,
     assert not located.passed and located.severity == dg.AssetCheckSeverity.WARN
     assert "20 of 60 rows" in located.description
     assert by_check["location_ids_in_range"].passed
+
+
+def test_the_lake_step_loads_the_stored_zone_index_and_rebuilds_a_missing_or_stale_one(tmp_path, monkeypatch):
+    """The index `lake/taxi_zone_shapes_lake` stores beside the shapes is what the lake step
+    uses; one built from other shapes, of another format, or none at all: the step builds
+    it from the shapes (same answers) and says so in a warning."""
+    from taxi_assets.defs.assets import lake as lake_module
+    from taxi_assets.geo.stored import INDEX_FILE_NAME, built_index
+    from taxi_assets.storage.io_manager import LakeIOManager
+    from taxi_assets_tests.harness import Platform
+
+    platform = Platform(tmp_path, "http://127.0.0.1:9/{dataset}/{month}")
+    platform.add_zone_shapes()
+    folder = platform.lake().root / "taxi_zone_shapes"
+    assert sorted(p.name for p in folder.iterdir()) == [INDEX_FILE_NAME, "part-0.parquet"]
+    builds = []
+
+    def counted(*args):
+        builds.append(args)
+        return built_index(*args)
+
+    monkeypatch.setattr(lake_module, "built_index", counted)
+
+    def load() -> tuple[ZoneIndex, list[tuple[str, str]]]:
+        logged: list[tuple[str, str]] = []
+        log = type("Log", (), {"info": lambda _, m: logged.append(("info", m)),
+                               "warning": lambda _, m: logged.append(("warning", m))})()  # fmt: skip
+        fill = lake_module.zone_fill(coordinate_spec(), LakeIOManager(lake_uri=platform.lake_uri), log)
+        return fill.index, logged
+
+    index, logged = load()
+    assert builds == [] and [level for level, _ in logged] == ["info"]
+    assert index.locate([TIMES_SQUARE[0], JFK[0]], [TIMES_SQUARE[1], JFK[1]]).tolist() == [230, 132]
+
+    stored = folder / INDEX_FILE_NAME
+    stale = tmp_path / INDEX_FILE_NAME
+    index.save(stale, shapes_sha256="0" * 64)  # as if built from other shapes
+    for content, why in ((stale.read_bytes(), "other shapes"), (b"not an index", "format"), (None, "no zone index")):
+        if content is None:
+            stored.unlink()
+        else:
+            stored.write_bytes(content)
+        before = len(builds)
+        rebuilt, logged = load()
+        assert len(builds) == before + 1, why
+        (warning,) = [m for level, m in logged if level == "warning"]
+        assert why in warning and "materialize lake/taxi_zone_shapes_lake" in warning.lower()
+        assert rebuilt.locate([TIMES_SQUARE[0], WATER[0]], [TIMES_SQUARE[1], WATER[1]]).tolist() == [230, 0]

@@ -14,7 +14,7 @@ from taxi_assets.bench.geo_points import city_points
 from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import read_shapefile_zip
 from taxi_assets_tests.geo_reference import projected_points, reference_ids, reference_zones
-from taxi_assets_tests.harness import TEST_DATA
+from taxi_assets_tests.harness import TEST_DATA, stored_zone_index
 
 SHAPES_ZIP = TEST_DATA / "taxi_zones.zip"
 POINTS = 1_000_000
@@ -27,8 +27,8 @@ def shapes() -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def index(shapes) -> ZoneIndex:
-    return ZoneIndex.from_table(shapes)
+def index() -> ZoneIndex:
+    return stored_zone_index()
 
 
 @pytest.mark.slow

@@ -4,13 +4,18 @@ zip refused with the URL named."""
 
 from __future__ import annotations
 
+import hashlib
+
 import geopandas
 import pyarrow.parquet as pq
 import pytest
 import shapely
 
 from taxi_assets.defs.assets.keys import shapes_key
+from taxi_assets.geo.locate import ZoneIndex
+from taxi_assets.geo.stored import INDEX_FILE_NAME, read_index, shapes_version
 from taxi_assets.mirror import Fault
+from taxi_assets.storage.io_manager import published as published_file
 from taxi_assets_tests.harness import TEST_DATA
 
 SHAPES_ZIP = TEST_DATA / "taxi_zones.zip"
@@ -47,8 +52,18 @@ def test_shapes_land_in_raw_as_published_and_in_the_lake_in_lon_lat(platform, mi
     ratio = shapely.area(ours.geometry.to_numpy()) / shapely.area(published.geometry.to_numpy())
     assert abs(ratio - 1).max() < 1e-6
 
+    # Beside it, the zone index of exactly these shapes, which the lake steps load.
+    index_file = lake_file.with_name(INDEX_FILE_NAME)
+    assert sorted(p.name for p in lake_file.parent.iterdir()) == [INDEX_FILE_NAME, "part-0.parquet"]
+    index, why = read_index(index_file, shapes_version(lake_file))
+    assert why == "stored" and index.locate([-73.9855], [40.7580]).tolist() == [230]  # Times Square
+    assert ZoneIndex.stored_meta(index_file)["shapes_sha256"] == hashlib.sha256(lake_file.read_bytes()).hexdigest()
+    # Readers of the shapes (the pickup map) still get the GeoParquet file.
+    assert published_file(platform.lake(), shapes_key("lake"), None).name == "part-0.parquet"
+
     materialization = result.asset_materializations_for_node(shapes_key("lake").to_python_identifier())[0]
     assert materialization.metadata["dagster/row_count"].value == 263
+    assert materialization.metadata["zone_index_mib"].value > 1
     assert materialization.metadata["location_ids_without_shape"].value == [264, 265]
 
 

@@ -1,17 +1,21 @@
 """Longitude/latitude -> taxi zone LocationID, for whole arrays of points at once.
 
-A grid over the zones' bounding box (lon/lat, cells of `FINE_CELL_DEG`) answers most
-points with one array lookup: a cell that no zone border crosses lies in one zone or in
-none, and holds that zone's ID (or 0). Only points in a cell that a border crosses are
-tested exactly, with shapely's `intersects_xy` on prepared polygons (each zone clipped
-to a 0.001-degree cell around the point), against the zones that touch that cell
-(usually two), in ascending LocationID, stopping at the first hit. Each such test costs
-GEOS 0.3-0.6 us, so the grid's job is to leave as few of them as possible.
+A grid over the zones' bounding box (lon/lat, cells of `FINE_CELL_DEG`, about 21 x 28 m)
+answers most points with one array lookup: a cell that no zone border crosses lies in
+one zone or in none, and holds that zone's ID (or 0). A cell a border crosses is cut
+further, quadtree-like, `SUB_LEVELS` times (down to about 1.3 x 1.7 m): each crossed
+cell has four children, each again an ID, 0 or crossed; a point goes down those levels
+with one array lookup per level. Only points in a leaf a border still crosses (within
+a metre or two of a border) are tested exactly, with shapely's `intersects_xy` against
+the zones that touch that leaf (usually two), each clipped to a 0.0005-degree cell (a
+handful of vertices, several times faster per test than a whole zone), in ascending
+LocationID, stopping at the first hit.
 
-The grid is built from the shapes by a quadtree pass with shapely (`STRtree` of cell
+The index is built from the shapes by a quadtree pass with shapely (`STRtree` of cell
 boxes queried with the zone borders): cells of `COARSE_CELL_DEG` first, and only the
-cells a border crosses are cut in four, down to the fine cells: about 3 s of CPU, once per
-process and shapes version (taxi_assets/defs/assets/lake.py caches it).
+cells a border crosses are cut in four, level by level: about 20 s of CPU, once per
+shapes version, in `lake/taxi_zone_shapes_lake`, which stores it beside the shapes
+(`save`/`load`, geo/stored.py) for the lake steps to load.
 
 Rules:
 - a point in no zone (0,0, water, outside the city, NaN, impossible values) -> null;
@@ -22,6 +26,8 @@ Rules:
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import shapely
@@ -29,103 +35,107 @@ import shapely
 from taxi_assets.geo.shapes import geometries
 
 COARSE_CELL_DEG = 0.004
-LEVELS = 5  # 0.004 -> 0.00025 degrees (about 21 x 28 m at NYC's latitude)
-FINE_CELL_DEG = COARSE_CELL_DEG / 2 ** (LEVELS - 1)
-PIECE_LEVEL = 2  # zones are clipped to cells of 0.001 degrees for the exact tests
+GRID_LEVELS = 5  # the dense grid: 0.004 -> 0.00025 degrees (about 21 x 28 m at NYC's latitude)
+SUB_LEVELS = 4  # border cells cut further, down to 0.00025 / 16 degrees (about 1.3 x 1.7 m)
+LEVELS = GRID_LEVELS + SUB_LEVELS
+FINE_CELL_DEG = COARSE_CELL_DEG / 2 ** (GRID_LEVELS - 1)
+LEAF_CELL_DEG = COARSE_CELL_DEG / 2 ** (LEVELS - 1)
+PIECE_LEVEL = 3  # zones are clipped to cells of 0.0005 degrees for the exact tests
+CHUNK_CELLS = 1 << 18
+INDEX_FORMAT = "taxi-zone-index/1"  # bump when the stored arrays change meaning  # cells classified at once in the build (shapely boxes: ~100 bytes each)
 
 
 class ZoneIndex:
     """Point -> LocationID over a set of zone polygons in lon/lat."""
 
     def __init__(self, location_ids: np.ndarray, polygons: np.ndarray):
+        location_ids = np.asarray(location_ids, dtype=np.int32)
+        polygons = np.asarray(polygons, dtype=object)
+        shapely.prepare(polygons)
+        x0, y0, x1, y1 = shapely.total_bounds(polygons)
+        nx = int(np.ceil((x1 - x0) / COARSE_CELL_DEG)) * 2 ** (GRID_LEVELS - 1)
+        ny = int(np.ceil((y1 - y0) / COARSE_CELL_DEG)) * 2 ** (GRID_LEVELS - 1)
+        self._set(
+            location_ids,
+            float(x0),
+            float(y0),
+            nx,
+            ny,
+            *_Build(location_ids, polygons, float(x0), float(y0), nx, ny).run(),
+        )
+
+    def _set(self, location_ids, x0, y0, nx, ny, grid, children, candidates, offsets, pieces, piece_ids) -> None:
         self.location_ids = np.asarray(location_ids, dtype=np.int32)
-        self.polygons = np.asarray(polygons, dtype=object)
-        shapely.prepare(self.polygons)
-        x0, y0, x1, y1 = shapely.total_bounds(self.polygons)
-        self.x0, self.y0 = x0, y0
-        self.nx = int(np.ceil((x1 - x0) / COARSE_CELL_DEG)) * 2 ** (LEVELS - 1)
-        self.ny = int(np.ceil((y1 - y0) / COARSE_CELL_DEG)) * 2 ** (LEVELS - 1)
-        grid, self.candidates, self.offsets = self._build()
+        self.x0, self.y0, self.nx, self.ny = x0, y0, nx, ny
         # Only the padded copy is kept (see _cell_index): about 15 MB of int32.
-        self._padded = np.pad(grid, 1).ravel()
+        self._padded = np.pad(np.asarray(grid, dtype=np.int32).reshape(ny, nx), 1).ravel()
+        del grid
+        self.children = [np.asarray(c, dtype=np.int32) for c in children]
+        # Compact types (the index stays in memory beside the conversion's batches).
+        self.candidates = _compact(np.asarray(candidates))
+        self.offsets = _compact(np.asarray(offsets))
+        # Not prepared: a piece has a handful of vertices, where GEOS's prepared locator
+        # is no faster and costs memory for each of the ~130,000 pieces.
+        self.pieces = pieces
+        self.piece_ids = np.asarray(piece_ids, dtype=np.uint16)
 
     @classmethod
     def from_table(cls, table: pa.Table) -> ZoneIndex:
         """From the lake's shapes (taxi_assets.geo.shapes.SHAPES_SCHEMA)."""
         return cls(table.column("LocationID").to_numpy(), geometries(table))
 
-    # ------------------------------------------------------------------ build
+    # -------------------------------------------------------------- storage
 
-    def _build(self):
-        """grid[iy, ix] (fine cells): LocationID > 0, 0 for no zone, -(k + 1) for the
-        k-th cell a border crosses, whose candidate zones (indexes into self.polygons)
-        are candidates[offsets[k]:offsets[k + 1]].
+    def save(self, path, **meta) -> None:
+        """The index as one .npz file (compressed numpy arrays, compact dtypes) plus `meta`
+        (JSON: e.g. the shapes version it was built from)."""
+        grid = self._padded.reshape(self.ny + 2, self.nx + 2)[1:-1, 1:-1]
+        wkb = shapely.to_wkb(self.pieces)
+        header = {"format": INDEX_FORMAT, "x0": self.x0, "y0": self.y0, "nx": self.nx, "ny": self.ny,
+                  "grid_levels": GRID_LEVELS, "sub_levels": SUB_LEVELS, "coarse_cell_deg": COARSE_CELL_DEG,
+                  "piece_level": PIECE_LEVEL, **meta}  # fmt: skip
+        arrays = {f"children_{i}": c for i, c in enumerate(self.children)}
+        with open(path, "wb") as f:
+            np.savez_compressed(
+                f,
+                meta=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                location_ids=self.location_ids.astype(np.uint16),
+                grid=grid,
+                candidates=_compact(self.candidates),
+                offsets=_compact(self.offsets),
+                piece_ids=self.piece_ids.astype(np.uint16),
+                piece_wkb=np.frombuffer(b"".join(wkb), dtype=np.uint8),
+                piece_wkb_ends=np.cumsum([len(w) for w in wkb]).astype(np.int64),
+                **arrays,
+            )
 
-        Level by level, each cell to classify carries (cell, zone) candidate pairs: the
-        zones that can reach it (its parent's candidates; at the coarsest level, the zones
-        whose bounding box meets it). A zone whose border crosses the cell (a border
-        segment intersects the box) stays a candidate; any other candidate either holds
-        the whole cell or none of it, which its centre tells. A cell no border crosses is
-        done; the others are cut in four for the next level.
-        """
-        segments, segment_zone = _border_segments(self.polygons)
-        segment_tree = shapely.STRtree(segments)
-        size = COARSE_CELL_DEG
-        ny, nx = self.ny >> (LEVELS - 1), self.nx >> (LEVELS - 1)
-        iy, ix = (a.ravel() for a in np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij"))
-        grid = np.zeros((ny, nx), dtype=np.int32)
-        cell, zone = shapely.STRtree(self.polygons).query(self._boxes(iy, ix, size))  # bounding boxes meet
-        for level in range(LEVELS):
-            if level:
-                grid = grid.repeat(2, axis=0).repeat(2, axis=1)
-                size /= 2
-                iy = (iy[:, None] * 2 + np.array([0, 0, 1, 1])).ravel()
-                ix = (ix[:, None] * 2 + np.array([0, 1, 0, 1])).ravel()
-                cell, zone = (cell[:, None] * 4 + np.arange(4)).ravel(), zone.repeat(4)
-            boxes = self._boxes(iy, ix, size)
-            hit_cell, hit_segment = segment_tree.query(boxes, predicate="intersects")
-            crossing = np.unique(hit_cell.astype(np.int64) * len(self.polygons) + segment_zone[hit_segment])
-            pair = cell.astype(np.int64) * len(self.polygons) + zone
-            crosses = np.isin(pair, crossing)
-            centre_x = self.x0 + (ix[cell] + 0.5) * size
-            centre_y = self.y0 + (iy[cell] + 0.5) * size
-            holds = ~crosses
-            # intersects_xy, not contains_xy: a point on a border is in both zones.
-            holds[holds] = shapely.intersects_xy(self.polygons[zone[holds]], centre_x[holds], centre_y[holds])
-            crossed = np.zeros(len(boxes), dtype=bool)
-            crossed[cell[crosses]] = True
-            value = np.full(len(boxes), np.iinfo(np.int32).max, dtype=np.int32)
-            np.minimum.at(value, cell[holds], self.location_ids[zone[holds]])
-            value[value == np.iinfo(np.int32).max] = 0
-            grid[iy, ix] = np.where(crossed, -1, value)
-            # Candidates of the crossed cells, renumbered in the order of the crossed cells.
-            keep = (crosses | holds) & crossed[cell]
-            renumber = np.cumsum(crossed) - 1
-            cell, zone = renumber[cell[keep]], zone[keep]
-            iy, ix = iy[crossed], ix[crossed]
-        order = np.lexsort((self.location_ids[zone], cell))  # ascending LocationID: see _exact
-        cell, zone = cell[order], zone[order]
-        grid[iy, ix] = -(np.arange(len(iy), dtype=np.int32) + 1)
-        offsets = np.searchsorted(cell, np.arange(len(iy) + 1)).astype(np.int64)
-        # Exact tests run on the zone clipped to a cell of PIECE_CELL_DEG around the point:
-        # a handful of vertices instead of hundreds, several times faster per test.
-        shift = LEVELS - 1 - PIECE_LEVEL
-        size = COARSE_CELL_DEG / 2**PIECE_LEVEL
-        py, px = iy[cell] >> shift, ix[cell] >> shift
-        key = (py.astype(np.int64) * self.nx + px) * len(self.polygons) + zone
-        keys, first, piece = np.unique(key, return_index=True, return_inverse=True)
-        zone_of_piece = (keys % len(self.polygons)).astype(np.int32)
-        x, y = self.x0 + px[first] * size, self.y0 + py[first] * size
-        margin = 1e-7  # degrees (about 1 cm): points on the cell's own edge stay inside
-        boxes = shapely.box(x - margin, y - margin, x + size + margin, y + size + margin)
-        self.pieces = shapely.intersection(self.polygons[zone_of_piece], boxes)
-        shapely.prepare(self.pieces)
-        self.piece_ids = self.location_ids[zone_of_piece]
-        return grid, piece.astype(np.int32), offsets
+    @staticmethod
+    def stored_meta(path) -> dict:
+        """The JSON header of a stored index ({} if the file is not one)."""
+        try:
+            with np.load(path) as stored:
+                return json.loads(stored["meta"].tobytes())
+        except (OSError, ValueError, KeyError, EOFError):
+            return {}
 
-    def _boxes(self, iy: np.ndarray, ix: np.ndarray, size: float) -> np.ndarray:
-        x, y = self.x0 + ix * size, self.y0 + iy * size
-        return shapely.box(x, y, x + size, y + size)
+    @classmethod
+    def load(cls, path) -> ZoneIndex:
+        """A stored index (ValueError if it is not one of this code's format)."""
+        with np.load(path) as stored:
+            meta = json.loads(stored["meta"].tobytes())
+            if meta.get("format") != INDEX_FORMAT:
+                raise ValueError(f"zone index format {meta.get('format')!r}, this code reads {INDEX_FORMAT!r}")
+            wkb = stored["piece_wkb"].tobytes()
+            ends = stored["piece_wkb_ends"]
+            starts = np.concatenate([[0], ends[:-1]])
+            pieces = shapely.from_wkb(np.array([wkb[a:b] for a, b in zip(starts, ends)], dtype=object))
+            index = cls.__new__(cls)
+            index._set(
+                stored["location_ids"], meta["x0"], meta["y0"], meta["nx"], meta["ny"], stored["grid"],
+                [stored[f"children_{i}"] for i in range(meta["sub_levels"])], stored["candidates"],
+                stored["offsets"], pieces, stored["piece_ids"],
+            )  # fmt: skip
+        return index
 
     # ----------------------------------------------------------------- lookup
 
@@ -133,38 +143,68 @@ class ZoneIndex:
         """LocationID (int32) of each point, 0 where the point is in no zone."""
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
-        cell = self._padded.take(self._cell_index(lon, lat))
+        ix, iy = self._leaf_index(lon, self.x0), self._leaf_index(lat, self.y0)
+        top = self._top_index(iy, self.ny)
+        top *= self.nx + 2
+        top += self._top_index(ix, self.nx)
+        cell = self._padded.take(top)
         mixed = np.flatnonzero(cell < 0)
         if len(mixed):
-            cell[mixed] = self._exact(lon[mixed], lat[mixed], -cell[mixed] - 1)
+            cell[mixed] = self._descend(lon[mixed], lat[mixed], ix[mixed], iy[mixed], -cell[mixed] - 1)
         return cell
 
-    def _cell_index(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        """Flat index into the padded grid: a ring of 0 cells around it takes every point
-        outside the box, NaN included (casting NaN or a huge value to int gives the
-        minimum int, which the clip sends to the ring)."""
-        scale = 1.0 / FINE_CELL_DEG
+    @staticmethod
+    def _leaf_index(values: np.ndarray, start: float) -> np.ndarray:
+        """Index of the leaf-sized cell (LEAF_CELL_DEG) of each value, plus one grid cell
+        (2**SUB_LEVELS leaves) so that after `>> SUB_LEVELS` the padded grid's ring of 0
+        cells takes every point outside the box. NaN or a huge value casts to the minimum
+        int, which the clip sends to the ring too. In place: the lookup is memory-bound."""
+        scaled = values - start
+        scaled *= 1.0 / LEAF_CELL_DEG
+        scaled += float(1 << SUB_LEVELS)
         with np.errstate(invalid="ignore"):
-            ix = ((lon - self.x0) * scale + 1.0).astype(np.int32)
-            iy = ((lat - self.y0) * scale + 1.0).astype(np.int32)
-        np.clip(ix, 0, self.nx + 1, out=ix)
-        np.clip(iy, 0, self.ny + 1, out=iy)
-        iy *= self.nx + 2
-        iy += ix
-        return iy
+            return scaled.astype(np.int32)
+
+    @staticmethod
+    def _top_index(leaf: np.ndarray, n: int) -> np.ndarray:
+        """Index into the padded grid along one axis."""
+        top = leaf >> SUB_LEVELS
+        np.clip(top, 0, n + 1, out=top)
+        return top
+
+    def _descend(self, lon, lat, ix, iy, node) -> np.ndarray:
+        """Border cells of the grid: down the levels below it (each crossed cell's four
+        children: a LocationID, 0, or -(k + 1) for the k-th crossed cell of the next level),
+        then the exact test where a leaf is still crossed by a border."""
+        result = np.empty(len(node), dtype=np.int32)
+        active = np.arange(len(node))
+        for level, children in enumerate(self.children):
+            shift = SUB_LEVELS - 1 - level
+            quadrant = ((iy[active] >> shift) & 1) * 2 + ((ix[active] >> shift) & 1)
+            value = children.take(node * 4 + quadrant)
+            done = value >= 0
+            result[active[done]] = value[done]
+            active, node = active[~done], -value[~done] - 1
+        if len(active):
+            result[active] = self._exact(lon[active], lat[active], node)
+        return result
 
     def _exact(self, lon: np.ndarray, lat: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """Exact answer for points in border cells. A cell's candidates are in ascending
-        LocationID order and each point stops at its first hit: that is the smallest zone
-        holding it (a border point is in both zones: intersects_xy, not contains_xy), and a
-        point in the first zone costs one test."""
-        starts = self.offsets[cells]
+        """Exact answer for points in leaves a border crosses. A leaf's candidates are in
+        ascending LocationID order and each point stops at its first hit: that is the
+        smallest zone holding it (a border point is in both zones: intersects_xy, not
+        contains_xy), and a point in the first zone costs one test."""
+        starts = self.offsets[cells].astype(np.int64)
         counts = self.offsets[cells + 1] - starts
         result = np.zeros(len(lon), dtype=np.int32)
         active = np.arange(len(lon))
         for k in range(int(counts.max(initial=0))):
             active = active[counts[active] > k]
             piece = self.candidates[starts[active] + k]
+            # In the pieces' order: consecutive tests then read neighbouring GEOS
+            # geometries, which halves the time per test against random order.
+            order = np.argsort(piece, kind="stable")
+            active, piece = active[order], piece[order]
             hit = shapely.intersects_xy(self.pieces[piece], lon[active], lat[active])
             result[active[hit]] = self.piece_ids[piece[hit]]
             active = active[~hit]
@@ -176,6 +216,132 @@ class ZoneIndex:
         y = _floats(lat)
         ids = self.locate(x, y)
         return int32_array(ids, ids != 0)
+
+
+class _Build:
+    """The quadtree pass that classifies cells (see the module's docstring)."""
+
+    def __init__(self, location_ids, polygons, x0, y0, nx, ny):
+        self.location_ids, self.polygons = location_ids, polygons
+        self.x0, self.y0, self.nx, self.ny = x0, y0, nx, ny
+
+    def run(self):
+        """grid (fine cells, ny x nx): LocationID > 0, 0 for no zone, -(k + 1) for the k-th
+        grid cell a border crosses; children[level]: four values per crossed cell of the
+        level above, in the same coding; then the crossed leaves' candidate pieces:
+        candidates[offsets[k]:offsets[k + 1]] index pieces/piece_ids.
+
+        Level by level, each cell to classify carries (cell, zone) candidate pairs: the
+        zones that can reach it (its parent's candidates; at the coarsest level, the zones
+        whose bounding box meets it). A zone whose border crosses the cell (a border
+        segment intersects the box) stays a candidate; any other candidate either holds
+        the whole cell or none of it, which its centre tells. A cell no border crosses is
+        done; the others are cut in four for the next level.
+        """
+        segments, self.segment_zone = _border_segments(self.polygons)
+        self.segment_tree = shapely.STRtree(segments)
+        size = COARSE_CELL_DEG
+        shift = GRID_LEVELS - 1
+        ny, nx = self.ny >> shift, self.nx >> shift
+        iy, ix = (a.ravel() for a in np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij"))
+        grid = np.zeros((ny, nx), dtype=np.int32)
+        cell, zone = shapely.STRtree(self.polygons).query(self._boxes(iy, ix, size))  # bounding boxes meet
+        children = []
+        for level in range(LEVELS):
+            if level:
+                if level < GRID_LEVELS:
+                    grid = grid.repeat(2, axis=0).repeat(2, axis=1)
+                size /= 2
+                # Children of the k-th crossed cell are cells 4k..4k+3 (quadrant 2 * dy + dx).
+                iy = (iy[:, None] * 2 + np.array([0, 0, 1, 1])).ravel()
+                ix = (ix[:, None] * 2 + np.array([0, 1, 0, 1])).ravel()
+                cell, zone = (cell[:, None] * 4 + np.arange(4)).ravel(), zone.repeat(4)
+            value, crossed, keep = self._classify(iy, ix, size, cell, zone)
+            coded = np.where(crossed, -(np.cumsum(crossed, dtype=np.int32)), value)
+            if level < GRID_LEVELS:
+                grid[iy, ix] = coded
+            else:
+                children.append(coded)
+            # Candidates of the crossed cells, renumbered in the order of the crossed cells.
+            renumber = np.cumsum(crossed) - 1
+            cell, zone = renumber[cell[keep]], zone[keep]
+            iy, ix = iy[crossed], ix[crossed]
+        return (grid, children, *self._pieces(iy, ix, cell, zone))
+
+    def _classify(self, iy, ix, size, cell, zone):
+        """Per cell: the LocationID that holds it whole (0: none) and whether a border
+        crosses it; per (cell, zone) pair: whether the zone stays a candidate of a crossed
+        cell. In chunks of cells, so the shapely boxes stay few at the fine levels."""
+        n = len(iy)
+        zones = len(self.polygons)
+        crossed = np.zeros(n, dtype=bool)
+        hits = []
+        for first in range(0, n, CHUNK_CELLS):
+            boxes = self._boxes(iy[first : first + CHUNK_CELLS], ix[first : first + CHUNK_CELLS], size)
+            hit_cell, hit_segment = self.segment_tree.query(boxes, predicate="intersects")
+            hits.append((hit_cell.astype(np.int64) + first) * zones + self.segment_zone[hit_segment])
+        crosses = _member(cell.astype(np.int64) * zones + zone, np.concatenate(hits))
+        centre_x = self.x0 + (ix[cell] + 0.5) * size
+        centre_y = self.y0 + (iy[cell] + 0.5) * size
+        holds = ~crosses
+        # intersects_xy, not contains_xy: a point on a border is in both zones.
+        holds[holds] = shapely.intersects_xy(self.polygons[zone[holds]], centre_x[holds], centre_y[holds])
+        crossed[cell[crosses]] = True
+        value = np.full(n, np.iinfo(np.int32).max, dtype=np.int32)
+        np.minimum.at(value, cell[holds], self.location_ids[zone[holds]])
+        value[value == np.iinfo(np.int32).max] = 0
+        keep = (crosses | holds) & crossed[cell]
+        return value, crossed, keep
+
+    def _pieces(self, iy, ix, cell, zone):
+        """Candidates of the crossed leaves in ascending LocationID (see ZoneIndex._exact),
+        as pieces: each zone clipped to a cell of PIECE_LEVEL around the leaf, a handful of
+        vertices instead of hundreds, several times faster per test."""
+        order = np.lexsort((self.location_ids[zone], cell))
+        cell, zone = cell[order], zone[order]
+        offsets = np.searchsorted(cell, np.arange(len(iy) + 1)).astype(np.int64)
+        shift = LEVELS - 1 - PIECE_LEVEL
+        size = COARSE_CELL_DEG / 2**PIECE_LEVEL
+        py, px = iy[cell] >> shift, ix[cell] >> shift
+        zones = len(self.polygons)
+        key = (py.astype(np.int64) * (self.nx << SUB_LEVELS) + px) * zones + zone
+        keys, first, piece = np.unique(key, return_index=True, return_inverse=True)
+        zone_of_piece = (keys % zones).astype(np.int32)
+        # Clipped in two steps (cells 8 times larger first): clipping a whole zone of ~1,700
+        # vertices is what costs, and it is then done for fewer cells.
+        big_px, big_py = px[first] >> 3, py[first] >> 3
+        big_key = (big_py.astype(np.int64) * (self.nx << SUB_LEVELS) + big_px) * zones + zone_of_piece
+        _, big_first, big = np.unique(big_key, return_index=True, return_inverse=True)
+        big_pieces = shapely.intersection(
+            self.polygons[zone_of_piece[big_first]], _boxes(big_px[big_first], big_py[big_first], size * 8, self)
+        )
+        pieces = shapely.intersection(big_pieces[big.ravel()], _boxes(px[first], py[first], size, self))
+        return piece.astype(np.int32), offsets, pieces, self.location_ids[zone_of_piece]
+
+    def _boxes(self, iy: np.ndarray, ix: np.ndarray, size: float) -> np.ndarray:
+        x, y = self.x0 + ix * size, self.y0 + iy * size
+        return shapely.box(x, y, x + size, y + size)
+
+
+def _boxes(ix: np.ndarray, iy: np.ndarray, size: float, grid) -> np.ndarray:
+    """Cells of `size` at indexes ix, iy of `grid`'s origin, 1e-7 degrees (about 1 cm)
+    larger all round: points on a cell's own edge stay inside."""
+    x, y = grid.x0 + ix * size, grid.y0 + iy * size
+    margin = 1e-7
+    return shapely.box(x - margin, y - margin, x + size + margin, y + size + margin)
+
+
+def _member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """np.isin by sort and binary search (numpy's hash-based unique is the slower here)."""
+    pool = np.sort(pool)
+    if not len(pool):
+        return np.zeros(len(values), dtype=bool)
+    return pool[np.searchsorted(pool, values).clip(max=len(pool) - 1)] == values
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """The smallest unsigned integer type that holds non-negative `values`."""
+    return values.astype(np.min_scalar_type(max(int(values.max(initial=0)), 0)))
 
 
 def _border_segments(polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

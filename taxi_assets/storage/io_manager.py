@@ -10,7 +10,9 @@ Unpartitioned assets (the zone lookup) have no month folder:
     {name}/part-0.parquet
 
 Quarantine files live under their own prefix so that readers of a dataset's
-folders only ever see its Parquet files.
+folders only ever see its Parquet files. An asset may publish files derived from its
+file beside it (`StagedFile.sidecars`, names starting with "_": the zone shapes' index,
+taxi_zone_shapes/_zone_index.npz); `published` hands out the data file, or a sidecar by name.
 """
 
 from __future__ import annotations
@@ -90,11 +92,19 @@ class LakeIOManager(dg.ConfigurableIOManager):
         # Set-aside rows first: once the new version is visible, its rows are all somewhere.
         if obj.quarantine is not None:
             store.publish(obj.quarantine, quarantined)
+        # Sidecars before the file they derive from; a reader checks that they match it
+        # (a run that dies between the two leaves a sidecar of the newer version).
+        sidecars = []
+        for sidecar in obj.sidecars:
+            if not sidecar.name.startswith("_"):
+                raise ValueError(f"{asset_key.to_user_string()}: a sidecar's name starts with '_': {sidecar.name}")
+            sidecars.append(f"{folder}/{sidecar.name}")
+            store.publish(sidecar, sidecars[-1])
         store.publish(obj.path, relpath)
         # A month (or an unpartitioned asset) has one file: drop an older one of another name
-        # (e.g. csv.gz -> parquet source), and set-aside rows of an older version.
+        # (e.g. csv.gz -> parquet source), sidecars of an older version, and set-aside rows.
         for other in store.list(folder) + store.list(quarantine):
-            if other not in (relpath, quarantined):
+            if other not in (relpath, quarantined, *sidecars):
                 store.delete(other)
         uris = {"uri": store.uri(relpath)}
         if quarantined:
@@ -109,10 +119,18 @@ class LakeIOManager(dg.ConfigurableIOManager):
         return {key: published(store, upstream, key) for key in context.asset_partition_keys}
 
 
-def published(store: LakeStore, asset_key: dg.AssetKey, partition_key: str | None) -> LakeObject:
-    """The lake file of one month of an asset (or of an unpartitioned asset)."""
+def published(
+    store: LakeStore, asset_key: dg.AssetKey, partition_key: str | None, sidecar: str | None = None
+) -> LakeObject:
+    """The lake file of one month of an asset (or of an unpartitioned asset), or its
+    sidecar of that name (FileNotFoundError when there is none)."""
     folder = partition_folder(asset_key, partition_key)
-    files = store.list(folder)
+    listed = store.list(folder)
+    if sidecar is not None:
+        if f"{folder}/{sidecar}" not in listed:
+            raise FileNotFoundError(f"{asset_key.to_user_string()}: no {sidecar} in the lake ({store.uri(folder)})")
+        return LakeObject(store, f"{folder}/{sidecar}")
+    files = [f for f in listed if not f.rsplit("/", 1)[-1].startswith("_")]
     if not files:
         month = f" {normalize_month(partition_key)}" if partition_key is not None else ""
         raise FileNotFoundError(

@@ -48,10 +48,13 @@ def abandoned(name: str) -> bool:
 @dataclass(frozen=True)
 class StagedFile:
     """A finished file waiting for the lake I/O manager to publish it, plus the
-    rows set aside while building it (`quarantine`), if there were any."""
+    rows set aside while building it (`quarantine`), if there were any, and files
+    derived from it that are published beside it (`sidecars`: names starting with "_",
+    which readers of the folder's data files skip, as Spark and Hive do)."""
 
     path: Path
     quarantine: Path | None = None
+    sidecars: tuple[Path, ...] = ()
 
     @classmethod
     def new(cls, name: str) -> StagedFile:

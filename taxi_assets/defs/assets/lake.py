@@ -6,11 +6,9 @@ lake's previous version, so neither this run's warehouse step nor a later
 warehouse-only reload can load it.
 """
 
-import functools
 from collections.abc import Iterator
 
 import dagster as dg
-import pyarrow as pa
 
 from taxi_assets import quality
 from taxi_assets.datasets import DATASETS, DatasetSpec
@@ -22,7 +20,7 @@ from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.errors import CheckFailedError, ConversionError, StagingError
 from taxi_assets.geo.fill import ZoneFill, has_coordinates
 from taxi_assets.geo.locate import ZoneIndex
-from taxi_assets.geo.shapes import read_shapes_parquet
+from taxi_assets.geo.stored import INDEX_FILE_NAME, built_index, read_index, shapes_version
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
@@ -33,31 +31,39 @@ from taxi_assets.storage.staging import StagedFile
 LAKE_FILE_NAME = "part-0.parquet"
 
 
-@functools.lru_cache(maxsize=2)
-def zone_index(shapes_parquet: bytes) -> ZoneIndex:
-    """The zone index of a lake shapes file's bytes: built once per process and version
-    (a process that runs many months, or many runs in tests, builds it once)."""
-    return ZoneIndex.from_table(read_shapes_parquet(pa.BufferReader(shapes_parquet)))
-
-
 def zone_fill(spec: DatasetSpec, lake_io_manager: LakeIOManager, log) -> ZoneFill | None:
-    """Fills location IDs from coordinates (months whose files have them), reading the lake's
-    zone shapes at the first such month of the run; None for datasets without coordinates."""
+    """Fills location IDs from coordinates (months whose files have them), loading the
+    zone index stored beside the lake's zone shapes at the first such month of the run
+    (geo/stored.py); None for datasets without coordinates."""
     if not has_coordinates(spec):
         return None
 
     def load() -> ZoneIndex:
+        store = lake_io_manager.store()
         try:
-            shapes = published(lake_io_manager.store(), shapes_key("lake"), None)
+            shapes = published(store, shapes_key("lake"), None)
         except FileNotFoundError as exc:
             raise ConversionError(
                 f"{spec.name}: this month has coordinates, which become location IDs through the zone shapes: "
                 f"materialize {shapes_key('lake').to_user_string()} (group zones) first. {exc}"
             ) from None
         with shapes.local_path() as path:
-            index = zone_index(path.read_bytes())
-        log.info(f"{spec.name}: zone index of {shapes.uri}")
-        return index
+            version = shapes_version(path)
+            try:
+                stored = published(store, shapes_key("lake"), None, sidecar=INDEX_FILE_NAME)
+            except FileNotFoundError:
+                index, why = None, "the lake holds no zone index beside the shapes"
+            else:
+                with stored.local_path() as index_path:
+                    index, why = read_index(index_path, version)
+            if index is not None:
+                log.info(f"{spec.name}: zone index {stored.uri} (of shapes {version[:12]})")
+                return index
+            log.warning(
+                f"{spec.name}: {why}: building it from {shapes.uri} in this step (about 20 s of CPU and a few hundred "
+                f"MiB more). Materialize {shapes_key('lake').to_user_string()} to store it once for every month."
+            )
+            return built_index(path, version)
 
     return ZoneFill(load)
 

@@ -5,6 +5,7 @@ Unpartitioned, refreshed by hand like the zone lookup (same group). Why lon/lat 
 which LocationIDs the three mislabelled records get: taxi_assets/geo/shapes.py.
 """
 
+import time
 import zipfile
 
 import dagster as dg
@@ -21,6 +22,7 @@ from taxi_assets.geo.shapes import (
     read_shapefile_zip,
     write_shapes_parquet,
 )
+from taxi_assets.geo.stored import INDEX_FILE_NAME, write_index
 from taxi_assets.source.resource import TaxiSource
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.staging import StagedFile
@@ -62,7 +64,8 @@ def raw_taxi_zone_shapes(context: dg.AssetExecutionContext, source: TaxiSource) 
     description=(
         "The taxi zones' polygons in lon/lat (EPSG:4326) as GeoParquet (WKB), one row per LocationID with zone "
         "and borough. OBJECTIDs 57, 104 and 105, which the published file labels 56, 103 and 103, get LocationIDs "
-        "57, 104 and 105."
+        "57, 104 and 105. Beside it, _zone_index.npz: the coordinates -> zone index the lake steps of months with "
+        "coordinates load."
     ),
     metadata={"layer": "lake", "dagster/column_schema": arrow_table_schema(SHAPES_SCHEMA), "crs": SHAPES_CRS},
 )
@@ -70,16 +73,26 @@ def lake_taxi_zone_shapes(context: dg.AssetExecutionContext, raw: LakeObject) ->
     with raw.local_path() as path:
         shapes = read_shapefile_zip(path, raw.uri)
     staged = StagedFile.new(SHAPES_FILE_NAME)
+    index_path = staged.path.with_name(INDEX_FILE_NAME)
     try:
         write_shapes_parquet(shapes, staged.path)
+        # The zone index of these shapes, once, for every month's lake step (geo/stored.py).
+        started = time.monotonic()
+        write_index(staged.path, index_path)
+        index_seconds = time.monotonic() - started
     except BaseException:
         staged.discard()
         raise
     ids = shapes.column("LocationID").to_pylist()
-    context.log.info(f"taxi zone shapes: {len(ids)} zones, LocationIDs {min(ids)}..{max(ids)}")
+    context.log.info(
+        f"taxi zone shapes: {len(ids)} zones, LocationIDs {min(ids)}..{max(ids)}; zone index "
+        f"({index_path.stat().st_size / 2**20:.1f} MiB) built in {index_seconds:.1f}s"
+    )
     return dg.Output(
-        staged,
+        StagedFile(staged.path, sidecars=(index_path,)),
         metadata={
+            "zone_index_mib": round(index_path.stat().st_size / 2**20, 2),
+            "zone_index_seconds": round(index_seconds, 1),
             "dagster/row_count": len(ids),
             "crs": SHAPES_CRS,
             "fixed_location_ids": {
