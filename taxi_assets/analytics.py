@@ -117,9 +117,12 @@ def dbt_vars(month: str) -> str:
 
 
 def _project_files() -> Iterator[Path]:
-    for path in PROJECT_DIR.rglob("*"):
-        if path.is_file() and not path.is_relative_to(TARGET_DIR) and path.parent.name != "logs":
-            yield path
+    # target/ and logs/ are not walked: every dbt run adds a folder of compiled SQL to target/,
+    # and the definitions check the manifest at every load.
+    for folder, subfolders, files in os.walk(PROJECT_DIR):
+        if Path(folder) == PROJECT_DIR:
+            subfolders[:] = [d for d in subfolders if d not in (TARGET_DIR.name, "logs")]
+        yield from (Path(folder) / name for name in files)
 
 
 def manifest_is_current() -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -113,6 +112,8 @@ def month_figures(spec: DatasetSpec, month: str, path: Path) -> MonthFigures:
     params: dict[str, object] = {"path": str(path)}
     if OUTSIDE_MONTH in countable:
         params["start"], params["end"] = month_bounds(month)
+    import duckdb  # in the step only: see storage/duckdb_warehouse.connect
+
     with duckdb.connect() as conn:
         # hive_partitioning=false: the path's month=YYYY-MM folder is not a column.
         row = conn.execute(

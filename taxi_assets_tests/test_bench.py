@@ -150,3 +150,22 @@ def test_the_local_instance_queue_takes_two_runs_and_looks_every_second(tmp_path
     makefile = (Path(__file__).parents[1] / "Makefile").read_text()
     printf = next(line for line in makefile.splitlines() if "QueuedRunCoordinator" in line)
     assert instance_yaml().replace("\n", "\\n") in printf, printf
+
+
+def test_the_definitions_import_trace_is_broken_down_by_package_and_by_what_the_definitions_import():
+    from taxi_assets.bench.dagster_bench import parse_importtime
+
+    trace = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       100 |        100 |     numpy",
+            "import time:       200 |        300 |   pyarrow",
+            "import time:       700 |        700 |   dagster",
+            "import time:        50 |        350 |   taxi_assets.datasets",
+            "import time:       150 |       1350 | taxi_assets.definitions",
+        ]
+    )
+    heavy, top, own = parse_importtime(trace)
+    assert heavy == {"numpy": 0.0001, "pyarrow": 0.0003, "dagster": 0.0007}
+    assert top == [("dagster", 0.0007), ("taxi_assets.datasets", 0.00035), ("pyarrow", 0.0003)]
+    assert own == 0.00015

@@ -44,3 +44,51 @@ def test_every_column_of_every_trips_layer_and_the_zones_has_a_description():
     }
     assert "2 JFK" in yellow["RatecodeID"] and "6 group ride" in yellow["RatecodeID"]
     assert "rush-hour" in yellow["extra"]
+
+
+# What every run worker, sensor tick and code server would pay again if the definitions
+# imported them (README, Performance): each is imported where it is used, in the steps.
+NOT_AT_LOAD = (
+    "dbt",  # dbt-core: the dbt step only (taxi_assets/dbt_runner.py)
+    "dagster_dbt",
+    "agate",
+    "sqlglot",
+    "dagster_gcp",  # Dagster's component catalog would import it (definitions.py)
+    "google.cloud.bigquery",
+    "google.cloud.storage",
+    "pandas",
+    "matplotlib",  # the pickup maps (geo/choropleth.py)
+    "pyproj",  # reading the shapefile (geo/shapes.py)
+    "shapefile",
+    "duckdb",  # opening the warehouse (storage/duckdb_warehouse.py, quality.py)
+    "requests",  # talking HTTP (source/http.py, the sensors' ticks)
+    "urllib3",
+    "geopandas",
+    "polars",
+)
+
+LOAD = """
+import json, sys
+import taxi_assets.definitions as d
+graph = d.defs.resolve_asset_graph()
+print(json.dumps({
+    "modules": sorted(sys.modules),
+    "keys": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
+    "checks": sorted(k.to_user_string() for k in graph.asset_check_keys),
+}))
+"""
+
+
+def test_loading_the_definitions_imports_no_heavy_package():
+    """Deterministic (no timing): a fresh interpreter loads the whole graph, dbt models and
+    their checks included, without importing dbt, pandas, matplotlib, DuckDB, requests or the
+    Google clients."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAXI_")}
+    out = subprocess.run([sys.executable, "-c", LOAD], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "mart/trips_by_zone" in loaded["keys"] and "staging/stg_yellow_trips" in loaded["keys"]
+    assert "mart/dim_zones:unique_dim_zones_location_id" in loaded["checks"]
+    heavy = sorted(m for m in loaded["modules"] if any(m == h or m.startswith(h + ".") for h in NOT_AT_LOAD))
+    assert heavy == [], f"imported when the definitions load: {heavy}"

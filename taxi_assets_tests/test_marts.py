@@ -321,6 +321,18 @@ def test_a_broken_row_fails_a_dbt_test_visible_on_its_asset(copied):
     assert checks[(dg.AssetKey(["staging", "stg_green_trips"]), "not_null_stg_green_trips_pickup_datetime")].passed
 
 
+def test_a_model_without_its_checks_and_a_check_without_its_model_run_just_that(copied):
+    """dbt's selection follows the step's (taxi_assets/dbt_runner.py): trips_by_zone without its
+    dbt tests, and one test of a staging view without the view."""
+    check = dg.AssetCheckKey(dg.AssetKey(["staging", "stg_yellow_trips"]), "not_null_stg_yellow_trips_pickup_datetime")
+    selection = dg.AssetSelection.assets(MART).without_checks() | dg.AssetSelection.checks(check)
+    result = copied.materialize_selection(selection, MONTHS[1])
+    assert [e.asset_key for e in result.get_asset_materialization_events()] == [MART]
+    evaluations = result.get_asset_check_evaluations()
+    assert [(c.asset_key, c.check_name) for c in evaluations] == [(check.asset_key, check.name)]
+    assert evaluations[0].passed
+
+
 def test_a_feed_missing_its_month_is_refused_by_name(copied):
     with duckdb.connect(str(copied.root / "warehouse.duckdb")) as conn:
         conn.execute("DELETE FROM fhv_trips WHERE source_month = DATE '2021-02-01'")

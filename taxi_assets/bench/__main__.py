@@ -1,4 +1,4 @@
-"""python -m taxi_assets.bench convert|parquet|dagster|geo|zones|all [--quick] [options]; see README "Performance".
+"""python -m taxi_assets.bench convert|parquet|dagster|defs|geo|zones|all [--quick] [options]; see README "Performance".
 
 The last line printed is one summary line of every part that ran, e.g.
 `csv_ours/duckdb=0.70 parquet_ours/best_peer=0.85 parquet_peak_mib=250 backfill_dagster/python=1.40 defs_import_s=1.2 ui_max_s=2.1`.
@@ -33,7 +33,7 @@ def _ints(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m taxi_assets.bench", description=__doc__)
     parser.add_argument(
-        "what", nargs="?", default="convert", choices=["convert", "parquet", "dagster", "geo", "zones", "all"]
+        "what", nargs="?", default="convert", choices=["convert", "parquet", "dagster", "defs", "geo", "zones", "all"]
     )
     parser.add_argument("--quick", action="store_true", help="small inputs, one repetition: a few minutes")
     parser.add_argument("--dir", type=Path, default=Path(".bench"), help="cache of generated months (default .bench)")
@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         from taxi_assets.bench.geo_bench import run_zones_bench
 
         print("\n".join(run_zones_bench(args.dir, args.zones_rows, args.repeats)))
+    if args.what == "defs":  # the definitions' import alone (part of `dagster`): seconds
+        from taxi_assets.bench.dagster_bench import definitions_load
+
+        cost = definitions_load(args.dir, repeats=max(args.repeats, 5))
+        summary |= {"defs_import_s": f"{cost.wall_s:.2f}", "defs_import_cpu_s": f"{cost.cpu_s:.2f}"}
     if args.what in ("dagster", "all"):
         from taxi_assets.bench.dagster_bench import run_dagster_bench
 

@@ -33,8 +33,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pyproj
-import shapefile  # pyshp
 import shapely
 
 from taxi_assets.errors import ConversionError
@@ -76,6 +74,10 @@ def _members(zf: zipfile.ZipFile, source: str) -> dict[str, str]:
 
 def read_shapefile_zip(path: Path, source: str) -> pa.Table:
     """The zip's zones in lon/lat (SHAPES_SCHEMA), LocationIDs fixed, sorted by LocationID."""
+    # Only here: their import (pyproj's PROJ database above all) is a cost every definitions load would pay.
+    import pyproj
+    import shapefile  # pyshp
+
     try:
         with zipfile.ZipFile(path) as zf:
             names = _members(zf, source)

@@ -15,14 +15,17 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import requests
 import tenacity
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ProtocolError, ReadTimeoutError
-from urllib3.util.retry import Retry
 
 from taxi_assets.errors import NotPublishedError, SourceError, StagingError
+
+if TYPE_CHECKING:
+    import requests
+
+# requests and urllib3 are imported in the functions that talk HTTP: the definitions import
+# this module (its Download and FileVersion) and would otherwise pay for them at every load.
 
 CHUNK = 1 << 20
 PROGRESS_EVERY_S = 5.0
@@ -70,6 +73,10 @@ class Download:
 
 
 def make_session(retries: int, backoff: float) -> requests.Session:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
     retry = Retry(
         total=retries,
         connect=retries,
@@ -185,6 +192,8 @@ def download(
 
 def _broken_body(exc: Exception, nbytes: int, expected: int | None, timeout: float) -> TransientBodyError:
     """Say in words how a body broke off (urllib3 wraps the cause in ProtocolError)."""
+    from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
     cause = exc.args[1] if isinstance(exc, ProtocolError) and len(exc.args) > 1 else exc
     if isinstance(exc, ReadTimeoutError) or isinstance(cause, (ReadTimeoutError, TimeoutError)):
         return TransientBodyError(f"no data for {timeout:g} s after {nbytes:,} bytes (read timeout)")
@@ -227,6 +236,8 @@ class _staged_file:
 
 
 def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> Download:
+    import requests
+
     started = time.monotonic()
     try:
         # identity: store the bytes as published, so Content-Length describes them.

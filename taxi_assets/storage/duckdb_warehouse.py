@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 import tenacity
 from dagster import get_dagster_logger
@@ -26,17 +26,26 @@ from taxi_assets.months import normalize_month
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.warehouse import LoadResult, Warehouse, duckdb_path
 
+if TYPE_CHECKING:
+    import duckdb
+
 LOCK_TIMEOUT_S = 600  # another run of ours writing (its lock file)
 LOCKED_WAIT_S = 30.0  # another process holding the DuckDB file itself
 SETTING = "TAXI_WAREHOUSE_URI"
 
 
 def _held_elsewhere(exc: BaseException) -> bool:
+    import duckdb
+
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
 def connect(path: str, label: str) -> duckdb.DuckDBPyConnection:
     """A connection to the file, waiting (and saying so) while another process holds it."""
+    # Imported here, where a step opens the warehouse: loading the definitions (the resource
+    # is made there) would otherwise pay DuckDB's import in every process (README, Performance).
+    import duckdb
+
     log = get_dagster_logger()
 
     def say_waiting(state: tenacity.RetryCallState) -> None:

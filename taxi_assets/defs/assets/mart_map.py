@@ -15,7 +15,6 @@ import logging
 import dagster as dg
 
 from taxi_assets.defs.assets.keys import shapes_key
-from taxi_assets.geo.choropleth import render_choropleth
 from taxi_assets.geo.shapes import read_shapes_parquet
 from taxi_assets.months import normalize_month
 from taxi_assets.storage.io_manager import LakeIOManager, published
@@ -58,6 +57,8 @@ class PickupMaps:
         values = {(r["pickup_borough"], r["pickup_zone"]): r["trips"] for r in rows if r["pickup_zone"]}
         total = sum(r["trips"] or 0 for r in rows)
         located = sum(values.values())
+        from taxi_assets.geo.choropleth import render_choropleth  # matplotlib: only in the step that draws
+
         png = render_choropleth(shapes, values, f"Pickups by taxi zone, {month}", "pickups (all datasets)")
         image = base64.b64encode(png).decode()
         text = (

@@ -1,6 +1,5 @@
-"""The analytics layer as assets: the dbt project's models (taxi_assets/dbt_project) loaded with
-dagster-dbt, downstream of the warehouse tables (the dbt sources), with the dbt tests as
-asset checks.
+"""The analytics layer as assets: the dbt project's models (taxi_assets/dbt_project),
+downstream of the warehouse tables (the dbt sources), with the dbt tests as asset checks.
 
 - staging/stg_{feed}_trips (views), mart/fact_trips (a view), mart/trips_by_zone and
   mart/monthly_zone_revenue (incremental, one month per run): monthly partitions, from the
@@ -8,13 +7,16 @@ asset checks.
 - mart/dim_zones: a table, unpartitioned, rebuilt when the zone lookup is.
 - Automation (off until its sensor is turned on): a month's models build once every feed
   that has the month is in the warehouse (MONTH_COMPLETE); dim_zones after the zone lookup.
+
+The specs come from the prepared manifest (taxi_assets/dbt_manifest.py), not from
+dagster-dbt's `@dbt_assets`: importing dagster-dbt (dbt-core) would cost every process that
+loads the definitions about 2 s. dagster-dbt runs dbt in the step (taxi_assets/dbt_runner.py).
 """
 
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from taxi_assets.analytics import (
     MANIFEST_PATH,
@@ -27,6 +29,7 @@ from taxi_assets.analytics import (
     writer_lock,
 )
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
+from taxi_assets.dbt_manifest import EXCLUDE_TAG, SELECT_TAG, ManifestTranslator, read_manifest
 from taxi_assets.defs.assets.keys import mart_key, shapes_key, warehouse_key, zones_key
 from taxi_assets.defs.assets.mart_map import PickupMaps
 from taxi_assets.defs.freshness import with_freshness_policy
@@ -61,18 +64,16 @@ MONTH_COMPLETE = (
     & ~dg.AutomationCondition.in_progress()
 ).with_label("month_complete")
 
-PROJECT = DbtProject(project_dir=PROJECT_DIR)
 
-
-class TaxiDbtTranslator(DagsterDbtTranslator):
+class TaxiDbtTranslator(ManifestTranslator):
     """dbt sources are the warehouse assets; staging models get staging/, the others mart/."""
 
-    def __init__(self, warehouse_kind: str):
-        super().__init__()
+    def __init__(self, manifest: Mapping[str, Any], warehouse_kind: str):
+        super().__init__(manifest)
         self.warehouse_kind = warehouse_kind
 
-    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
-        spec = super().get_asset_spec(manifest, unique_id, project)
+    def get_asset_spec(self, unique_id: str) -> dg.AssetSpec:
+        spec = super().get_asset_spec(unique_id)
         # The manifest is parsed for DuckDB (analytics.prepare_manifest): the kind is the warehouse's.
         spec = spec.replace_attributes(kinds={"dbt", self.warehouse_kind})
         if spec.key == TRIPS_BY_ZONE:  # each month's pickup map is drawn from the lake's zone shapes
@@ -147,22 +148,40 @@ def month_figures(warehouse: Warehouse, month: str, key: dg.AssetKey) -> dict[st
     return figures
 
 
+class DbtCli(dg.ConfigurableResource):
+    """Where dbt is: the project and the executable (dagster-dbt's DbtCliResource is made from
+    them in the step, taxi_assets/dbt_runner.py)."""
+
+    project_dir: str
+    dbt_executable: str
+
+
 def run_dbt(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, args: list[str]
+    context: dg.AssetExecutionContext,
+    dbt: DbtCli,
+    warehouse: Warehouse,
+    translator: TaxiDbtTranslator,
+    args: list[str],
 ) -> tuple[list[Any], Exception | None]:
-    """dbt `args` against the warehouse, holding its writer lock: the Dagster events it gave,
-    and the error it ended with (raise it after passing the events on).
+    """dbt `args` against the warehouse, holding its writer lock, on what the step selected:
+    the step's events, and the error dbt ended with (raise it after passing the events on).
 
     Events are passed on once dbt has exited: on DuckDB the dbt process holds the file until
     then, and the marts' figures are read from it afterwards."""
+    from taxi_assets import dbt_runner  # dagster-dbt and dbt-core: only in the steps that run dbt
+
+    selection, indirect = dbt_runner.selection(context, translator)
     events: list[Any] = []
     with writer_lock(warehouse.uri):
         # Only the BigQuery backend has a location and a key; DuckDB needs neither.
         location, key = getattr(warehouse, "location", None), getattr(warehouse, "gcp_credentials_json", None)
-        with environment_for_spawn(dbt_env(warehouse.uri, location, key)):
-            invocation = dbt.cli(args, context=context)
+        env = dbt_env(warehouse.uri, location, key)
+        if indirect:
+            env["DBT_INDIRECT_SELECTION"] = indirect
+        with environment_for_spawn(env):
+            invocation = dbt_runner.start(translator, dbt.project_dir, dbt.dbt_executable, args, selection)
         try:
-            events.extend(invocation.stream())
+            events.extend(dbt_runner.step_events(context, invocation.stream()))
         except Exception as exc:  # noqa: BLE001 - returned, raised by the caller after the events
             return events, exc
     return events, None
@@ -171,47 +190,49 @@ def run_dbt(
 def build_dbt_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
     # Built by `make install`; rebuilt here only when a project file is newer (a stat per file).
     prepare_manifest()
-    translator = TaxiDbtTranslator(warehouse_kind)
+    translator = TaxiDbtTranslator(read_manifest(MANIFEST_PATH), warehouse_kind)
+    monthly_specs, monthly_checks = translator.build_specs(lambda props: MONTHLY_TAG in props.get("tags", []))
+    zone_specs, zone_checks = translator.build_specs(lambda props: MONTHLY_TAG not in props.get("tags", []))
 
-    @dbt_assets(
-        manifest=MANIFEST_PATH,
-        project=PROJECT,
-        select=MONTHLY_SELECT,
+    @dg.multi_asset(
         name="dbt_monthly_models",
+        specs=monthly_specs,
+        check_specs=monthly_checks,
+        can_subset=True,
+        op_tags={SELECT_TAG: MONTHLY_SELECT},
         partitions_def=any_monthly_partitions(DATASETS.values()),
         # One month per run: each month's build, tests and figures are that partition's.
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
-        dagster_dbt_translator=translator,
     )
     def dbt_monthly_models(
         context: dg.AssetExecutionContext,
-        dbt: DbtCliResource,
+        dbt: DbtCli,
         warehouse: Warehouse,
         lake_io_manager: dg.ResourceParam[LakeIOManager],
     ):
         month = normalize_month(context.partition_key)
-        events, failure = run_dbt(context, dbt, warehouse, ["build", "--vars", dbt_vars(month)])
+        events, failure = run_dbt(context, dbt, warehouse, translator, ["build", "--vars", dbt_vars(month)])
         for event in events:
-            if isinstance(event, dg.Output):
-                key = context.asset_key_for_output(event.output_name)
-                if figures := month_figures(warehouse, month, key):
-                    if key == TRIPS_BY_ZONE:
-                        maps = PickupMaps(lake_io_manager, context.log)
-                        figures.update(maps.metadata(warehouse, warehouse.table_ref("trips_by_zone"), month))
-                    event = event.with_metadata({**event.metadata, **figures})
+            if isinstance(event, dg.MaterializeResult) and (
+                figures := month_figures(warehouse, month, event.asset_key)
+            ):
+                if event.asset_key == TRIPS_BY_ZONE:
+                    maps = PickupMaps(lake_io_manager, context.log)
+                    figures.update(maps.metadata(warehouse, warehouse.table_ref("trips_by_zone"), month))
+                event = dg.MaterializeResult(asset_key=event.asset_key, metadata={**(event.metadata or {}), **figures})
             yield event
         if failure is not None:
             raise failure
 
-    @dbt_assets(
-        manifest=MANIFEST_PATH,
-        project=PROJECT,
-        exclude=MONTHLY_SELECT,
+    @dg.multi_asset(
         name="dbt_zone_models",
-        dagster_dbt_translator=translator,
+        specs=zone_specs,
+        check_specs=zone_checks,
+        can_subset=True,
+        op_tags={SELECT_TAG: "fqn:*", EXCLUDE_TAG: MONTHLY_SELECT},
     )
-    def dbt_zone_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-        events, failure = run_dbt(context, dbt, warehouse, ["build"])
+    def dbt_zone_models(context: dg.AssetExecutionContext, dbt: DbtCli, warehouse: Warehouse):
+        events, failure = run_dbt(context, dbt, warehouse, translator, ["build"])
         yield from events
         if failure is not None:
             raise failure
@@ -228,8 +249,8 @@ def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     )
 
 
-def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=PROJECT, dbt_executable=dbt_executable())
+def dbt_resource() -> DbtCli:
+    return DbtCli(project_dir=str(PROJECT_DIR), dbt_executable=dbt_executable())
 
 
 @dg.definitions

@@ -13,7 +13,6 @@ resumes on the next tick where this one stopped.
 import time
 
 import dagster as dg
-import requests
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
@@ -39,6 +38,8 @@ def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits = WatchLimits(
         ),
     )
     def new_month_sensor(context: dg.SensorEvaluationContext, source: TaxiSource) -> dg.SensorResult:
+        import requests  # a tick's, not the definitions' (source/http.py)
+
         started = time.monotonic()
         state = load_cursor(context)
         requested: dict[str, str] = state.get("requested", {})

@@ -11,7 +11,6 @@ and the cursor remembers it, so a re-publication is requested once.
 import time
 
 import dagster as dg
-import requests
 
 from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
@@ -57,6 +56,8 @@ def build_republished_sensor(spec: DatasetSpec, limits: WatchLimits = WatchLimit
         ),
     )
     def republished_sensor(context: dg.SensorEvaluationContext, source: TaxiSource) -> dg.SensorResult:
+        import requests  # a tick's, not the definitions' (source/http.py)
+
         started = time.monotonic()
         state = load_cursor(context)
         requested: dict[str, str] = state.get("requested", {})
