@@ -67,7 +67,7 @@ def run_geo_bench(points: int, repeats: int) -> list[str]:
     lines = [
         f"ours: zone index built in {build:.2f} s ({build_cpu:.1f} CPU-s; once per shapes version), "
         f"stored in {size / 2**20:.1f} MiB, loaded in {loaded:.2f} s; {len(index.offsets) - 1:,} leaves, "
-        f"{len(index.pieces):,} pieces"
+        f"{len(index.pieces_wkb):,} pieces"
     ]
     summaries = []
     for name, (lon, lat) in (("border-heavy", city_points(path, points)), ("trip-like", trip_points(points))):

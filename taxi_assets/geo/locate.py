@@ -42,7 +42,13 @@ FINE_CELL_DEG = COARSE_CELL_DEG / 2 ** (GRID_LEVELS - 1)
 LEAF_CELL_DEG = COARSE_CELL_DEG / 2 ** (LEVELS - 1)
 PIECE_LEVEL = 3  # zones are clipped to cells of 0.0005 degrees for the exact tests
 CHUNK_CELLS = 1 << 18
-INDEX_FORMAT = "taxi-zone-index/1"  # bump when the stored arrays change meaning  # cells classified at once in the build (shapely boxes: ~100 bytes each)
+# cells classified at once in the build (shapely boxes: ~100 bytes each)
+INDEX_FORMAT = "taxi-zone-index/2"  # bump when the stored arrays change meaning
+# The grid and the quadtree levels are uint16: a value below MARK is a LocationID (0: no
+# zone); MARK + r is a crossed cell, the (base[i >> BLOCK_SHIFT] + r)-th of its level,
+# where base counts the crossed cells before each block of 2**BLOCK_SHIFT values.
+MARK = 1 << 15
+BLOCK_SHIFT = 15
 
 
 class ZoneIndex:
@@ -55,28 +61,29 @@ class ZoneIndex:
         x0, y0, x1, y1 = shapely.total_bounds(polygons)
         nx = int(np.ceil((x1 - x0) / COARSE_CELL_DEG)) * 2 ** (GRID_LEVELS - 1)
         ny = int(np.ceil((y1 - y0) / COARSE_CELL_DEG)) * 2 ** (GRID_LEVELS - 1)
-        self._set(
-            location_ids,
-            float(x0),
-            float(y0),
-            nx,
-            ny,
-            *_Build(location_ids, polygons, float(x0), float(y0), nx, ny).run(),
-        )
+        if location_ids.max(initial=0) >= MARK:
+            raise ValueError(f"LocationIDs must stay below {MARK} (the index stores them as uint16)")
+        grid, children, candidates, offsets, pieces, piece_ids = _Build(
+            location_ids, polygons, float(x0), float(y0), nx, ny
+        ).run()
+        padded, grid_base = _block_coded(np.pad(grid, 1).ravel())
+        del grid
+        coded = [_block_coded(c) for c in children]
+        self._set(location_ids, float(x0), float(y0), nx, ny, padded, grid_base, [c for c, _ in coded],
+                  [b for _, b in coded], candidates, offsets, _wkb_objects(pieces), piece_ids)  # fmt: skip
 
-    def _set(self, location_ids, x0, y0, nx, ny, grid, children, candidates, offsets, pieces, piece_ids) -> None:
+    def _set(self, location_ids, x0, y0, nx, ny, grid, grid_base, children, children_base, candidates, offsets,
+             pieces_wkb, piece_ids) -> None:  # fmt: skip
+        """grid: the padded grid (uint16, see _block_coded); children: uint16 levels, same coding."""
         self.location_ids = np.asarray(location_ids, dtype=np.int32)
         self.x0, self.y0, self.nx, self.ny = x0, y0, nx, ny
-        # Only the padded copy is kept (see _cell_index): about 15 MB of int32.
-        self._padded = np.pad(np.asarray(grid, dtype=np.int32).reshape(ny, nx), 1).ravel()
-        del grid
-        self.children = [np.asarray(c, dtype=np.int32) for c in children]
-        # Compact types (the index stays in memory beside the conversion's batches).
+        self._padded, self._grid_base = grid, grid_base
+        self.children, self.children_base = children, children_base
         self.candidates = _compact(np.asarray(candidates))
         self.offsets = _compact(np.asarray(offsets))
-        # Not prepared: a piece has a handful of vertices, where GEOS's prepared locator
-        # is no faster and costs memory for each of the ~130,000 pieces.
-        self.pieces = pieces
+        # The pieces as WKB (~10 MiB, where GEOS geometries of all of them took ~40): the
+        # exact tests make geometries of the pieces a call needs and drop them after.
+        self.pieces_wkb = pieces_wkb
         self.piece_ids = np.asarray(piece_ids, dtype=np.uint16)
 
     @classmethod
@@ -87,25 +94,26 @@ class ZoneIndex:
     # -------------------------------------------------------------- storage
 
     def save(self, path, **meta) -> None:
-        """The index as one .npz file (compressed numpy arrays, compact dtypes) plus `meta`
-        (JSON: e.g. the shapes version it was built from)."""
-        grid = self._padded.reshape(self.ny + 2, self.nx + 2)[1:-1, 1:-1]
-        wkb = shapely.to_wkb(self.pieces)
+        """The index as one .npz file (compressed numpy arrays, in the dtypes it is used in:
+        loading allocates each array once) plus `meta` (JSON: e.g. the shapes version it was
+        built from)."""
         header = {"format": INDEX_FORMAT, "x0": self.x0, "y0": self.y0, "nx": self.nx, "ny": self.ny,
                   "grid_levels": GRID_LEVELS, "sub_levels": SUB_LEVELS, "coarse_cell_deg": COARSE_CELL_DEG,
                   "piece_level": PIECE_LEVEL, **meta}  # fmt: skip
         arrays = {f"children_{i}": c for i, c in enumerate(self.children)}
+        arrays |= {f"children_base_{i}": c for i, c in enumerate(self.children_base)}
         with open(path, "wb") as f:
             np.savez_compressed(
                 f,
                 meta=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
                 location_ids=self.location_ids.astype(np.uint16),
-                grid=grid,
-                candidates=_compact(self.candidates),
-                offsets=_compact(self.offsets),
-                piece_ids=self.piece_ids.astype(np.uint16),
-                piece_wkb=np.frombuffer(b"".join(wkb), dtype=np.uint8),
-                piece_wkb_ends=np.cumsum([len(w) for w in wkb]).astype(np.int64),
+                grid=self._padded,
+                grid_base=self._grid_base,
+                candidates=self.candidates,
+                offsets=self.offsets,
+                piece_ids=self.piece_ids,
+                piece_wkb=np.frombuffer(b"".join(self.pieces_wkb), dtype=np.uint8),
+                piece_wkb_ends=np.cumsum([len(w) for w in self.pieces_wkb]).astype(np.int64),
                 **arrays,
             )
 
@@ -126,14 +134,17 @@ class ZoneIndex:
             if meta.get("format") != INDEX_FORMAT:
                 raise ValueError(f"zone index format {meta.get('format')!r}, this code reads {INDEX_FORMAT!r}")
             wkb = stored["piece_wkb"].tobytes()
-            ends = stored["piece_wkb_ends"]
-            starts = np.concatenate([[0], ends[:-1]])
-            pieces = shapely.from_wkb(np.array([wkb[a:b] for a, b in zip(starts, ends)], dtype=object))
+            ends = stored["piece_wkb_ends"].tolist()
+            pieces = np.empty(len(ends), dtype=object)
+            pieces[:] = [wkb[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+            del wkb
+            levels = range(meta["sub_levels"])
             index = cls.__new__(cls)
             index._set(
                 stored["location_ids"], meta["x0"], meta["y0"], meta["nx"], meta["ny"], stored["grid"],
-                [stored[f"children_{i}"] for i in range(meta["sub_levels"])], stored["candidates"],
-                stored["offsets"], pieces, stored["piece_ids"],
+                stored["grid_base"], [stored[f"children_{i}"] for i in levels],
+                [stored[f"children_base_{i}"] for i in levels], stored["candidates"], stored["offsets"], pieces,
+                stored["piece_ids"],
             )  # fmt: skip
         return index
 
@@ -147,10 +158,12 @@ class ZoneIndex:
         top = self._top_index(iy, self.ny)
         top *= self.nx + 2
         top += self._top_index(ix, self.nx)
-        cell = self._padded.take(top)
-        mixed = np.flatnonzero(cell < 0)
+        value = self._padded.take(top)
+        mixed = np.flatnonzero(value >= MARK)
+        cell = value.astype(np.int32)
         if len(mixed):
-            cell[mixed] = self._descend(lon[mixed], lat[mixed], ix[mixed], iy[mixed], -cell[mixed] - 1)
+            node = _rank(self._grid_base, top[mixed], value[mixed])
+            cell[mixed] = self._descend(lon[mixed], lat[mixed], ix[mixed], iy[mixed], node)
         return cell
 
     @staticmethod
@@ -178,13 +191,15 @@ class ZoneIndex:
         then the exact test where a leaf is still crossed by a border."""
         result = np.empty(len(node), dtype=np.int32)
         active = np.arange(len(node))
-        for level, children in enumerate(self.children):
+        for level, (children, base) in enumerate(zip(self.children, self.children_base)):
             shift = SUB_LEVELS - 1 - level
-            quadrant = ((iy[active] >> shift) & 1) * 2 + ((ix[active] >> shift) & 1)
-            value = children.take(node * 4 + quadrant)
-            done = value >= 0
+            position = node * 4
+            position += ((iy[active] >> shift) & 1) * 2 + ((ix[active] >> shift) & 1)
+            value = children.take(position)
+            done = value < MARK
             result[active[done]] = value[done]
-            active, node = active[~done], -value[~done] - 1
+            crossed = ~done
+            active, node = active[crossed], _rank(base, position[crossed], value[crossed])
         if len(active):
             result[active] = self._exact(lon[active], lat[active], node)
         return result
@@ -205,7 +220,10 @@ class ZoneIndex:
             # geometries, which halves the time per test against random order.
             order = np.argsort(piece, kind="stable")
             active, piece = active[order], piece[order]
-            hit = shapely.intersects_xy(self.pieces[piece], lon[active], lat[active])
+            first = np.flatnonzero(np.diff(piece.astype(np.int64), prepend=-1))
+            geometries = shapely.from_wkb(self.pieces_wkb[piece[first]])
+            which = np.repeat(np.arange(len(first)), np.diff(first, append=len(piece)))
+            hit = shapely.intersects_xy(geometries[which], lon[active], lat[active])
             result[active[hit]] = self.piece_ids[piece[hit]]
             active = active[~hit]
         return result
@@ -256,6 +274,11 @@ class _Build:
                 iy = (iy[:, None] * 2 + np.array([0, 0, 1, 1])).ravel()
                 ix = (ix[:, None] * 2 + np.array([0, 1, 0, 1])).ravel()
                 cell, zone = (cell[:, None] * 4 + np.arange(4)).ravel(), zone.repeat(4)
+            if level == GRID_LEVELS - 1:
+                # The grid's crossed cells numbered in row-major order (see _block_coded).
+                order = np.argsort(iy.astype(np.int64) * self.nx + ix, kind="stable")
+                iy, ix = iy[order], ix[order]
+                cell = np.argsort(order)[cell]
             value, crossed, keep = self._classify(iy, ix, size, cell, zone)
             coded = np.where(crossed, -(np.cumsum(crossed, dtype=np.int32)), value)
             if level < GRID_LEVELS:
@@ -329,6 +352,34 @@ def _boxes(ix: np.ndarray, iy: np.ndarray, size: float, grid) -> np.ndarray:
     x, y = grid.x0 + ix * size, grid.y0 + iy * size
     margin = 1e-7
     return shapely.box(x - margin, y - margin, x + size + margin, y + size + margin)
+
+
+def _block_coded(coded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int32 values (LocationID, 0, or -(k + 1) for the k-th crossed cell, k in array
+    order) -> uint16 values and block bases (see MARK)."""
+    crossed = np.flatnonzero(coded < 0)
+    rank = -coded[crossed] - 1
+    if not np.array_equal(rank, np.arange(len(crossed))):
+        raise AssertionError("crossed cells must be numbered in array order")
+    base = np.searchsorted(crossed, np.arange(0, len(coded), 1 << BLOCK_SHIFT)).astype(np.int32)
+    out = coded.astype(np.uint16)
+    out[crossed] = MARK + (rank - base[crossed >> BLOCK_SHIFT])
+    return out, base
+
+
+def _rank(base: np.ndarray, position: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Rank (int32) of crossed cells at `position` holding `value` (>= MARK)."""
+    rank = base.take(position >> BLOCK_SHIFT)
+    rank += value
+    rank -= MARK
+    return rank
+
+
+def _wkb_objects(pieces: np.ndarray) -> np.ndarray:
+    """GEOS geometries -> an object array of their WKB bytes."""
+    out = np.empty(len(pieces), dtype=object)
+    out[:] = list(shapely.to_wkb(pieces))
+    return out
 
 
 def _member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
