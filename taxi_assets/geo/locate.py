@@ -48,7 +48,8 @@ INDEX_FORMAT = "taxi-zone-index/2"  # bump when the stored arrays change meaning
 # zone); MARK + r is a crossed cell, the (base[i >> BLOCK_SHIFT] + r)-th of its level,
 # where base counts the crossed cells before each block of 2**BLOCK_SHIFT values.
 MARK = 1 << 15
-BLOCK_SHIFT = 15
+BLOCK_SHIFT = 14
+BLOCK = 1 << BLOCK_SHIFT  # the last level: MARK + r an exact leaf, MARK + BLOCK + r a line leaf
 
 
 class ZoneIndex:
@@ -63,22 +64,27 @@ class ZoneIndex:
         ny = int(np.ceil((y1 - y0) / COARSE_CELL_DEG)) * 2 ** (GRID_LEVELS - 1)
         if location_ids.max(initial=0) >= MARK:
             raise ValueError(f"LocationIDs must stay below {MARK} (the index stores them as uint16)")
-        grid, children, candidates, offsets, pieces, piece_ids = _Build(
+        grid, children, line, lines, candidates, offsets, pieces, piece_ids = _Build(
             location_ids, polygons, float(x0), float(y0), nx, ny
         ).run()
-        padded, grid_base = _block_coded(np.pad(grid, 1).ravel())
+        padded, grid_base, _ = _block_coded(np.pad(grid, 1).ravel())
         del grid
-        coded = [_block_coded(c) for c in children]
-        self._set(location_ids, float(x0), float(y0), nx, ny, padded, grid_base, [c for c, _ in coded],
-                  [b for _, b in coded], candidates, offsets, _wkb_objects(pieces), piece_ids)  # fmt: skip
+        coded = [_block_coded(c, line if level == SUB_LEVELS - 1 else None) for level, c in enumerate(children)]
+        self._set(location_ids, float(x0), float(y0), nx, ny, padded, grid_base, [c for c, _, _ in coded],
+                  [b for _, b, _ in coded], coded[-1][2], *lines, candidates, offsets, _wkb_objects(pieces),
+                  piece_ids)  # fmt: skip
 
-    def _set(self, location_ids, x0, y0, nx, ny, grid, grid_base, children, children_base, candidates, offsets,
-             pieces_wkb, piece_ids) -> None:  # fmt: skip
-        """grid: the padded grid (uint16, see _block_coded); children: uint16 levels, same coding."""
+    def _set(self, location_ids, x0, y0, nx, ny, grid, grid_base, children, children_base, line_base,
+             line_of_leaf, line_xy, line_ids, candidates, offsets, pieces_wkb, piece_ids) -> None:  # fmt: skip
+        """grid: the padded grid (uint16, see _block_coded); children: uint16 levels, same
+        coding; the leaves of the last level are line leaves or exact leaves (see _lines)."""
         self.location_ids = np.asarray(location_ids, dtype=np.int32)
         self.x0, self.y0, self.nx, self.ny = x0, y0, nx, ny
         self._padded, self._grid_base = grid, grid_base
         self.children, self.children_base = children, children_base
+        # Line leaves: the line (point x, y and direction dx, dy) of line_of_leaf[k] and the
+        # IDs left of it, right of it and on it.
+        self.line_base, self.line_of_leaf, self.line_xy, self.line_ids = line_base, line_of_leaf, line_xy, line_ids
         self.candidates = _compact(np.asarray(candidates))
         self.offsets = _compact(np.asarray(offsets))
         # The pieces as WKB (~10 MiB, where GEOS geometries of all of them took ~40): the
@@ -102,6 +108,8 @@ class ZoneIndex:
                   "piece_level": PIECE_LEVEL, **meta}  # fmt: skip
         arrays = {f"children_{i}": c for i, c in enumerate(self.children)}
         arrays |= {f"children_base_{i}": c for i, c in enumerate(self.children_base)}
+        arrays |= {"line_base": self.line_base, "line_of_leaf": self.line_of_leaf, "line_xy": self.line_xy,
+                   "line_ids": self.line_ids}  # fmt: skip
         with open(path, "wb") as f:
             np.savez_compressed(
                 f,
@@ -143,7 +151,8 @@ class ZoneIndex:
             index._set(
                 stored["location_ids"], meta["x0"], meta["y0"], meta["nx"], meta["ny"], stored["grid"],
                 stored["grid_base"], [stored[f"children_{i}"] for i in levels],
-                [stored[f"children_base_{i}"] for i in levels], stored["candidates"], stored["offsets"], pieces,
+                [stored[f"children_base_{i}"] for i in levels], stored["line_base"], stored["line_of_leaf"],
+                stored["line_xy"], stored["line_ids"], stored["candidates"], stored["offsets"], pieces,
                 stored["piece_ids"],
             )  # fmt: skip
         return index
@@ -199,10 +208,26 @@ class ZoneIndex:
             done = value < MARK
             result[active[done]] = value[done]
             crossed = ~done
-            active, node = active[crossed], _rank(base, position[crossed], value[crossed])
+            active, position, value = active[crossed], position[crossed], value[crossed]
+            node = _rank(base, position, value)
+        # Leaves: the line leaves' points by the side of their line, the others exactly.
+        line = value >= MARK + BLOCK
+        if line.any():
+            at = active[line]
+            result[at] = self._side(lon[at], lat[at], _rank(self.line_base, position[line], value[line] - BLOCK))
+            active, node = active[~line], node[~line]
         if len(active):
             result[active] = self._exact(lon[active], lat[active], node)
         return result
+
+    def _side(self, lon: np.ndarray, lat: np.ndarray, leaves: np.ndarray) -> np.ndarray:
+        """Points in line leaves: which side of the leaf's border (see _sides)."""
+        line = self.line_of_leaf.take(leaves)
+        xy, ids = self.line_xy[line], self.line_ids[line]
+        lon -= xy[:, 0]
+        lat -= xy[:, 1]
+        column = _sides(lon, lat, xy[:, 2:4], xy[:, 4:6], ids[:, 3].astype(bool))
+        return np.take_along_axis(ids, column[:, None], axis=1).ravel()
 
     def _exact(self, lon: np.ndarray, lat: np.ndarray, cells: np.ndarray) -> np.ndarray:
         """Exact answer for points in leaves a border crosses. A leaf's candidates are in
@@ -257,6 +282,12 @@ class _Build:
         done; the others are cut in four for the next level.
         """
         segments, self.segment_zone = _border_segments(self.polygons)
+        # The same edge of two zones (a shared border) is one canonical segment.
+        ends = shapely.get_coordinates(segments).reshape(-1, 4)
+        swap = (ends[:, 0] > ends[:, 2]) | ((ends[:, 0] == ends[:, 2]) & (ends[:, 1] > ends[:, 3]))
+        ends[swap] = ends[swap][:, [2, 3, 0, 1]]
+        self.canon_ends, self.segment_canon = np.unique(ends, axis=0, return_inverse=True)
+        self.segment_canon = self.segment_canon.ravel()
         self.segment_tree = shapely.STRtree(segments)
         size = COARSE_CELL_DEG
         shift = GRID_LEVELS - 1
@@ -289,7 +320,101 @@ class _Build:
             renumber = np.cumsum(crossed) - 1
             cell, zone = renumber[cell[keep]], zone[keep]
             iy, ix = iy[crossed], ix[crossed]
-        return (grid, children, *self._pieces(iy, ix, cell, zone))
+        line, lines = self._lines(iy, ix, cell, zone)
+        # The exact leaves' candidates, renumbered among the exact leaves.
+        exact = ~line
+        renumber = np.cumsum(exact) - 1
+        keep = exact[cell]
+        return (grid, children, line, lines, *self._pieces(iy[exact], ix[exact], renumber[cell[keep]], zone[keep]))
+
+    def _lines(self, iy, ix, cell, zone):
+        """Line leaves: crossed leaves whose border, within 1 cm of the leaf, is one straight
+        segment or two segments meeting at a vertex (a corner), the same for each of the
+        leaf's zones (one zone, or two sharing that border) and no other zone. Their points
+        are decided by the side of that border (see ZoneIndex._side): the IDs on each side
+        are those of two probes 1e-9 degrees either side of the first segment's middle in
+        the leaf, tested exactly here; on the border, the smaller ID (or the one zone).
+        Returns whether each leaf is a line leaf, and (line_of_leaf per line leaf, line_xy:
+        vertex x, y and the two directions per border, line_ids: left, right, on and
+        whether it turns left, per border)."""
+        n = len(iy)
+        size = LEAF_CELL_DEG
+        found_leaf, found_segment = [], []
+        for first in range(0, n, CHUNK_CELLS):
+            boxes = _boxes(ix[first : first + CHUNK_CELLS], iy[first : first + CHUNK_CELLS], size, self)
+            leaf, segment = self.segment_tree.query(boxes, predicate="intersects")
+            found_leaf.append(leaf + first)
+            found_segment.append(segment)
+        leaf, segment = np.concatenate(found_leaf), np.concatenate(found_segment)
+        canon, zone_of = self.segment_canon[segment], self.segment_zone[segment]
+        order = np.lexsort((zone_of, canon, leaf))
+        leaf, canon, zone_of = leaf[order], canon[order], zone_of[order]
+        new_canon = np.diff(leaf, prepend=-1) != 0
+        new_canon |= np.diff(canon, prepend=-1) != 0
+        repeated = ~new_canon & (np.diff(zone_of, prepend=-1) == 0)  # a zone with the same edge twice
+        distinct = np.bincount(leaf[new_canon], minlength=n)
+        segments = np.bincount(leaf, minlength=n)
+        zones = np.bincount(cell, minlength=n)
+        line = (distinct >= 1) & (distinct <= 2) & (zones <= 2) & (segments == distinct * zones)
+        line &= np.bincount(leaf[repeated], minlength=n) == 0
+        # Every zone of the segments is a candidate (and so, with the counts, the only ones).
+        zcount = len(self.polygons)
+        member = _member(leaf.astype(np.int64) * zcount + zone_of, cell.astype(np.int64) * zcount + zone)
+        line &= np.bincount(leaf, weights=member, minlength=n) == segments
+        # The leaf's first and last canonical segment (the same one when straight).
+        starts = np.flatnonzero(new_canon)
+        first_canon = np.zeros(n, dtype=np.int64)
+        last_canon = np.zeros(n, dtype=np.int64)
+        first_canon[leaf[starts[::-1]]] = canon[starts[::-1]]
+        last_canon[leaf[starts]] = canon[starts]
+        k = np.flatnonzero(line)
+        one, two = self.canon_ends[first_canon[k]], self.canon_ends[last_canon[k]]
+        straight = first_canon[k] == last_canon[k]
+        # The corner: the common end V of the two; the border runs P -> V -> Q.
+        same = [np.all(one[:, 2 * i : 2 * i + 2] == two[:, 2 * j : 2 * j + 2], axis=1) for i in (0, 1) for j in (0, 1)]
+        ok = straight | np.any(same, axis=0)
+        i_v = np.where(same[0] | same[1], 0, 1)  # V's end in `one`
+        j_v = np.where(same[0] | same[2], 0, 1)  # V's end in `two`
+        rows = np.arange(len(k))
+        p = np.where(straight[:, None], one[:, 0:2], one.reshape(-1, 2, 2)[rows, 1 - i_v])
+        v = np.where(straight[:, None], one[:, 2:4], one.reshape(-1, 2, 2)[rows, i_v])
+        q = np.where(straight[:, None], one[:, 2:4], two.reshape(-1, 2, 2)[rows, 1 - j_v])
+        d1, d2 = v - p, q - v
+        d2 = np.where(straight[:, None], d1, d2)
+        turn = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+        ok &= (turn != 0) | (np.sum(d1 * d2, axis=1) > 0)  # no 180-degree spike
+        turns_left = turn >= 0
+        # Probes either side of the middle of P -> V's part in the leaf.
+        clipped = shapely.intersection(
+            shapely.linestrings(np.stack([p, v], axis=1)), self._boxes(iy[k], ix[k], size)
+        )
+        ok &= shapely.length(clipped) > 1e-7  # else the leaf holds too little of it
+        clipped[~ok] = shapely.linestrings([[0.0, 0.0], [1.0, 1.0]])
+        middle = shapely.line_interpolate_point(clipped, 0.5, normalized=True)
+        middle = np.column_stack([shapely.get_x(middle), shapely.get_y(middle)])
+        norm = np.hypot(d1[:, 0], d1[:, 1])
+        probe = {}
+        pairs = np.flatnonzero(line[cell])
+        at = np.searchsorted(k, cell[pairs])
+        for name, sign in (("left", 1.0), ("right", -1.0)):
+            px = middle[:, 0] - sign * 1e-9 * d1[:, 1] / norm
+            py = middle[:, 1] + sign * 1e-9 * d1[:, 0] / norm
+            # The probe must be on its side of the whole border, by the rule _side applies.
+            ok &= _sides(px - v[:, 0], py - v[:, 1], d1, d2, turns_left) == (0 if sign > 0 else 1)
+            hit = shapely.intersects_xy(self.polygons[zone[pairs]], px[at], py[at])
+            value = np.full(len(k), np.iinfo(np.int32).max, dtype=np.int64)
+            np.minimum.at(value, at[hit], self.location_ids[zone[pairs[hit]]])
+            value[value == np.iinfo(np.int32).max] = 0
+            probe[name] = value
+        left, right = probe["left"], probe["right"]
+        ok &= left != right
+        line[k[~ok]] = False
+        on = np.where(left == 0, right, np.where(right == 0, left, np.minimum(left, right)))
+        xy = np.column_stack([v, d1, d2])[ok]
+        ids = np.column_stack([left, right, on, turns_left]).astype(np.uint16)[ok]
+        # One row per distinct border and IDs: the leaves along a border share it.
+        _, first, line_of_leaf = np.unique(np.column_stack([xy, ids]), axis=0, return_index=True, return_inverse=True)
+        return line, (line_of_leaf.ravel().astype(np.uint32), xy[first], ids[first])
 
     def _classify(self, iy, ix, size, cell, zone):
         """Per cell: the LocationID that holds it whole (0: none) and whether a border
@@ -354,17 +479,37 @@ def _boxes(ix: np.ndarray, iy: np.ndarray, size: float, grid) -> np.ndarray:
     return shapely.box(x - margin, y - margin, x + size + margin, y + size + margin)
 
 
-def _block_coded(coded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _block_coded(coded: np.ndarray, line: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """int32 values (LocationID, 0, or -(k + 1) for the k-th crossed cell, k in array
-    order) -> uint16 values and block bases (see MARK)."""
+    order) -> uint16 values and the block bases of the crossed cells that are not line
+    leaves and of those that are (`line[k]`; see MARK)."""
     crossed = np.flatnonzero(coded < 0)
     rank = -coded[crossed] - 1
     if not np.array_equal(rank, np.arange(len(crossed))):
         raise AssertionError("crossed cells must be numbered in array order")
-    base = np.searchsorted(crossed, np.arange(0, len(coded), 1 << BLOCK_SHIFT)).astype(np.int32)
+    kind = np.zeros(len(crossed), dtype=bool) if line is None else line[rank]
     out = coded.astype(np.uint16)
-    out[crossed] = MARK + (rank - base[crossed >> BLOCK_SHIFT])
-    return out, base
+    bases = []
+    for is_line in (False, True):
+        at = crossed[kind == is_line]
+        base = np.searchsorted(at, np.arange(0, len(coded), BLOCK)).astype(np.int32)
+        out[at] = MARK + is_line * BLOCK + (np.arange(len(at)) - base[at >> BLOCK_SHIFT])
+        bases.append(base)
+    return out, bases[0], bases[1]
+
+
+def _sides(dx: np.ndarray, dy: np.ndarray, d1: np.ndarray, d2: np.ndarray, turns_left: np.ndarray) -> np.ndarray:
+    """0 left, 1 right, 2 on a border through the origin with directions d1 (coming in)
+    and d2 (going out): left of both lines where it turns left (the left side is the
+    narrow wedge), left of either where it turns right. Plain float64 arithmetic: exact
+    at the border's vertex, off by far less than 1 cm elsewhere."""
+    one = d1[:, 0] * dy
+    one -= d1[:, 1] * dx
+    two = d2[:, 0] * dy
+    two -= d2[:, 1] * dx
+    left = np.where(turns_left, (one > 0) & (two > 0), (one > 0) | (two > 0))
+    right = np.where(turns_left, (one < 0) | (two < 0), (one < 0) & (two < 0))
+    return np.where(left, 0, np.where(right, 1, 2))
 
 
 def _rank(base: np.ndarray, position: np.ndarray, value: np.ndarray) -> np.ndarray:
