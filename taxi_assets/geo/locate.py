@@ -5,17 +5,27 @@ answers most points with one array lookup: a cell that no zone border crosses li
 one zone or in none, and holds that zone's ID (or 0). A cell a border crosses is cut
 further, quadtree-like, `SUB_LEVELS` times (down to about 1.3 x 1.7 m): each crossed
 cell has four children, each again an ID, 0 or crossed; a point goes down those levels
-with one array lookup per level. Only points in a leaf a border still crosses (within
-a metre or two of a border) are tested exactly, with shapely's `intersects_xy` against
-the zones that touch that leaf (usually two), each clipped to a 0.0005-degree cell (a
-handful of vertices, several times faster per test than a whole zone), in ascending
-LocationID, stopping at the first hit.
+with one array lookup per level. A leaf a border still crosses (within a metre or two of
+a border) is a line leaf when that border, within 1 cm of the leaf, is one straight
+segment or two meeting at a vertex, the same for its one or two zones: its points are
+decided in numpy by the side of that border (ZoneIndex._side; the IDs of each side and
+of the border itself are found exactly at build time), no GEOS call. The other leaves
+(several vertices, three zones, overlaps: about 12 % of them) are tested exactly, with
+shapely's `intersects_xy` against the zones that touch that leaf (usually two), each
+clipped to a 0.0005-degree cell (a handful of vertices, several times faster per test
+than a whole zone), in ascending LocationID, stopping at the first hit.
+
+Memory (the index stays loaded beside the lake step's batches): the grid and the levels
+are uint16 (IDs below 2**15; a crossed cell's number is a per-block base plus an offset,
+see MARK), and the pieces are kept as WKB, made into GEOS geometries only for the pieces
+one call's exact tests need.
 
 The index is built from the shapes by a quadtree pass with shapely (`STRtree` of cell
 boxes queried with the zone borders): cells of `COARSE_CELL_DEG` first, and only the
-cells a border crosses are cut in four, level by level: about 20 s of CPU, once per
-shapes version, in `lake/taxi_zone_shapes_lake`, which stores it beside the shapes
-(`save`/`load`, geo/stored.py) for the lake steps to load.
+cells a border crosses are cut in four, level by level, then the line leaves are found:
+about 50 s of CPU (half of it the line leaves), once per shapes version, in
+`lake/taxi_zone_shapes_lake`, which stores it beside the shapes (`save`/`load`,
+geo/stored.py) for the lake steps to load.
 
 Rules:
 - a point in no zone (0,0, water, outside the city, NaN, impossible values) -> null;
@@ -27,6 +37,7 @@ Rules:
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -41,8 +52,8 @@ LEVELS = GRID_LEVELS + SUB_LEVELS
 FINE_CELL_DEG = COARSE_CELL_DEG / 2 ** (GRID_LEVELS - 1)
 LEAF_CELL_DEG = COARSE_CELL_DEG / 2 ** (LEVELS - 1)
 PIECE_LEVEL = 3  # zones are clipped to cells of 0.0005 degrees for the exact tests
-CHUNK_CELLS = 1 << 18
-# cells classified at once in the build (shapely boxes: ~100 bytes each)
+CHUNK_CELLS = 1 << 18  # cells classified at once in the build (shapely boxes: ~100 bytes each)
+THREADED_POINTS = 1 << 16  # from this many points on, locate uses a second thread
 INDEX_FORMAT = "taxi-zone-index/2"  # bump when the stored arrays change meaning
 # The grid and the quadtree levels are uint16: a value below MARK is a LocationID (0: no
 # zone); MARK + r is a crossed cell, the (base[i >> BLOCK_SHIFT] + r)-th of its level,
@@ -160,9 +171,19 @@ class ZoneIndex:
     # ----------------------------------------------------------------- lookup
 
     def locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        """LocationID (int32) of each point, 0 where the point is in no zone."""
+        """LocationID (int32) of each point, 0 where the point is in no zone. A large array
+        is cut in two halves located on two threads: numpy and shapely release the GIL
+        in their array passes, so a second core, when free, halves the wall time."""
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
+        if len(lon) < THREADED_POINTS:
+            return self._locate(lon, lat)
+        half = len(lon) // 2
+        second = _helper().submit(self._locate, lon[half:], lat[half:])
+        first = self._locate(lon[:half], lat[:half])
+        return np.concatenate([first, second.result()])
+
+    def _locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         ix, iy = self._leaf_index(lon, self.x0), self._leaf_index(lat, self.y0)
         top = self._top_index(iy, self.ny)
         top *= self.nx + 2
@@ -385,9 +406,7 @@ class _Build:
         ok &= (turn != 0) | (np.sum(d1 * d2, axis=1) > 0)  # no 180-degree spike
         turns_left = turn >= 0
         # Probes either side of the middle of P -> V's part in the leaf.
-        clipped = shapely.intersection(
-            shapely.linestrings(np.stack([p, v], axis=1)), self._boxes(iy[k], ix[k], size)
-        )
+        clipped = shapely.intersection(shapely.linestrings(np.stack([p, v], axis=1)), self._boxes(iy[k], ix[k], size))
         ok &= shapely.length(clipped) > 1e-7  # else the leaf holds too little of it
         clipped[~ok] = shapely.linestrings([[0.0, 0.0], [1.0, 1.0]])
         middle = shapely.line_interpolate_point(clipped, 0.5, normalized=True)
@@ -496,6 +515,16 @@ def _block_coded(coded: np.ndarray, line: np.ndarray | None = None) -> tuple[np.
         out[at] = MARK + is_line * BLOCK + (np.arange(len(at)) - base[at >> BLOCK_SHIFT])
         bases.append(base)
     return out, bases[0], bases[1]
+
+
+_HELPER: list[ThreadPoolExecutor] = []
+
+
+def _helper() -> ThreadPoolExecutor:
+    """The one thread that locates the second half of large arrays (made at first use)."""
+    if not _HELPER:
+        _HELPER.append(ThreadPoolExecutor(1, thread_name_prefix="zone-locate"))
+    return _HELPER[0]
 
 
 def _sides(dx: np.ndarray, dy: np.ndarray, d1: np.ndarray, d2: np.ndarray, turns_left: np.ndarray) -> np.ndarray:
