@@ -53,7 +53,7 @@ FINE_CELL_DEG = COARSE_CELL_DEG / 2 ** (GRID_LEVELS - 1)
 LEAF_CELL_DEG = COARSE_CELL_DEG / 2 ** (LEVELS - 1)
 PIECE_LEVEL = 3  # zones are clipped to cells of 0.0005 degrees for the exact tests
 CHUNK_CELLS = 1 << 18  # cells classified at once in the build (shapely boxes: ~100 bytes each)
-THREADED_POINTS = 1 << 16  # from this many points on, locate uses a second thread
+CHUNK_POINTS = 1 << 17  # points located at once (see ZoneIndex.locate)
 INDEX_FORMAT = "taxi-zone-index/2"  # bump when the stored arrays change meaning
 # The grid and the quadtree levels are uint16: a value below MARK is a LocationID (0: no
 # zone); MARK + r is a crossed cell, the (base[i >> BLOCK_SHIFT] + r)-th of its level,
@@ -171,17 +171,28 @@ class ZoneIndex:
     # ----------------------------------------------------------------- lookup
 
     def locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        """LocationID (int32) of each point, 0 where the point is in no zone. A large array
-        is cut in two halves located on two threads: numpy and shapely release the GIL
-        in their array passes, so a second core, when free, halves the wall time."""
+        """LocationID (int32) of each point, 0 where the point is in no zone.
+
+        In chunks of CHUNK_POINTS: the lookup's temporaries (~60 bytes a point) stay a few
+        MiB beside the lake step's batches. The chunks alternate between this thread and a
+        helper thread: numpy and shapely release the GIL in their array passes, so a
+        second core, when free, halves the wall time."""
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
-        if len(lon) < THREADED_POINTS:
+        if len(lon) <= CHUNK_POINTS:
             return self._locate(lon, lat)
-        half = len(lon) // 2
-        second = _helper().submit(self._locate, lon[half:], lat[half:])
-        first = self._locate(lon[:half], lat[:half])
-        return np.concatenate([first, second.result()])
+        out = np.empty(len(lon), dtype=np.int32)
+
+        def chunks(starts: range) -> None:
+            for start in starts:
+                end = start + CHUNK_POINTS
+                out[start:end] = self._locate(lon[start:end], lat[start:end])
+
+        starts = range(0, len(lon), CHUNK_POINTS)
+        second = _helper().submit(chunks, starts[1::2])
+        chunks(starts[0::2])
+        second.result()
+        return out
 
     def _locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         ix, iy = self._leaf_index(lon, self.x0), self._leaf_index(lat, self.y0)
@@ -521,7 +532,7 @@ _HELPER: list[ThreadPoolExecutor] = []
 
 
 def _helper() -> ThreadPoolExecutor:
-    """The one thread that locates the second half of large arrays (made at first use)."""
+    """The one thread that locates every other chunk of large arrays (made at first use)."""
     if not _HELPER:
         _HELPER.append(ThreadPoolExecutor(1, thread_name_prefix="zone-locate"))
     return _HELPER[0]
