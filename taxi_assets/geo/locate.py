@@ -46,8 +46,8 @@ import shapely
 from taxi_assets.geo.shapes import geometries
 
 COARSE_CELL_DEG = 0.004
-GRID_LEVELS = 5  # the dense grid: 0.004 -> 0.00025 degrees (about 21 x 28 m at NYC's latitude)
-SUB_LEVELS = 4  # border cells cut further, down to 0.00025 / 16 degrees (about 1.3 x 1.7 m)
+GRID_LEVELS = 4  # the dense grid: 0.004 -> 0.0005 degrees (about 42 x 56 m at NYC's latitude)
+SUB_LEVELS = 5  # border cells cut further, down to 0.0005 / 32 degrees (about 1.3 x 1.7 m)
 LEVELS = GRID_LEVELS + SUB_LEVELS
 FINE_CELL_DEG = COARSE_CELL_DEG / 2 ** (GRID_LEVELS - 1)
 LEAF_CELL_DEG = COARSE_CELL_DEG / 2 ** (LEVELS - 1)
@@ -86,7 +86,7 @@ class ZoneIndex:
                   piece_ids)  # fmt: skip
 
     def _set(self, location_ids, x0, y0, nx, ny, grid, grid_base, children, children_base, line_base,
-             line_of_leaf, line_xy, line_ids, candidates, offsets, pieces_wkb, piece_ids) -> None:  # fmt: skip
+             line_of_leaf, line_xy, line_dir, line_ids, candidates, offsets, pieces_wkb, piece_ids) -> None:  # fmt: skip
         """grid: the padded grid (uint16, see _block_coded); children: uint16 levels, same
         coding; the leaves of the last level are line leaves or exact leaves (see _lines)."""
         self.location_ids = np.asarray(location_ids, dtype=np.int32)
@@ -95,7 +95,8 @@ class ZoneIndex:
         self.children, self.children_base = children, children_base
         # Line leaves: the line (point x, y and direction dx, dy) of line_of_leaf[k] and the
         # IDs left of it, right of it and on it.
-        self.line_base, self.line_of_leaf, self.line_xy, self.line_ids = line_base, line_of_leaf, line_xy, line_ids
+        self.line_base, self.line_of_leaf, self.line_ids = line_base, line_of_leaf, line_ids
+        self.line_xy, self.line_dir = line_xy, line_dir  # float32 directions: off by < 1 um in a leaf
         self.candidates = _compact(np.asarray(candidates))
         self.offsets = _compact(np.asarray(offsets))
         # The pieces as WKB (~10 MiB, where GEOS geometries of all of them took ~40): the
@@ -120,6 +121,7 @@ class ZoneIndex:
         arrays = {f"children_{i}": c for i, c in enumerate(self.children)}
         arrays |= {f"children_base_{i}": c for i, c in enumerate(self.children_base)}
         arrays |= {"line_base": self.line_base, "line_of_leaf": self.line_of_leaf, "line_xy": self.line_xy,
+                   "line_dir": self.line_dir,
                    "line_ids": self.line_ids}  # fmt: skip
         with open(path, "wb") as f:
             np.savez_compressed(
@@ -163,7 +165,7 @@ class ZoneIndex:
                 stored["location_ids"], meta["x0"], meta["y0"], meta["nx"], meta["ny"], stored["grid"],
                 stored["grid_base"], [stored[f"children_{i}"] for i in levels],
                 [stored[f"children_base_{i}"] for i in levels], stored["line_base"], stored["line_of_leaf"],
-                stored["line_xy"], stored["line_ids"], stored["candidates"], stored["offsets"], pieces,
+                stored["line_xy"], stored["line_dir"], stored["line_ids"], stored["candidates"], stored["offsets"], pieces,
                 stored["piece_ids"],
             )  # fmt: skip
         return index
@@ -255,10 +257,10 @@ class ZoneIndex:
     def _side(self, lon: np.ndarray, lat: np.ndarray, leaves: np.ndarray) -> np.ndarray:
         """Points in line leaves: which side of the leaf's border (see _sides)."""
         line = self.line_of_leaf.take(leaves)
-        xy, ids = self.line_xy[line], self.line_ids[line]
+        xy, direction, ids = self.line_xy[line], self.line_dir[line], self.line_ids[line]
         lon -= xy[:, 0]
         lat -= xy[:, 1]
-        column = _sides(lon, lat, xy[:, 2:4], xy[:, 4:6], ids[:, 3].astype(bool))
+        column = _sides(lon, lat, direction[:, 0:2], direction[:, 2:4], ids[:, 3].astype(bool))
         return np.take_along_axis(ids, column[:, None], axis=1).ravel()
 
     def _exact(self, lon: np.ndarray, lat: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -413,6 +415,8 @@ class _Build:
         q = np.where(straight[:, None], one[:, 2:4], two.reshape(-1, 2, 2)[rows, 1 - j_v])
         d1, d2 = v - p, q - v
         d2 = np.where(straight[:, None], d1, d2)
+        # Stored as float32 (see ZoneIndex._set): the probes below are judged with those.
+        d1, d2 = d1.astype(np.float32).astype(np.float64), d2.astype(np.float32).astype(np.float64)
         turn = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
         ok &= (turn != 0) | (np.sum(d1 * d2, axis=1) > 0)  # no 180-degree spike
         turns_left = turn >= 0
@@ -444,7 +448,8 @@ class _Build:
         ids = np.column_stack([left, right, on, turns_left]).astype(np.uint16)[ok]
         # One row per distinct border and IDs: the leaves along a border share it.
         _, first, line_of_leaf = np.unique(np.column_stack([xy, ids]), axis=0, return_index=True, return_inverse=True)
-        return line, (line_of_leaf.ravel().astype(np.uint32), xy[first], ids[first])
+        xy, ids = xy[first], ids[first]
+        return line, (line_of_leaf.ravel().astype(np.uint32), xy[:, :2].copy(), xy[:, 2:].astype(np.float32), ids)
 
     def _classify(self, iy, ix, size, cell, zone):
         """Per cell: the LocationID that holds it whole (0: none) and whether a border
