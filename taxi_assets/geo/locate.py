@@ -1,6 +1,6 @@
 """Longitude/latitude -> taxi zone LocationID, for whole arrays of points at once.
 
-A grid over the zones' bounding box (lon/lat, cells of `FINE_CELL_DEG`, about 21 x 28 m)
+A grid over the zones' bounding box (lon/lat, cells of `FINE_CELL_DEG`, about 42 x 56 m)
 answers most points with one array lookup: a cell that no zone border crosses lies in
 one zone or in none, and holds that zone's ID (or 0). A cell a border crosses is cut
 further, quadtree-like, `SUB_LEVELS` times (down to about 1.3 x 1.7 m): each crossed
@@ -86,7 +86,8 @@ class ZoneIndex:
                   piece_ids)  # fmt: skip
 
     def _set(self, location_ids, x0, y0, nx, ny, grid, grid_base, children, children_base, line_base,
-             line_of_leaf, line_xy, line_dir, line_ids, candidates, offsets, pieces_wkb, piece_ids) -> None:  # fmt: skip
+             line_of_leaf, line_of_leaf_base, line_xy, line_dir, line_ids, candidates, offsets, pieces_wkb,
+             piece_ids) -> None:  # fmt: skip
         """grid: the padded grid (uint16, see _block_coded); children: uint16 levels, same
         coding; the leaves of the last level are line leaves or exact leaves (see _lines)."""
         self.location_ids = np.asarray(location_ids, dtype=np.int32)
@@ -96,6 +97,7 @@ class ZoneIndex:
         # Line leaves: the line (point x, y and direction dx, dy) of line_of_leaf[k] and the
         # IDs left of it, right of it and on it.
         self.line_base, self.line_of_leaf, self.line_ids = line_base, line_of_leaf, line_ids
+        self.line_of_leaf_base = line_of_leaf_base  # see _windowed
         self.line_xy, self.line_dir = line_xy, line_dir  # float32 directions: off by < 1 um in a leaf
         self.candidates = _compact(np.asarray(candidates))
         self.offsets = _compact(np.asarray(offsets))
@@ -121,6 +123,7 @@ class ZoneIndex:
         arrays = {f"children_{i}": c for i, c in enumerate(self.children)}
         arrays |= {f"children_base_{i}": c for i, c in enumerate(self.children_base)}
         arrays |= {"line_base": self.line_base, "line_of_leaf": self.line_of_leaf, "line_xy": self.line_xy,
+                   "line_of_leaf_base": self.line_of_leaf_base,
                    "line_dir": self.line_dir,
                    "line_ids": self.line_ids}  # fmt: skip
         with open(path, "wb") as f:
@@ -165,6 +168,7 @@ class ZoneIndex:
                 stored["location_ids"], meta["x0"], meta["y0"], meta["nx"], meta["ny"], stored["grid"],
                 stored["grid_base"], [stored[f"children_{i}"] for i in levels],
                 [stored[f"children_base_{i}"] for i in levels], stored["line_base"], stored["line_of_leaf"],
+                stored["line_of_leaf_base"],
                 stored["line_xy"], stored["line_dir"], stored["line_ids"], stored["candidates"], stored["offsets"], pieces,
                 stored["piece_ids"],
             )  # fmt: skip
@@ -256,7 +260,8 @@ class ZoneIndex:
 
     def _side(self, lon: np.ndarray, lat: np.ndarray, leaves: np.ndarray) -> np.ndarray:
         """Points in line leaves: which side of the leaf's border (see _sides)."""
-        line = self.line_of_leaf.take(leaves)
+        line = self.line_of_leaf_base.take(leaves >> BLOCK_SHIFT)
+        line += self.line_of_leaf.take(leaves)
         xy, direction, ids = self.line_xy[line], self.line_dir[line], self.line_ids[line]
         lon -= xy[:, 0]
         lat -= xy[:, 1]
@@ -448,8 +453,15 @@ class _Build:
         ids = np.column_stack([left, right, on, turns_left]).astype(np.uint16)[ok]
         # One row per distinct border and IDs: the leaves along a border share it.
         _, first, line_of_leaf = np.unique(np.column_stack([xy, ids]), axis=0, return_index=True, return_inverse=True)
-        xy, ids = xy[first], ids[first]
-        return line, (line_of_leaf.ravel().astype(np.uint32), xy[:, :2].copy(), xy[:, 2:].astype(np.float32), ids)
+        # Numbered in the order the leaves first use them: a block of leaves then uses a
+        # narrow range of lines (see _windowed).
+        line_of_leaf = line_of_leaf.ravel()
+        seen = np.full(len(first), len(line_of_leaf))
+        np.minimum.at(seen, line_of_leaf, np.arange(len(line_of_leaf)))
+        order = np.argsort(seen, kind="stable")
+        line_of_leaf = np.argsort(order)[line_of_leaf]
+        xy, ids = xy[first[order]], ids[first[order]]
+        return line, (*_windowed(line_of_leaf), xy[:, :2].copy(), xy[:, 2:].astype(np.float32), ids)
 
     def _classify(self, iy, ix, size, cell, zone):
         """Per cell: the LocationID that holds it whole (0: none) and whether a border
@@ -555,6 +567,17 @@ def _sides(dx: np.ndarray, dy: np.ndarray, d1: np.ndarray, d2: np.ndarray, turns
     left = np.where(turns_left, (one > 0) & (two > 0), (one > 0) | (two > 0))
     right = np.where(turns_left, (one < 0) | (two < 0), (one < 0) & (two < 0))
     return np.where(left, 0, np.where(right, 1, 2))
+
+
+def _windowed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative values -> (offsets, bases): value i = bases[i >> BLOCK_SHIFT] + offsets[i];
+    offsets uint16 when each block's values span less than 2**16 (else uint32, bases 0)."""
+    starts = np.arange(0, len(values), BLOCK)
+    base = np.minimum.reduceat(values, starts).astype(np.int64) if len(values) else np.zeros(0, dtype=np.int64)
+    offset = values - np.repeat(base, BLOCK)[: len(values)]
+    if offset.max(initial=0) < 1 << 16:
+        return offset.astype(np.uint16), base
+    return values.astype(np.uint32), np.zeros(len(starts), dtype=np.int64)
 
 
 def _rank(base: np.ndarray, position: np.ndarray, value: np.ndarray) -> np.ndarray:
