@@ -67,8 +67,8 @@ def run_geo_bench(points: int, repeats: int) -> list[str]:
     del built
     lines = [
         f"ours: zone index built in {build:.2f} s ({build_cpu:.1f} CPU-s; once per shapes version), "
-        f"stored in {size / 2**20:.1f} MiB, loaded in {loaded:.2f} s; {len(index.offsets) - 1:,} leaves, "
-        f"{len(index.pieces_wkb):,} pieces"
+        f"stored in {size / 2**20:.1f} MiB, loaded in {loaded:.2f} s; {len(index.line_of_leaf):,} line leaves, "
+        f"{len(index.offsets) - 1:,} other leaves, {len(index.pieces_wkb):,} pieces"
     ]
     summaries = []
     for name, (lon, lat) in (("border-heavy", city_points(path, points)), ("trip-like", trip_points(points))):

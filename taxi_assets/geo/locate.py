@@ -373,9 +373,9 @@ class _Build:
         are decided by the side of that border (see ZoneIndex._side): the IDs on each side
         are those of two probes 1e-9 degrees either side of the first segment's middle in
         the leaf, tested exactly here; on the border, the smaller ID (or the one zone).
-        Returns whether each leaf is a line leaf, and (line_of_leaf per line leaf, line_xy:
-        vertex x, y and the two directions per border, line_ids: left, right, on and
-        whether it turns left, per border)."""
+        Returns whether each leaf is a line leaf, and (line_of_leaf per line leaf and its
+        block bases (_windowed), then per border: line_xy its vertex x, y, line_dir its two
+        directions (float32), line_ids the IDs left, right, on it and whether it turns left)."""
         n = len(iy)
         size = LEAF_CELL_DEG
         found_leaf, found_segment = [], []
