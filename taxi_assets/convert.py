@@ -174,17 +174,19 @@ def null_non_finite(table: pa.Table, counts: dict[str, int]) -> pa.Table:
 
 
 def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
-    """Gather reader batches into tables of about ROW_GROUP_ROWS rows."""
+    """Gather reader batches into tables of ROW_GROUP_ROWS rows (the last one: the rest),
+    whatever the batches' sizes (slices: no copy)."""
     gathered: list[pa.RecordBatch] = []
     rows = 0
     for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        gathered.append(batch)
-        rows += batch.num_rows
-        if rows >= ROW_GROUP_ROWS:
-            yield pa.Table.from_batches(gathered, schema)
-            gathered, rows = [], 0
+        while batch.num_rows:
+            take = min(batch.num_rows, ROW_GROUP_ROWS - rows)
+            gathered.append(batch.slice(0, take))
+            rows += take
+            batch = batch.slice(take)
+            if rows == ROW_GROUP_ROWS:
+                yield pa.Table.from_batches(gathered, schema)
+                gathered, rows = [], 0
     if gathered:
         yield pa.Table.from_batches(gathered, schema)
 
@@ -341,12 +343,16 @@ def convert(
             else:
                 with csv_bytes(src) as source:
                     where = f"{label} ({src})"
-                    if set_aside is None:
-                        read = fast_batches(spec, source, names, mapping, where, pool, era)
+                    schema = declared_schema(spec)
+
+                    def canonical(batch: pa.RecordBatch) -> pa.RecordBatch:
+                        return eras.canonical_batch(spec, batch, schema, codes, where)
+
+                    if set_aside is None:  # canonical batches made on the parser threads
+                        batches = fast_batches(spec, source, names, mapping, where, pool, era, canonical)
                     else:
                         read = careful_batches(spec, source, names, mapping, where, pool, set_aside, era)
-                    schema = declared_schema(spec)
-                    batches = (eras.canonical_batch(spec, b, schema, codes, where) for b in read)
+                        batches = (canonical(b) for b in read)
                     _write(spec, month, batches, dst, result, pool, hook)
             result.unknown_codes = codes.as_dict()
             result.zones = hook.metadata() if hook is not None else {}
