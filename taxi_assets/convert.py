@@ -11,10 +11,12 @@ Why it is shaped this way (figures in the README, `make bench`):
   out as typed nulls;
 - gzip is inflated by ISA-L on its own thread, beside Arrow's parser (zlib
   inflation alone is about a fifth of DuckDB's whole conversion time);
+- the fast mode parses 1 MiB blocks of the CSV on two threads, which also make the
+  canonical batches (Arrow's streaming reader parses on one thread);
 - batches are gathered into row groups that a writer thread encodes while the
   next ones are parsed;
-- CSV blocks and row groups are small, and freed memory goes back at once
-  (jemalloc, decay 0): Arrow's streaming reader reads up to 32 blocks ahead;
+- few blocks are in flight and row groups are small, and freed memory goes back at
+  once (jemalloc, decay 0);
 - nothing here makes pyarrow import pandas (see outside_month_rows).
 The CSV reader itself (fast and careful modes) is reader.py; a malformed CSV row
 stops the fast mode with UnreadableRowError and quarantine.py reruns in careful mode.

@@ -41,7 +41,6 @@ def independent_read(src) -> pa.Table:
 
 def test_small_row_groups_hold_every_value_of_an_independent_read(tmp_path, month_5k, monkeypatch):
     monkeypatch.setattr(convert_module, "ROW_GROUP_ROWS", 1000)
-    monkeypatch.setattr(reader_module, "CSV_BLOCK_SIZE", 64 << 10)
     monkeypatch.setattr(reader_module, "PARSE_BLOCK_SIZE", 7 << 10)  # ~70 blocks on the parser threads, in order
     out = tmp_path / "out.parquet"
     result = convert(YELLOW, "2021-01", month_5k, out)
@@ -202,6 +201,16 @@ def test_a_block_cut_inside_a_quoted_line_break_goes_to_the_careful_mode(tmp_pat
     result, found = convert_quarantining(YELLOW, "2021-01", src, tmp_path / "careful.parquet", tmp_path / "q.csv")
     assert result.rows == 5000 and found.rows == 0 and result.unknown_codes == whole.unknown_codes
     assert pq.read_table(tmp_path / "careful.parquet").equals(pq.read_table(tmp_path / "whole.parquet"))
+
+
+def test_a_record_longer_than_two_parse_blocks_stops_the_fast_mode(tmp_path, month_5k, monkeypatch):
+    monkeypatch.setattr(reader_module, "PARSE_BLOCK_SIZE", 16 << 10)
+    lines = _raw(month_5k).split(b"\n")
+    lines[100] = lines[100].replace(b",N,", b"," + b"Y" * (40 << 10) + b",", 1)
+    src = tmp_path / "yellow_tripdata_2021-01.csv.gz"
+    src.write_bytes(gzip.compress(b"\n".join(lines)))
+    with pytest.raises(UnreadableRowError, match=r"yellow 2021-01 .*: a record longer than 32 KiB"):
+        convert(YELLOW, "2021-01", src, tmp_path / "out.parquet")
 
 
 # ---------------------------------------------------------------- Parquet sources: the same rules
