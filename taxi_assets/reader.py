@@ -199,7 +199,7 @@ def _null_options(**options) -> pacsv.ConvertOptions:
     return pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True, **options)
 
 
-def _blocks(source: _Scanned, label: str) -> Iterator[bytes]:
+def _blocks(source: _Scanned, label: str) -> Iterator[memoryview]:
     """The stream cut after a line break into blocks of about PARSE_BLOCK_SIZE bytes, so that
     each block parses alone (when its quotes are balanced: see fast_batches)."""
     rest = b""
@@ -212,9 +212,9 @@ def _blocks(source: _Scanned, label: str) -> Iterator[bytes]:
             rest = data
             continue
         rest = data[cut:]
-        yield data[:cut] if rest else data
+        yield memoryview(data)[:cut]  # no copy
     if rest:
-        yield rest
+        yield memoryview(rest)
 
 
 def fast_batches(
@@ -243,12 +243,13 @@ def fast_batches(
         column_types=types, include_columns=[c.name for c in spec.columns], include_missing_columns=True
     )
 
-    def parse(block: bytes, first: bool) -> list[pa.RecordBatch]:
+    def parse(block: memoryview, first: bool) -> list[pa.RecordBatch]:
         # A quoted value may hold a line break, and a block may be cut inside it: an odd count
         # of quotes says so ("" inside a quoted value counts twice). Such a file goes to the
         # careful mode, which reads the stream whole, rather than give wrong rows.
-        quoted = b'"' in block
-        if quoted and block.count(b'"') % 2:
+        data, size = block.obj, len(block)  # bytes.find and count, on the block's range
+        quoted = data.find(b'"', 0, size) >= 0
+        if quoted and data.count(b'"', 0, size) % 2:
             raise UnreadableRowError(f"{label}: a quoted value spans lines (or a quote is not closed)")
         try:
             table = pacsv.read_csv(
