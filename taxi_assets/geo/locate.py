@@ -61,6 +61,14 @@ INDEX_FORMAT = "taxi-zone-index/2"  # bump when the stored arrays change meaning
 MARK = 1 << 15
 BLOCK_SHIFT = 14
 BLOCK = 1 << BLOCK_SHIFT  # the last level: MARK + r an exact leaf, MARK + BLOCK + r a line leaf
+# A point's path below its grid cell (see ZoneIndex._descend): leaf coordinates' low bits,
+# y then x, -> the interleaved children (2 * y bit + x bit per level, first level highest).
+LEAF_MASK = (1 << SUB_LEVELS) - 1
+PATH_BITS = 2 * SUB_LEVELS
+_LOW = np.arange(1 << PATH_BITS, dtype=np.int32)
+_PATH = sum(
+    (((_LOW >> (SUB_LEVELS + s)) & 1) * 2 + ((_LOW >> s) & 1)) << (2 * s) for s in range(SUB_LEVELS)
+).astype(np.int32)
 
 
 class ZoneIndex:
@@ -234,28 +242,45 @@ class ZoneIndex:
 
     def _descend(self, lon, lat, ix, iy, node) -> np.ndarray:
         """Border cells of the grid: down the levels below it (each crossed cell's four
-        children: a LocationID, 0, or -(k + 1) for the k-th crossed cell of the next level),
-        then the exact test where a leaf is still crossed by a border."""
+        children: a LocationID, 0, or a crossed cell of the next level, see MARK), then the
+        line leaves by their side, the other leaves by the exact test.
+
+        Each point carries one int32: its index in the chunk (< 2**17, see CHUNK_POINTS)
+        above its path, the child taken at each level in two bits (the interleaved low bits
+        of its leaf coordinates, first level highest). A level's value is written for every
+        point still going down (the deeper levels overwrite it), then only the points in
+        crossed cells are kept: few passes over few, narrow arrays."""
+        if len(node) >> (31 - PATH_BITS):
+            raise ValueError(f"at most {1 << (31 - PATH_BITS)} points at once (see CHUNK_POINTS)")
         result = np.empty(len(node), dtype=np.int32)
-        active = np.arange(len(node))
+        state = np.arange(len(node), dtype=np.int32)
+        state <<= PATH_BITS
+        low = iy & LEAF_MASK
+        low <<= SUB_LEVELS
+        low |= ix & LEAF_MASK
+        state |= _PATH.take(low)
+        del low
         for level, (children, base) in enumerate(zip(self.children, self.children_base)):
-            shift = SUB_LEVELS - 1 - level
-            position = node * 4
-            position += ((iy[active] >> shift) & 1) * 2 + ((ix[active] >> shift) & 1)
+            position = state >> 2 * (SUB_LEVELS - 1 - level)
+            position &= 3
+            node <<= 2
+            position += node
             value = children.take(position)
-            done = value < MARK
-            result[active[done]] = value[done]
-            crossed = ~done
-            active, position, value = active[crossed], position[crossed], value[crossed]
-            node = _rank(base, position, value)
+            result[state >> PATH_BITS] = value
+            keep = np.flatnonzero(value >= MARK)
+            state, position, value = state.take(keep), position.take(keep), value.take(keep)
+            if level < SUB_LEVELS - 1:
+                node = _rank(base, position, value)
         # Leaves: the line leaves' points by the side of their line, the others exactly.
+        active = state >> PATH_BITS
         line = value >= MARK + BLOCK
         if line.any():
             at = active[line]
             result[at] = self._side(lon[at], lat[at], _rank(self.line_base, position[line], value[line] - BLOCK))
-            active, node = active[~line], node[~line]
+            line = ~line
+            active, position, value = active[line], position[line], value[line]
         if len(active):
-            result[active] = self._exact(lon[active], lat[active], node)
+            result[active] = self._exact(lon[active], lat[active], _rank(self.children_base[-1], position, value))
         return result
 
     def _side(self, lon: np.ndarray, lat: np.ndarray, leaves: np.ndarray) -> np.ndarray:
