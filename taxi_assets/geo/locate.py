@@ -287,7 +287,8 @@ class ZoneIndex:
         """Points in line leaves: which side of the leaf's border (see _sides)."""
         line = self.line_of_leaf_base.take(leaves >> BLOCK_SHIFT)
         line += self.line_of_leaf.take(leaves)
-        xy, direction, ids = self.line_xy[line], self.line_dir[line], self.line_ids[line]
+        # take(axis=0), not [line]: numpy's fancy row indexing is ~10x slower here.
+        xy, direction, ids = (a.take(line, axis=0) for a in (self.line_xy, self.line_dir, self.line_ids))
         lon -= xy[:, 0]
         lat -= xy[:, 1]
         column = _sides(lon, lat, direction[:, 0:2], direction[:, 2:4], ids[:, 3].astype(bool))
