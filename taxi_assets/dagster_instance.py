@@ -41,6 +41,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from dagster._core.asset_graph_view.serializable_entity_subset import SerializableEntitySubset
 from dagster._core.definitions.asset_key import AssetCheckKey
 from dagster._core.definitions.partitions.definition.partitions_definition import PartitionsDefinition
 from dagster._core.storage.asset_check_state import AssetCheckState, bulk_update_asset_check_state
@@ -149,11 +150,51 @@ class EngineCachingSqliteEventLogStorage(SqliteEventLogStorage):
             fingerprints[key], intact = self._fingerprint(key, upto)
             usable = state is not None and intact and state.compatible_with(partitions_def)
             initial[key] = state if usable else AssetCheckState.empty()
+        initial = self._without_newer_partitions(keys, initial)
         states = bulk_update_asset_check_state(self._instance, keys, initial_states=initial)
         with self._check_states_lock:
             for key, state in states.items():
                 self._check_states[key] = (state, fingerprints[key])
         return states
+
+    def _without_newer_partitions(
+        self,
+        keys: Sequence[tuple[AssetCheckKey, PartitionsDefinition | None]],
+        states: dict[AssetCheckKey, AssetCheckState],
+    ) -> dict[AssetCheckKey, AssetCheckState]:
+        """The kept states without the months that have newer records than their cursor.
+
+        Dagster's update adds a month's newest result to its status without taking it out of
+        the others (a month that failed, then passed in a rerun, would show as both), and
+        moves a run's planned months to skipped when the run ends even if their results came
+        meanwhile; from an empty state neither happens. So each month with newer records is
+        taken out of every status and run first, and the update then sets it as a computation
+        from scratch would.
+        """
+        kept = {key: state for key, state in states.items() if state.latest_storage_id}
+        if not kept:
+            return states
+        cursor = min(state.latest_storage_id for state in kept.values())
+        newer: dict[AssetCheckKey, set[str]] = {}
+        for info in self.get_asset_check_partition_info(list(kept), after_storage_id=cursor):
+            if info.partition_key is not None:
+                newer.setdefault(info.check_key, set()).add(info.partition_key)
+        partitions_defs = dict(keys)
+        cleaned = dict(states)
+        for key, months in newer.items():
+            partitions_def, state = partitions_defs[key], kept[key]
+            valid = [m for m in months if partitions_def is not None and partitions_def.has_partition_key(m)]
+            if not valid:
+                continue
+            gone = SerializableEntitySubset.from_coercible_value(key, valid, partitions_def)
+            cleaned[key] = AssetCheckState(
+                latest_storage_id=state.latest_storage_id,
+                subsets={status: subset.compute_difference(gone) for status, subset in state.subsets.items()},
+                in_progress_runs={
+                    run: subset.compute_difference(gone) for run, subset in state.in_progress_runs.items()
+                },
+            )
+        return cleaned
 
     def _forget_check_states(self) -> None:
         with self._check_states_lock:

@@ -116,6 +116,15 @@ def _check_months(instance: dg.DagsterInstance, months: dict[str, bool | None]) 
         )
 
 
+@dg.asset(
+    key=CHECKED,
+    partitions_def=MONTHS,
+    check_specs=[dg.AssetCheckSpec("rows_ok", asset=CHECKED, partitions_def=MONTHS)],
+)
+def checked() -> dg.MaterializeResult:
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(check_name="rows_ok", passed=True)])
+
+
 def test_check_states_are_kept_and_stay_true(home, monkeypatch):
     """The per-month check statuses the asset graph reads: updated from the state the process
     computed last, and always what Dagster's own storage computes from scratch, also after a
@@ -150,6 +159,13 @@ def test_check_states_are_kept_and_stay_true(home, monkeypatch):
     assert second["SUCCEEDED"] == ["2021-01-01"] and second["FAILED"] == ["2021-02-01", "2021-04-01"]
     assert second == from_scratch()
     assert cursors[0] == 0 and cursors[1] > 0  # the second started from the first's state
+
+    # April rerun by a run, and passing now: only passed (Dagster's update alone from a kept
+    # state would leave it failed too).
+    assert dg.materialize([checked], instance=instance, partition_key="2021-04-01").success
+    third = statuses()
+    assert third["SUCCEEDED"] == ["2021-01-01", "2021-04-01"] and third["FAILED"] == ["2021-02-01"]
+    assert third == from_scratch() and cursors[-1] > 0
 
     # Another process wipes the asset: its check results go, and ours sees it.
     sqlite_event_log.SqliteEventLogStorage(str(home / "history" / "runs")).wipe_asset(CHECKED)
