@@ -19,18 +19,6 @@ Configured in DAGSTER_HOME/dagster.yaml (see the Makefile):
         config:
           base_dir: {env: DAGSTER_HOME}
 
-It also keeps, per process, the last state of each asset check that it computed
-(`get_asset_check_state`, read by the asset graph for every check's per-month statuses).
-Dagster's own SQL storages start that computation from nothing on every page load: every
-check result of every month, each validated against the partitions definition (with the whole
-history, 9 checks x 213 yellow months took ~0.3 CPU-s of the webserver per load of the graph).
-Dagster's `AssetCheckState` is built to be updated from a checkpoint (its cursor is the
-latest storage id it has seen; `bulk_update_asset_check_state` reads only what is newer);
-Dagster's storages just have no checkpoint (`get_checkpointed_asset_check_state` returns empty
-states). Ours is the state the same process computed last, used only while nothing it was
-computed from has been deleted (wipes, deleted runs: counted before each use) and while the
-check's partitions definition is the same; the first load in a process still computes it all.
-
 Imported by the webserver, the daemon and every run worker: it imports Dagster only.
 """
 
@@ -38,13 +26,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dagster._core.asset_graph_view.serializable_entity_subset import SerializableEntitySubset
-from dagster._core.definitions.asset_key import AssetCheckKey
-from dagster._core.definitions.partitions.definition.partitions_definition import PartitionsDefinition
-from dagster._core.storage.asset_check_state import AssetCheckState, bulk_update_asset_check_state
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
@@ -59,27 +43,13 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from dagster._serdes import ConfigurableClassData
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 # Engines kept per process: the index, and the run databases in use (a webserver may read
 # the logs of many runs; the least recently used engine goes first).
 MAX_ENGINES = 64
-
-# What a kept check state was computed from: for its check, the number of check executions
-# up to the highest id then seen; for its asset, the number of materializations up to the
-# highest event id then seen. Rows are only ever added above those ids, so a smaller count
-# later means rows were deleted (wipe, deleted run) and the state must be computed afresh.
-_CHECK_ROWS = text(
-    "SELECT count(CASE WHEN id <= :upto THEN 1 END), count(*), coalesce(max(id), 0) FROM asset_check_executions "
-    "WHERE asset_key = :asset_key AND check_name = :check_name"
-)
-_MATERIALIZATIONS = text(
-    "SELECT count(CASE WHEN id <= :upto THEN 1 END), count(*), coalesce(max(id), 0) FROM event_logs "
-    "WHERE asset_key = :asset_key AND dagster_event_type = 'ASSET_MATERIALIZATION'"
-)
-Fingerprint = tuple[int, int, int, int]  # check rows <= id, that id, materializations <= id, that id
 
 
 class EngineCachingSqliteEventLogStorage(SqliteEventLogStorage):
@@ -89,8 +59,6 @@ class EngineCachingSqliteEventLogStorage(SqliteEventLogStorage):
         # Before Dagster's __init__, which already connects (to create or migrate the index).
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
-        self._check_states: dict[AssetCheckKey, tuple[AssetCheckState, Fingerprint]] = {}
-        self._check_states_lock = threading.Lock()
         super().__init__(base_dir, inst_data)
 
     def _engine(self, shard: str) -> Engine:
@@ -124,93 +92,6 @@ class EngineCachingSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn:
                 with conn.begin():
                     yield conn
-
-    def _fingerprint(self, key: AssetCheckKey, upto: Fingerprint | None) -> tuple[Fingerprint, bool]:
-        """(the check's fingerprint now, whether `upto`'s rows are all still there)."""
-        asset_key = key.asset_key.to_string()
-        with self.index_connection() as conn:
-            checks, all_checks, check_max = conn.execute(
-                _CHECK_ROWS, {"upto": upto[1] if upto else 0, "asset_key": asset_key, "check_name": key.name}
-            ).one()
-            mats, all_mats, mat_max = conn.execute(
-                _MATERIALIZATIONS, {"upto": upto[3] if upto else 0, "asset_key": asset_key}
-            ).one()
-        intact = upto is not None and checks == upto[0] and mats == upto[2]
-        return (all_checks, check_max, all_mats, mat_max), intact
-
-    def get_asset_check_state(
-        self, keys: Sequence[tuple[AssetCheckKey, PartitionsDefinition | None]]
-    ) -> Mapping[AssetCheckKey, AssetCheckState]:
-        initial: dict[AssetCheckKey, AssetCheckState] = {}
-        fingerprints: dict[AssetCheckKey, Fingerprint] = {}
-        for key, partitions_def in keys:
-            with self._check_states_lock:
-                kept = self._check_states.get(key)
-            state, upto = kept if kept else (None, None)
-            fingerprints[key], intact = self._fingerprint(key, upto)
-            usable = state is not None and intact and state.compatible_with(partitions_def)
-            initial[key] = state if usable else AssetCheckState.empty()
-        initial = self._without_newer_partitions(keys, initial)
-        states = bulk_update_asset_check_state(self._instance, keys, initial_states=initial)
-        with self._check_states_lock:
-            for key, state in states.items():
-                self._check_states[key] = (state, fingerprints[key])
-        return states
-
-    def _without_newer_partitions(
-        self,
-        keys: Sequence[tuple[AssetCheckKey, PartitionsDefinition | None]],
-        states: dict[AssetCheckKey, AssetCheckState],
-    ) -> dict[AssetCheckKey, AssetCheckState]:
-        """The kept states without the months that have newer records than their cursor.
-
-        Dagster's update adds a month's newest result to its status without taking it out of
-        the others (a month that failed, then passed in a rerun, would show as both), and
-        moves a run's planned months to skipped when the run ends even if their results came
-        meanwhile; from an empty state neither happens. So each month with newer records is
-        taken out of every status and run first, and the update then sets it as a computation
-        from scratch would.
-        """
-        kept = {key: state for key, state in states.items() if state.latest_storage_id}
-        if not kept:
-            return states
-        cursor = min(state.latest_storage_id for state in kept.values())
-        newer: dict[AssetCheckKey, set[str]] = {}
-        for info in self.get_asset_check_partition_info(list(kept), after_storage_id=cursor):
-            if info.partition_key is not None:
-                newer.setdefault(info.check_key, set()).add(info.partition_key)
-        partitions_defs = dict(keys)
-        cleaned = dict(states)
-        for key, months in newer.items():
-            partitions_def, state = partitions_defs[key], kept[key]
-            valid = [m for m in months if partitions_def is not None and partitions_def.has_partition_key(m)]
-            if not valid:
-                continue
-            gone = SerializableEntitySubset.from_coercible_value(key, valid, partitions_def)
-            cleaned[key] = AssetCheckState(
-                latest_storage_id=state.latest_storage_id,
-                subsets={status: subset.compute_difference(gone) for status, subset in state.subsets.items()},
-                in_progress_runs={
-                    run: subset.compute_difference(gone) for run, subset in state.in_progress_runs.items()
-                },
-            )
-        return cleaned
-
-    def _forget_check_states(self) -> None:
-        with self._check_states_lock:
-            self._check_states.clear()
-
-    def wipe(self) -> None:
-        self._forget_check_states()
-        super().wipe()
-
-    def wipe_asset(self, asset_key) -> None:
-        self._forget_check_states()
-        super().wipe_asset(asset_key)
-
-    def delete_events(self, run_id: str) -> None:
-        self._forget_check_states()
-        super().delete_events(run_id)
 
 
 class SqliteStorage(DagsterSqliteStorage):
