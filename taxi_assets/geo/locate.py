@@ -66,9 +66,9 @@ BLOCK = 1 << BLOCK_SHIFT  # the last level: MARK + r an exact leaf, MARK + BLOCK
 LEAF_MASK = (1 << SUB_LEVELS) - 1
 PATH_BITS = 2 * SUB_LEVELS
 _LOW = np.arange(1 << PATH_BITS, dtype=np.int32)
-_PATH = sum(
-    (((_LOW >> (SUB_LEVELS + s)) & 1) * 2 + ((_LOW >> s) & 1)) << (2 * s) for s in range(SUB_LEVELS)
-).astype(np.int32)
+_PATH = sum((((_LOW >> (SUB_LEVELS + s)) & 1) * 2 + ((_LOW >> s) & 1)) << (2 * s) for s in range(SUB_LEVELS)).astype(
+    np.int32
+)
 
 
 class ZoneIndex:
