@@ -41,6 +41,10 @@ def mirror(mirror_root):
 @pytest.fixture
 def platform(tmp_path, mirror, monkeypatch) -> Platform:
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
+    if harness.ZONE_INDEX_CACHE is not None:
+        # The cached index, loaded once per process: then a test that materializes the zone
+        # shapes, whichever test process runs it, does not build the index (~25 s of CPU).
+        harness.lake_shapes_files()
     return Platform(
         root=tmp_path,
         source_url=mirror.url_template,
