@@ -17,6 +17,9 @@ from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets_tests import harness
 from taxi_assets_tests.harness import MONTHS, Platform
 
+# The reliability tests' fixtures (clean_platform, clean_state, source, good), for every test file.
+pytest_plugins = ["taxi_assets_tests.reliability"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # The zone index built once is kept in pytest's cache folder (.pytest_cache/, not in a
