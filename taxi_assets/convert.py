@@ -11,10 +11,12 @@ Why it is shaped this way (figures in the README, `make bench`):
   out as typed nulls;
 - gzip is inflated by ISA-L on its own thread, beside Arrow's parser (zlib
   inflation alone is about a fifth of DuckDB's whole conversion time);
+- the fast mode parses 1 MiB blocks of the CSV on two threads, which also make the
+  canonical batches (Arrow's streaming reader parses on one thread);
 - batches are gathered into row groups that a writer thread encodes while the
   next ones are parsed;
-- CSV blocks and row groups are small, and freed memory goes back at once
-  (jemalloc, decay 0): Arrow's streaming reader reads up to 32 blocks ahead;
+- few blocks are in flight and row groups are small, and freed memory goes back at
+  once (jemalloc, decay 0);
 - nothing here makes pyarrow import pandas (see outside_month_rows).
 The CSV reader itself (fast and careful modes) is reader.py; a malformed CSV row
 stops the fast mode with UnreadableRowError and quarantine.py reruns in careful mode.
@@ -174,17 +176,19 @@ def null_non_finite(table: pa.Table, counts: dict[str, int]) -> pa.Table:
 
 
 def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
-    """Gather reader batches into tables of about ROW_GROUP_ROWS rows."""
+    """Gather reader batches into tables of ROW_GROUP_ROWS rows (the last one: the rest),
+    whatever the batches' sizes (slices: no copy)."""
     gathered: list[pa.RecordBatch] = []
     rows = 0
     for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        gathered.append(batch)
-        rows += batch.num_rows
-        if rows >= ROW_GROUP_ROWS:
-            yield pa.Table.from_batches(gathered, schema)
-            gathered, rows = [], 0
+        while batch.num_rows:
+            take = min(batch.num_rows, ROW_GROUP_ROWS - rows)
+            gathered.append(batch.slice(0, take))
+            rows += take
+            batch = batch.slice(take)
+            if rows == ROW_GROUP_ROWS:
+                yield pa.Table.from_batches(gathered, schema)
+                gathered, rows = [], 0
     if gathered:
         yield pa.Table.from_batches(gathered, schema)
 
@@ -341,12 +345,16 @@ def convert(
             else:
                 with csv_bytes(src) as source:
                     where = f"{label} ({src})"
-                    if set_aside is None:
-                        read = fast_batches(spec, source, names, mapping, where, pool, era)
+                    schema = declared_schema(spec)
+
+                    def canonical(batch: pa.RecordBatch) -> pa.RecordBatch:
+                        return eras.canonical_batch(spec, batch, schema, codes, where)
+
+                    if set_aside is None:  # canonical batches made on the parser threads
+                        batches = fast_batches(spec, source, names, mapping, where, pool, era, canonical)
                     else:
                         read = careful_batches(spec, source, names, mapping, where, pool, set_aside, era)
-                    schema = declared_schema(spec)
-                    batches = (eras.canonical_batch(spec, b, schema, codes, where) for b in read)
+                        batches = (canonical(b) for b in read)
                     _write(spec, month, batches, dst, result, pool, hook)
             result.unknown_codes = codes.as_dict()
             result.zones = hook.metadata() if hook is not None else {}

@@ -20,6 +20,7 @@ docs/data.md tabulates them (taxi_assets/data_docs.py writes it).
 from __future__ import annotations
 
 import functools
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,11 +88,15 @@ class CodeCounts:
 
     unknown: dict[str, Counter] = field(default_factory=dict)
 
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
     def add(self, column: str, codes: pa.Array) -> None:
         if len(codes):
-            counter = self.unknown.setdefault(column, Counter())
-            for value in codes.value_counts().to_pylist():
-                counter[value["values"]] += value["counts"]
+            found = codes.value_counts().to_pylist()
+            with self.lock:  # the fast CSV mode makes canonical batches on two threads
+                counter = self.unknown.setdefault(column, Counter())
+                for value in found:
+                    counter[value["values"]] += value["counts"]
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {column: dict(counter) for column, counter in self.unknown.items()}

@@ -19,6 +19,7 @@ from taxi_assets.convert import convert, month_column, outside_month_rows
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
 from taxi_assets.errors import ConversionError, SchemaError, UnreadableRowError
 from taxi_assets.mirror import generate
+from taxi_assets.quarantine import convert_quarantining
 from taxi_assets_tests.helpers import mirror_file
 
 YELLOW = DATASETS["yellow"]
@@ -40,12 +41,12 @@ def independent_read(src) -> pa.Table:
 
 def test_small_row_groups_hold_every_value_of_an_independent_read(tmp_path, month_5k, monkeypatch):
     monkeypatch.setattr(convert_module, "ROW_GROUP_ROWS", 1000)
-    monkeypatch.setattr(reader_module, "CSV_BLOCK_SIZE", 64 << 10)
+    monkeypatch.setattr(reader_module, "PARSE_BLOCK_SIZE", 7 << 10)  # ~70 blocks on the parser threads, in order
     out = tmp_path / "out.parquet"
     result = convert(YELLOW, "2021-01", month_5k, out)
     meta = pq.ParquetFile(out).metadata
-    assert result.row_groups == meta.num_row_groups >= 3
-    assert all(meta.row_group(i).num_rows >= 1000 for i in range(meta.num_row_groups - 1))
+    assert result.row_groups == meta.num_row_groups == 5
+    assert all(meta.row_group(i).num_rows == 1000 for i in range(meta.num_row_groups))
     ours = pq.read_table(out)
     expected = independent_read(month_5k)
     assert ours.num_rows == expected.num_rows == 5000
@@ -179,6 +180,39 @@ def test_a_broken_gzip_is_a_conversion_error_naming_the_file(tmp_path, month_5k,
     assert not isinstance(err.value, UnreadableRowError)
 
 
+def test_a_block_cut_inside_a_quoted_line_break_goes_to_the_careful_mode(tmp_path, month_5k, monkeypatch):
+    """The fast mode cuts the file into blocks at line breaks; one inside a quoted value
+    would give wrong rows, so that block stops the fast mode and the careful mode, which
+    reads the stream whole, converts the file: the same rows as a fast read that did not cut there."""
+    lines = _raw(month_5k).split(b"\n")
+    fields = lines[2500].split(b",")
+    fields[6] = b'"N\n' + b"Y" * 40 + b'"'  # store_and_fwd_flag: not a known code, so null (counted)
+    lines[2500] = b",".join(fields)
+    raw = b"\n".join(lines)
+    src = tmp_path / "yellow_tripdata_2021-01.csv.gz"
+    src.write_bytes(gzip.compress(raw))
+    whole = convert(YELLOW, "2021-01", src, tmp_path / "whole.parquet")  # one block: the quote is inside it
+    assert whole.rows == 5000 and whole.unknown_codes == {"store_and_fwd_flag": {"N\n" + "Y" * 40: 1}}
+
+    # The first block now ends right after the quoted line break.
+    monkeypatch.setattr(reader_module, "PARSE_BLOCK_SIZE", raw.index(b'"N\n') + 3 + 20)
+    with pytest.raises(UnreadableRowError, match=rf"yellow 2021-01 \({src}\): a quoted value spans lines"):
+        convert(YELLOW, "2021-01", src, tmp_path / "cut.parquet")
+    result, found = convert_quarantining(YELLOW, "2021-01", src, tmp_path / "careful.parquet", tmp_path / "q.csv")
+    assert result.rows == 5000 and found.rows == 0 and result.unknown_codes == whole.unknown_codes
+    assert pq.read_table(tmp_path / "careful.parquet").equals(pq.read_table(tmp_path / "whole.parquet"))
+
+
+def test_a_record_longer_than_two_parse_blocks_stops_the_fast_mode(tmp_path, month_5k, monkeypatch):
+    monkeypatch.setattr(reader_module, "PARSE_BLOCK_SIZE", 16 << 10)
+    lines = _raw(month_5k).split(b"\n")
+    lines[100] = lines[100].replace(b",N,", b"," + b"Y" * (40 << 10) + b",", 1)
+    src = tmp_path / "yellow_tripdata_2021-01.csv.gz"
+    src.write_bytes(gzip.compress(b"\n".join(lines)))
+    with pytest.raises(UnreadableRowError, match=r"yellow 2021-01 .*: a record longer than 32 KiB"):
+        convert(YELLOW, "2021-01", src, tmp_path / "out.parquet")
+
+
 # ---------------------------------------------------------------- Parquet sources: the same rules
 
 
@@ -270,7 +304,9 @@ def test_a_failed_command_leaves_no_file_under_the_name_asked_for(tmp_path, mont
     )
 
 
-def test_the_careful_mode_reads_a_clean_file_exactly_as_the_fast_mode(tmp_path, month_5k):
+@pytest.mark.parametrize("block", [1 << 20, 5 << 10])
+def test_the_careful_mode_reads_a_clean_file_exactly_as_the_fast_mode(tmp_path, month_5k, monkeypatch, block):
+    monkeypatch.setattr(reader_module, "PARSE_BLOCK_SIZE", block)
     set_aside = []
     fast = convert(YELLOW, "2021-01", month_5k, tmp_path / "fast.parquet")
     careful = convert(

@@ -8,12 +8,13 @@ trips; and "trip-like", as the mirror's 2009-shaped months have them (normal aro
 Midtown, 5% at 0,0).
 Both sides start from the same lon/lat arrays and end with one LocationID per point
 (the smallest where a point is in two zones); medians of R interleaved repetitions:
-- ours: `ZoneIndex.locate` (its one-off build is timed apart);
+- ours: `ZoneIndex.locate` (its one-off build is timed apart; two threads, see locate);
 - geopandas: points_from_xy -> to_crs(EPSG:2263) -> sjoin(predicate="within") with the
   shapefile as geopandas reads it -> smallest LocationID per point;
 - sjoin alone: only the sjoin call, on points already projected (the floor of any
   geopandas pipeline).
-The last two lines are `geo SET: ours_mpts_s=A geopandas/ours=R sjoin_only/ours=S points=N`.
+Wall and CPU time (time.process_time, all threads) of each. The last two lines are
+`geo SET: ours_mpts_s=A geopandas/ours=R sjoin_only/ours=S sjoin_only/ours_cpu=C points=N`.
 
     python -m taxi_assets.bench zones [--zones-rows N] [--repeats R]
 
@@ -65,8 +66,8 @@ def run_geo_bench(points: int, repeats: int) -> list[str]:
     del built
     lines = [
         f"ours: zone index built in {build:.2f} s ({build_cpu:.1f} CPU-s; once per shapes version), "
-        f"stored in {size / 2**20:.1f} MiB, loaded in {loaded:.2f} s; {len(index.offsets) - 1:,} leaves, "
-        f"{len(index.pieces):,} pieces"
+        f"stored in {size / 2**20:.1f} MiB, loaded in {loaded:.2f} s; {len(index.line_of_leaf):,} line leaves, "
+        f"{len(index.offsets) - 1:,} other leaves, {len(index.pieces_wkb):,} pieces"
     ]
     summaries = []
     for name, (lon, lat) in (("border-heavy", city_points(path, points)), ("trip-like", trip_points(points))):
@@ -99,6 +100,7 @@ def _geo_set(index, path: Path, name: str, lon: np.ndarray, lat: np.ndarray, rep
         return result
 
     timings: dict[str, list[float]] = {"ours": [], "geopandas": [], "sjoin only": []}
+    cpu_times: dict[str, list[float]] = {variant: [] for variant in timings}
     work = {
         "ours": lambda: index.locate(lon, lat),
         "geopandas": geopandas_pipeline,
@@ -108,22 +110,28 @@ def _geo_set(index, path: Path, name: str, lon: np.ndarray, lat: np.ndarray, rep
     for rep in range(repeats):
         names = list(work)
         for variant in names[rep % 3 :] + names[: rep % 3]:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             results[variant] = work[variant]()
             timings[variant].append(time.perf_counter() - started)
-            print(f"  {name} rep {rep + 1} {variant:<11} {timings[variant][-1]:7.3f} s", flush=True)
+            cpu_times[variant].append(time.process_time() - cpu)
+            print(f"  {name} rep {rep + 1} {variant:<11} {timings[variant][-1]:7.3f} s "
+                  f"{cpu_times[variant][-1]:7.3f} CPU-s", flush=True)  # fmt: skip
     same = float((results["ours"] == results["geopandas"]).mean())
     median = {variant: statistics.median(t) for variant, t in timings.items()}
+    cpu_median = {variant: statistics.median(t) for variant, t in cpu_times.items()}
     n = len(lon)
-    lines = [f"{name} points ({n:,}): {'variant':<11} {'s (median)':>10} {'M points/s':>11} {'vs ours':>8}"]
+    lines = [f"{name} points ({n:,}): {'variant':<11} {'s (median)':>10} {'M points/s':>11} {'vs ours':>8} "
+             f"{'CPU-s':>7} {'CPU vs ours':>11}"]  # fmt: skip
     for variant, seconds in median.items():
-        lines.append(f"  {variant:<11} {seconds:10.3f} {n / seconds / 1e6:11.2f} {seconds / median['ours']:8.1f}")
+        lines.append(f"  {variant:<11} {seconds:10.3f} {n / seconds / 1e6:11.2f} {seconds / median['ours']:8.1f} "
+                     f"{cpu_median[variant]:7.3f} {cpu_median[variant] / cpu_median['ours']:11.1f}")  # fmt: skip
     lines.append(
         f"  same LocationID as geopandas for {same:.4%} of the points (the rest: on or within a hair of a border)"
     )
     last = (
         f"geo {name}: ours_mpts_s={n / median['ours'] / 1e6:.2f} geopandas/ours={median['geopandas'] / median['ours']:.1f} "
-        f"sjoin_only/ours={median['sjoin only'] / median['ours']:.1f} points={n}"
+        f"sjoin_only/ours={median['sjoin only'] / median['ours']:.1f} "
+        f"sjoin_only/ours_cpu={cpu_median['sjoin only'] / cpu_median['ours']:.1f} points={n}"
     )
     return lines, last
 

@@ -55,6 +55,10 @@ class ZoneFill:
         """A fresh filler for a file with `file_columns` (canonical names): only the
         location columns whose two coordinates the file carries are filled."""
         columns = tuple(loc for loc, coords in COORDINATES.items() if set(coords) <= file_columns)
+        if columns:
+            # Loaded now, before the conversion reads its first row group: the load's
+            # transient (decompressing the stored arrays) does not add to the batches' peak.
+            self.load()
         return ZoneFill(self.load, columns, {c: 0 for c in columns}, {c: 0 for c in columns})
 
     @property

@@ -1,21 +1,31 @@
 """Longitude/latitude -> taxi zone LocationID, for whole arrays of points at once.
 
-A grid over the zones' bounding box (lon/lat, cells of `FINE_CELL_DEG`, about 21 x 28 m)
+A grid over the zones' bounding box (lon/lat, cells of `FINE_CELL_DEG`, about 42 x 56 m)
 answers most points with one array lookup: a cell that no zone border crosses lies in
 one zone or in none, and holds that zone's ID (or 0). A cell a border crosses is cut
 further, quadtree-like, `SUB_LEVELS` times (down to about 1.3 x 1.7 m): each crossed
 cell has four children, each again an ID, 0 or crossed; a point goes down those levels
-with one array lookup per level. Only points in a leaf a border still crosses (within
-a metre or two of a border) are tested exactly, with shapely's `intersects_xy` against
-the zones that touch that leaf (usually two), each clipped to a 0.0005-degree cell (a
-handful of vertices, several times faster per test than a whole zone), in ascending
-LocationID, stopping at the first hit.
+with one array lookup per level. A leaf a border still crosses (within a metre or two of
+a border) is a line leaf when that border, within 1 cm of the leaf, is one straight
+segment or two meeting at a vertex, the same for its one or two zones: its points are
+decided in numpy by the side of that border (ZoneIndex._side; the IDs of each side and
+of the border itself are found exactly at build time), no GEOS call. The other leaves
+(several vertices, three zones, overlaps: about 12 % of them) are tested exactly, with
+shapely's `intersects_xy` against the zones that touch that leaf (usually two), each
+clipped to a 0.0005-degree cell (a handful of vertices, several times faster per test
+than a whole zone), in ascending LocationID, stopping at the first hit.
+
+Memory (the index stays loaded beside the lake step's batches): the grid and the levels
+are uint16 (IDs below 2**15; a crossed cell's number is a per-block base plus an offset,
+see MARK), and the pieces are kept as WKB, made into GEOS geometries only for the pieces
+one call's exact tests need.
 
 The index is built from the shapes by a quadtree pass with shapely (`STRtree` of cell
 boxes queried with the zone borders): cells of `COARSE_CELL_DEG` first, and only the
-cells a border crosses are cut in four, level by level: about 20 s of CPU, once per
-shapes version, in `lake/taxi_zone_shapes_lake`, which stores it beside the shapes
-(`save`/`load`, geo/stored.py) for the lake steps to load.
+cells a border crosses are cut in four, level by level, then the line leaves are found:
+about 50 s of CPU (half of it the line leaves), once per shapes version, in
+`lake/taxi_zone_shapes_lake`, which stores it beside the shapes (`save`/`load`,
+geo/stored.py) for the lake steps to load.
 
 Rules:
 - a point in no zone (0,0, water, outside the city, NaN, impossible values) -> null;
@@ -27,6 +37,7 @@ Rules:
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -35,14 +46,21 @@ import shapely
 from taxi_assets.geo.shapes import geometries
 
 COARSE_CELL_DEG = 0.004
-GRID_LEVELS = 5  # the dense grid: 0.004 -> 0.00025 degrees (about 21 x 28 m at NYC's latitude)
-SUB_LEVELS = 4  # border cells cut further, down to 0.00025 / 16 degrees (about 1.3 x 1.7 m)
+GRID_LEVELS = 4  # the dense grid: 0.004 -> 0.0005 degrees (about 42 x 56 m at NYC's latitude)
+SUB_LEVELS = 5  # border cells cut further, down to 0.0005 / 32 degrees (about 1.3 x 1.7 m)
 LEVELS = GRID_LEVELS + SUB_LEVELS
 FINE_CELL_DEG = COARSE_CELL_DEG / 2 ** (GRID_LEVELS - 1)
 LEAF_CELL_DEG = COARSE_CELL_DEG / 2 ** (LEVELS - 1)
 PIECE_LEVEL = 3  # zones are clipped to cells of 0.0005 degrees for the exact tests
-CHUNK_CELLS = 1 << 18
-INDEX_FORMAT = "taxi-zone-index/1"  # bump when the stored arrays change meaning  # cells classified at once in the build (shapely boxes: ~100 bytes each)
+CHUNK_CELLS = 1 << 18  # cells classified at once in the build (shapely boxes: ~100 bytes each)
+CHUNK_POINTS = 1 << 17  # points located at once (see ZoneIndex.locate)
+INDEX_FORMAT = "taxi-zone-index/2"  # bump when the stored arrays change meaning
+# The grid and the quadtree levels are uint16: a value below MARK is a LocationID (0: no
+# zone); MARK + r is a crossed cell, the (base[i >> BLOCK_SHIFT] + r)-th of its level,
+# where base counts the crossed cells before each block of 2**BLOCK_SHIFT values.
+MARK = 1 << 15
+BLOCK_SHIFT = 14
+BLOCK = 1 << BLOCK_SHIFT  # the last level: MARK + r an exact leaf, MARK + BLOCK + r a line leaf
 
 
 class ZoneIndex:
@@ -55,28 +73,37 @@ class ZoneIndex:
         x0, y0, x1, y1 = shapely.total_bounds(polygons)
         nx = int(np.ceil((x1 - x0) / COARSE_CELL_DEG)) * 2 ** (GRID_LEVELS - 1)
         ny = int(np.ceil((y1 - y0) / COARSE_CELL_DEG)) * 2 ** (GRID_LEVELS - 1)
-        self._set(
-            location_ids,
-            float(x0),
-            float(y0),
-            nx,
-            ny,
-            *_Build(location_ids, polygons, float(x0), float(y0), nx, ny).run(),
-        )
+        if location_ids.max(initial=0) >= MARK:
+            raise ValueError(f"LocationIDs must stay below {MARK} (the index stores them as uint16)")
+        grid, children, line, lines, candidates, offsets, pieces, piece_ids = _Build(
+            location_ids, polygons, float(x0), float(y0), nx, ny
+        ).run()
+        padded, grid_base, _ = _block_coded(np.pad(grid, 1).ravel())
+        del grid
+        coded = [_block_coded(c, line if level == SUB_LEVELS - 1 else None) for level, c in enumerate(children)]
+        self._set(location_ids, float(x0), float(y0), nx, ny, padded, grid_base, [c for c, _, _ in coded],
+                  [b for _, b, _ in coded], coded[-1][2], *lines, candidates, offsets, _wkb_objects(pieces),
+                  piece_ids)  # fmt: skip
 
-    def _set(self, location_ids, x0, y0, nx, ny, grid, children, candidates, offsets, pieces, piece_ids) -> None:
+    def _set(self, location_ids, x0, y0, nx, ny, grid, grid_base, children, children_base, line_base,
+             line_of_leaf, line_of_leaf_base, line_xy, line_dir, line_ids, candidates, offsets, pieces_wkb,
+             piece_ids) -> None:  # fmt: skip
+        """grid: the padded grid (uint16, see _block_coded); children: uint16 levels, same
+        coding; the leaves of the last level are line leaves or exact leaves (see _lines)."""
         self.location_ids = np.asarray(location_ids, dtype=np.int32)
         self.x0, self.y0, self.nx, self.ny = x0, y0, nx, ny
-        # Only the padded copy is kept (see _cell_index): about 15 MB of int32.
-        self._padded = np.pad(np.asarray(grid, dtype=np.int32).reshape(ny, nx), 1).ravel()
-        del grid
-        self.children = [np.asarray(c, dtype=np.int32) for c in children]
-        # Compact types (the index stays in memory beside the conversion's batches).
+        self._padded, self._grid_base = grid, grid_base
+        self.children, self.children_base = children, children_base
+        # Line leaves: the line (point x, y and direction dx, dy) of line_of_leaf[k] and the
+        # IDs left of it, right of it and on it.
+        self.line_base, self.line_of_leaf, self.line_ids = line_base, line_of_leaf, line_ids
+        self.line_of_leaf_base = line_of_leaf_base  # see _windowed
+        self.line_xy, self.line_dir = line_xy, line_dir  # float32 directions: off by < 1 um in a leaf
         self.candidates = _compact(np.asarray(candidates))
         self.offsets = _compact(np.asarray(offsets))
-        # Not prepared: a piece has a handful of vertices, where GEOS's prepared locator
-        # is no faster and costs memory for each of the ~130,000 pieces.
-        self.pieces = pieces
+        # The pieces as WKB (~10 MiB, where GEOS geometries of all of them took ~40): the
+        # exact tests make geometries of the pieces a call needs and drop them after.
+        self.pieces_wkb = pieces_wkb
         self.piece_ids = np.asarray(piece_ids, dtype=np.uint16)
 
     @classmethod
@@ -87,25 +114,30 @@ class ZoneIndex:
     # -------------------------------------------------------------- storage
 
     def save(self, path, **meta) -> None:
-        """The index as one .npz file (compressed numpy arrays, compact dtypes) plus `meta`
-        (JSON: e.g. the shapes version it was built from)."""
-        grid = self._padded.reshape(self.ny + 2, self.nx + 2)[1:-1, 1:-1]
-        wkb = shapely.to_wkb(self.pieces)
+        """The index as one .npz file (compressed numpy arrays, in the dtypes it is used in:
+        loading allocates each array once) plus `meta` (JSON: e.g. the shapes version it was
+        built from)."""
         header = {"format": INDEX_FORMAT, "x0": self.x0, "y0": self.y0, "nx": self.nx, "ny": self.ny,
                   "grid_levels": GRID_LEVELS, "sub_levels": SUB_LEVELS, "coarse_cell_deg": COARSE_CELL_DEG,
                   "piece_level": PIECE_LEVEL, **meta}  # fmt: skip
         arrays = {f"children_{i}": c for i, c in enumerate(self.children)}
+        arrays |= {f"children_base_{i}": c for i, c in enumerate(self.children_base)}
+        arrays |= {"line_base": self.line_base, "line_of_leaf": self.line_of_leaf, "line_xy": self.line_xy,
+                   "line_of_leaf_base": self.line_of_leaf_base,
+                   "line_dir": self.line_dir,
+                   "line_ids": self.line_ids}  # fmt: skip
         with open(path, "wb") as f:
             np.savez_compressed(
                 f,
                 meta=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
                 location_ids=self.location_ids.astype(np.uint16),
-                grid=grid,
-                candidates=_compact(self.candidates),
-                offsets=_compact(self.offsets),
-                piece_ids=self.piece_ids.astype(np.uint16),
-                piece_wkb=np.frombuffer(b"".join(wkb), dtype=np.uint8),
-                piece_wkb_ends=np.cumsum([len(w) for w in wkb]).astype(np.int64),
+                grid=self._padded,
+                grid_base=self._grid_base,
+                candidates=self.candidates,
+                offsets=self.offsets,
+                piece_ids=self.piece_ids,
+                piece_wkb=np.frombuffer(b"".join(self.pieces_wkb), dtype=np.uint8),
+                piece_wkb_ends=np.cumsum([len(w) for w in self.pieces_wkb]).astype(np.int64),
                 **arrays,
             )
 
@@ -126,31 +158,59 @@ class ZoneIndex:
             if meta.get("format") != INDEX_FORMAT:
                 raise ValueError(f"zone index format {meta.get('format')!r}, this code reads {INDEX_FORMAT!r}")
             wkb = stored["piece_wkb"].tobytes()
-            ends = stored["piece_wkb_ends"]
-            starts = np.concatenate([[0], ends[:-1]])
-            pieces = shapely.from_wkb(np.array([wkb[a:b] for a, b in zip(starts, ends)], dtype=object))
+            ends = stored["piece_wkb_ends"].tolist()
+            pieces = np.empty(len(ends), dtype=object)
+            pieces[:] = [wkb[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+            del wkb
+            levels = range(meta["sub_levels"])
             index = cls.__new__(cls)
             index._set(
                 stored["location_ids"], meta["x0"], meta["y0"], meta["nx"], meta["ny"], stored["grid"],
-                [stored[f"children_{i}"] for i in range(meta["sub_levels"])], stored["candidates"],
-                stored["offsets"], pieces, stored["piece_ids"],
+                stored["grid_base"], [stored[f"children_{i}"] for i in levels],
+                [stored[f"children_base_{i}"] for i in levels], stored["line_base"], stored["line_of_leaf"],
+                stored["line_of_leaf_base"],
+                stored["line_xy"], stored["line_dir"], stored["line_ids"], stored["candidates"], stored["offsets"], pieces,
+                stored["piece_ids"],
             )  # fmt: skip
         return index
 
     # ----------------------------------------------------------------- lookup
 
     def locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        """LocationID (int32) of each point, 0 where the point is in no zone."""
+        """LocationID (int32) of each point, 0 where the point is in no zone.
+
+        In chunks of CHUNK_POINTS: the lookup's temporaries (~60 bytes a point) stay a few
+        MiB beside the lake step's batches. The chunks alternate between this thread and a
+        helper thread: numpy and shapely release the GIL in their array passes, so a
+        second core, when free, halves the wall time."""
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
+        if len(lon) <= CHUNK_POINTS:
+            return self._locate(lon, lat)
+        out = np.empty(len(lon), dtype=np.int32)
+
+        def chunks(starts: range) -> None:
+            for start in starts:
+                end = start + CHUNK_POINTS
+                out[start:end] = self._locate(lon[start:end], lat[start:end])
+
+        starts = range(0, len(lon), CHUNK_POINTS)
+        second = _helper().submit(chunks, starts[1::2])
+        chunks(starts[0::2])
+        second.result()
+        return out
+
+    def _locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         ix, iy = self._leaf_index(lon, self.x0), self._leaf_index(lat, self.y0)
         top = self._top_index(iy, self.ny)
         top *= self.nx + 2
         top += self._top_index(ix, self.nx)
-        cell = self._padded.take(top)
-        mixed = np.flatnonzero(cell < 0)
+        value = self._padded.take(top)
+        mixed = np.flatnonzero(value >= MARK)
+        cell = value.astype(np.int32)
         if len(mixed):
-            cell[mixed] = self._descend(lon[mixed], lat[mixed], ix[mixed], iy[mixed], -cell[mixed] - 1)
+            node = _rank(self._grid_base, top[mixed], value[mixed])
+            cell[mixed] = self._descend(lon[mixed], lat[mixed], ix[mixed], iy[mixed], node)
         return cell
 
     @staticmethod
@@ -178,16 +238,35 @@ class ZoneIndex:
         then the exact test where a leaf is still crossed by a border."""
         result = np.empty(len(node), dtype=np.int32)
         active = np.arange(len(node))
-        for level, children in enumerate(self.children):
+        for level, (children, base) in enumerate(zip(self.children, self.children_base)):
             shift = SUB_LEVELS - 1 - level
-            quadrant = ((iy[active] >> shift) & 1) * 2 + ((ix[active] >> shift) & 1)
-            value = children.take(node * 4 + quadrant)
-            done = value >= 0
+            position = node * 4
+            position += ((iy[active] >> shift) & 1) * 2 + ((ix[active] >> shift) & 1)
+            value = children.take(position)
+            done = value < MARK
             result[active[done]] = value[done]
-            active, node = active[~done], -value[~done] - 1
+            crossed = ~done
+            active, position, value = active[crossed], position[crossed], value[crossed]
+            node = _rank(base, position, value)
+        # Leaves: the line leaves' points by the side of their line, the others exactly.
+        line = value >= MARK + BLOCK
+        if line.any():
+            at = active[line]
+            result[at] = self._side(lon[at], lat[at], _rank(self.line_base, position[line], value[line] - BLOCK))
+            active, node = active[~line], node[~line]
         if len(active):
             result[active] = self._exact(lon[active], lat[active], node)
         return result
+
+    def _side(self, lon: np.ndarray, lat: np.ndarray, leaves: np.ndarray) -> np.ndarray:
+        """Points in line leaves: which side of the leaf's border (see _sides)."""
+        line = self.line_of_leaf_base.take(leaves >> BLOCK_SHIFT)
+        line += self.line_of_leaf.take(leaves)
+        xy, direction, ids = self.line_xy[line], self.line_dir[line], self.line_ids[line]
+        lon -= xy[:, 0]
+        lat -= xy[:, 1]
+        column = _sides(lon, lat, direction[:, 0:2], direction[:, 2:4], ids[:, 3].astype(bool))
+        return np.take_along_axis(ids, column[:, None], axis=1).ravel()
 
     def _exact(self, lon: np.ndarray, lat: np.ndarray, cells: np.ndarray) -> np.ndarray:
         """Exact answer for points in leaves a border crosses. A leaf's candidates are in
@@ -205,7 +284,10 @@ class ZoneIndex:
             # geometries, which halves the time per test against random order.
             order = np.argsort(piece, kind="stable")
             active, piece = active[order], piece[order]
-            hit = shapely.intersects_xy(self.pieces[piece], lon[active], lat[active])
+            first = np.flatnonzero(np.diff(piece.astype(np.int64), prepend=-1))
+            geometries = shapely.from_wkb(self.pieces_wkb[piece[first]])
+            which = np.repeat(np.arange(len(first)), np.diff(first, append=len(piece)))
+            hit = shapely.intersects_xy(geometries[which], lon[active], lat[active])
             result[active[hit]] = self.piece_ids[piece[hit]]
             active = active[~hit]
         return result
@@ -239,6 +321,12 @@ class _Build:
         done; the others are cut in four for the next level.
         """
         segments, self.segment_zone = _border_segments(self.polygons)
+        # The same edge of two zones (a shared border) is one canonical segment.
+        ends = shapely.get_coordinates(segments).reshape(-1, 4)
+        swap = (ends[:, 0] > ends[:, 2]) | ((ends[:, 0] == ends[:, 2]) & (ends[:, 1] > ends[:, 3]))
+        ends[swap] = ends[swap][:, [2, 3, 0, 1]]
+        self.canon_ends, self.segment_canon = np.unique(ends, axis=0, return_inverse=True)
+        self.segment_canon = self.segment_canon.ravel()
         self.segment_tree = shapely.STRtree(segments)
         size = COARSE_CELL_DEG
         shift = GRID_LEVELS - 1
@@ -256,6 +344,11 @@ class _Build:
                 iy = (iy[:, None] * 2 + np.array([0, 0, 1, 1])).ravel()
                 ix = (ix[:, None] * 2 + np.array([0, 1, 0, 1])).ravel()
                 cell, zone = (cell[:, None] * 4 + np.arange(4)).ravel(), zone.repeat(4)
+            if level == GRID_LEVELS - 1:
+                # The grid's crossed cells numbered in row-major order (see _block_coded).
+                order = np.argsort(iy.astype(np.int64) * self.nx + ix, kind="stable")
+                iy, ix = iy[order], ix[order]
+                cell = np.argsort(order)[cell]
             value, crossed, keep = self._classify(iy, ix, size, cell, zone)
             coded = np.where(crossed, -(np.cumsum(crossed, dtype=np.int32)), value)
             if level < GRID_LEVELS:
@@ -266,7 +359,109 @@ class _Build:
             renumber = np.cumsum(crossed) - 1
             cell, zone = renumber[cell[keep]], zone[keep]
             iy, ix = iy[crossed], ix[crossed]
-        return (grid, children, *self._pieces(iy, ix, cell, zone))
+        line, lines = self._lines(iy, ix, cell, zone)
+        # The exact leaves' candidates, renumbered among the exact leaves.
+        exact = ~line
+        renumber = np.cumsum(exact) - 1
+        keep = exact[cell]
+        return (grid, children, line, lines, *self._pieces(iy[exact], ix[exact], renumber[cell[keep]], zone[keep]))
+
+    def _lines(self, iy, ix, cell, zone):
+        """Line leaves: crossed leaves whose border, within 1 cm of the leaf, is one straight
+        segment or two segments meeting at a vertex (a corner), the same for each of the
+        leaf's zones (one zone, or two sharing that border) and no other zone. Their points
+        are decided by the side of that border (see ZoneIndex._side): the IDs on each side
+        are those of two probes 1e-9 degrees either side of the first segment's middle in
+        the leaf, tested exactly here; on the border, the smaller ID (or the one zone).
+        Returns whether each leaf is a line leaf, and (line_of_leaf per line leaf and its
+        block bases (_windowed), then per border: line_xy its vertex x, y, line_dir its two
+        directions (float32), line_ids the IDs left, right, on it and whether it turns left)."""
+        n = len(iy)
+        size = LEAF_CELL_DEG
+        found_leaf, found_segment = [], []
+        for first in range(0, n, CHUNK_CELLS):
+            boxes = _boxes(ix[first : first + CHUNK_CELLS], iy[first : first + CHUNK_CELLS], size, self)
+            leaf, segment = self.segment_tree.query(boxes, predicate="intersects")
+            found_leaf.append(leaf + first)
+            found_segment.append(segment)
+        leaf, segment = np.concatenate(found_leaf), np.concatenate(found_segment)
+        canon, zone_of = self.segment_canon[segment], self.segment_zone[segment]
+        order = np.lexsort((zone_of, canon, leaf))
+        leaf, canon, zone_of = leaf[order], canon[order], zone_of[order]
+        new_canon = np.diff(leaf, prepend=-1) != 0
+        new_canon |= np.diff(canon, prepend=-1) != 0
+        repeated = ~new_canon & (np.diff(zone_of, prepend=-1) == 0)  # a zone with the same edge twice
+        distinct = np.bincount(leaf[new_canon], minlength=n)
+        segments = np.bincount(leaf, minlength=n)
+        zones = np.bincount(cell, minlength=n)
+        line = (distinct >= 1) & (distinct <= 2) & (zones <= 2) & (segments == distinct * zones)
+        line &= np.bincount(leaf[repeated], minlength=n) == 0
+        # Every zone of the segments is a candidate (and so, with the counts, the only ones).
+        zcount = len(self.polygons)
+        member = _member(leaf.astype(np.int64) * zcount + zone_of, cell.astype(np.int64) * zcount + zone)
+        line &= np.bincount(leaf, weights=member, minlength=n) == segments
+        # The leaf's first and last canonical segment (the same one when straight).
+        starts = np.flatnonzero(new_canon)
+        first_canon = np.zeros(n, dtype=np.int64)
+        last_canon = np.zeros(n, dtype=np.int64)
+        first_canon[leaf[starts[::-1]]] = canon[starts[::-1]]
+        last_canon[leaf[starts]] = canon[starts]
+        k = np.flatnonzero(line)
+        one, two = self.canon_ends[first_canon[k]], self.canon_ends[last_canon[k]]
+        straight = first_canon[k] == last_canon[k]
+        # The corner: the common end V of the two; the border runs P -> V -> Q.
+        same = [np.all(one[:, 2 * i : 2 * i + 2] == two[:, 2 * j : 2 * j + 2], axis=1) for i in (0, 1) for j in (0, 1)]
+        ok = straight | np.any(same, axis=0)
+        i_v = np.where(same[0] | same[1], 0, 1)  # V's end in `one`
+        j_v = np.where(same[0] | same[2], 0, 1)  # V's end in `two`
+        rows = np.arange(len(k))
+        p = np.where(straight[:, None], one[:, 0:2], one.reshape(-1, 2, 2)[rows, 1 - i_v])
+        v = np.where(straight[:, None], one[:, 2:4], one.reshape(-1, 2, 2)[rows, i_v])
+        q = np.where(straight[:, None], one[:, 2:4], two.reshape(-1, 2, 2)[rows, 1 - j_v])
+        d1, d2 = v - p, q - v
+        d2 = np.where(straight[:, None], d1, d2)
+        # Stored as float32 (see ZoneIndex._set): the probes below are judged with those.
+        d1, d2 = d1.astype(np.float32).astype(np.float64), d2.astype(np.float32).astype(np.float64)
+        turn = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+        ok &= (turn != 0) | (np.sum(d1 * d2, axis=1) > 0)  # no 180-degree spike
+        turns_left = turn >= 0
+        # Probes either side of the middle of P -> V's part in the leaf.
+        clipped = shapely.intersection(shapely.linestrings(np.stack([p, v], axis=1)), self._boxes(iy[k], ix[k], size))
+        ok &= shapely.length(clipped) > 1e-7  # else the leaf holds too little of it
+        clipped[~ok] = shapely.linestrings([[0.0, 0.0], [1.0, 1.0]])
+        middle = shapely.line_interpolate_point(clipped, 0.5, normalized=True)
+        middle = np.column_stack([shapely.get_x(middle), shapely.get_y(middle)])
+        norm = np.hypot(d1[:, 0], d1[:, 1])
+        probe = {}
+        pairs = np.flatnonzero(line[cell])
+        at = np.searchsorted(k, cell[pairs])
+        for name, sign in (("left", 1.0), ("right", -1.0)):
+            px = middle[:, 0] - sign * 1e-9 * d1[:, 1] / norm
+            py = middle[:, 1] + sign * 1e-9 * d1[:, 0] / norm
+            # The probe must be on its side of the whole border, by the rule _side applies.
+            ok &= _sides(px - v[:, 0], py - v[:, 1], d1, d2, turns_left) == (0 if sign > 0 else 1)
+            hit = shapely.intersects_xy(self.polygons[zone[pairs]], px[at], py[at])
+            value = np.full(len(k), np.iinfo(np.int32).max, dtype=np.int64)
+            np.minimum.at(value, at[hit], self.location_ids[zone[pairs[hit]]])
+            value[value == np.iinfo(np.int32).max] = 0
+            probe[name] = value
+        left, right = probe["left"], probe["right"]
+        ok &= left != right
+        line[k[~ok]] = False
+        on = np.where(left == 0, right, np.where(right == 0, left, np.minimum(left, right)))
+        xy = np.column_stack([v, d1, d2])[ok]
+        ids = np.column_stack([left, right, on, turns_left]).astype(np.uint16)[ok]
+        # One row per distinct border and IDs: the leaves along a border share it.
+        _, first, line_of_leaf = np.unique(np.column_stack([xy, ids]), axis=0, return_index=True, return_inverse=True)
+        # Numbered in the order the leaves first use them: a block of leaves then uses a
+        # narrow range of lines (see _windowed).
+        line_of_leaf = line_of_leaf.ravel()
+        seen = np.full(len(first), len(line_of_leaf))
+        np.minimum.at(seen, line_of_leaf, np.arange(len(line_of_leaf)))
+        order = np.argsort(seen, kind="stable")
+        line_of_leaf = np.argsort(order)[line_of_leaf]
+        xy, ids = xy[first[order]], ids[first[order]]
+        return line, (*_windowed(line_of_leaf), xy[:, :2].copy(), xy[:, 2:].astype(np.float32), ids)
 
     def _classify(self, iy, ix, size, cell, zone):
         """Per cell: the LocationID that holds it whole (0: none) and whether a border
@@ -329,6 +524,75 @@ def _boxes(ix: np.ndarray, iy: np.ndarray, size: float, grid) -> np.ndarray:
     x, y = grid.x0 + ix * size, grid.y0 + iy * size
     margin = 1e-7
     return shapely.box(x - margin, y - margin, x + size + margin, y + size + margin)
+
+
+def _block_coded(coded: np.ndarray, line: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int32 values (LocationID, 0, or -(k + 1) for the k-th crossed cell, k in array
+    order) -> uint16 values and the block bases of the crossed cells that are not line
+    leaves and of those that are (`line[k]`; see MARK)."""
+    crossed = np.flatnonzero(coded < 0)
+    rank = -coded[crossed] - 1
+    if not np.array_equal(rank, np.arange(len(crossed))):
+        raise AssertionError("crossed cells must be numbered in array order")
+    kind = np.zeros(len(crossed), dtype=bool) if line is None else line[rank]
+    out = coded.astype(np.uint16)
+    bases = []
+    for is_line in (False, True):
+        at = crossed[kind == is_line]
+        base = np.searchsorted(at, np.arange(0, len(coded), BLOCK)).astype(np.int32)
+        out[at] = MARK + is_line * BLOCK + (np.arange(len(at)) - base[at >> BLOCK_SHIFT])
+        bases.append(base)
+    return out, bases[0], bases[1]
+
+
+_HELPER: list[ThreadPoolExecutor] = []
+
+
+def _helper() -> ThreadPoolExecutor:
+    """The one thread that locates every other chunk of large arrays (made at first use)."""
+    if not _HELPER:
+        _HELPER.append(ThreadPoolExecutor(1, thread_name_prefix="zone-locate"))
+    return _HELPER[0]
+
+
+def _sides(dx: np.ndarray, dy: np.ndarray, d1: np.ndarray, d2: np.ndarray, turns_left: np.ndarray) -> np.ndarray:
+    """0 left, 1 right, 2 on a border through the origin with directions d1 (coming in)
+    and d2 (going out): left of both lines where it turns left (the left side is the
+    narrow wedge), left of either where it turns right. Plain float64 arithmetic: exact
+    at the border's vertex, off by far less than 1 cm elsewhere."""
+    one = d1[:, 0] * dy
+    one -= d1[:, 1] * dx
+    two = d2[:, 0] * dy
+    two -= d2[:, 1] * dx
+    left = np.where(turns_left, (one > 0) & (two > 0), (one > 0) | (two > 0))
+    right = np.where(turns_left, (one < 0) | (two < 0), (one < 0) & (two < 0))
+    return np.where(left, 0, np.where(right, 1, 2))
+
+
+def _windowed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative values -> (offsets, bases): value i = bases[i >> BLOCK_SHIFT] + offsets[i];
+    offsets uint16 when each block's values span less than 2**16 (else uint32, bases 0)."""
+    starts = np.arange(0, len(values), BLOCK)
+    base = np.minimum.reduceat(values, starts).astype(np.int64) if len(values) else np.zeros(0, dtype=np.int64)
+    offset = values - np.repeat(base, BLOCK)[: len(values)]
+    if offset.max(initial=0) < 1 << 16:
+        return offset.astype(np.uint16), base
+    return values.astype(np.uint32), np.zeros(len(starts), dtype=np.int64)
+
+
+def _rank(base: np.ndarray, position: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Rank (int32) of crossed cells at `position` holding `value` (>= MARK)."""
+    rank = base.take(position >> BLOCK_SHIFT)
+    rank += value
+    rank -= MARK
+    return rank
+
+
+def _wkb_objects(pieces: np.ndarray) -> np.ndarray:
+    """GEOS geometries -> an object array of their WKB bytes."""
+    out = np.empty(len(pieces), dtype=object)
+    out[:] = list(shapely.to_wkb(pieces))
+    return out
 
 
 def _member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
