@@ -1,5 +1,5 @@
 # The two commands of the README: `make dev` and `make test`. Both set up .venv first.
-# `make check` is the inner loop: no root, about 140 CPU-s in two test processes (README, Layout).
+# `make check` is the inner loop: no root, about 115 CPU-s in two test processes (README, Layout).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
