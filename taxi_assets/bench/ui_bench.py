@@ -38,6 +38,20 @@ def _skip_welcome(page) -> None:
     skip.wait_for(state="hidden", timeout=10_000)
 
 
+def _slowest_graphql(page) -> list[tuple[float, str]]:
+    """(seconds from request to response end, operation name) of every GraphQL request the
+    page makes from now on (the UI names each in its URL: /graphql?op=Name)."""
+    seen: list[tuple[float, str]] = []
+
+    def finished(request) -> None:
+        if "/graphql" in request.url:
+            timing = request.timing  # ms from startTime
+            seen.append((timing["responseEnd"] / 1000, request.url.partition("op=")[2] or "?"))
+
+    page.on("requestfinished", finished)
+    return seen
+
+
 def ui_timings(
     url: str,
     profile: Path,
@@ -46,7 +60,8 @@ def ui_timings(
     months: dict[str, list[str]],
 ) -> dict[str, float]:
     """{what: seconds} for the asset graph of the dataset with the most months (its group),
-    that dataset's warehouse partitions view and its lake asset's backfill launch dialog."""
+    that dataset's warehouse partitions view and its lake asset's backfill launch dialog.
+    Prints the slowest GraphQL operations of each (what the page waited for)."""
     from playwright.sync_api import expect, sync_playwright
 
     if not CHROMIUM.exists():
@@ -64,6 +79,7 @@ def ui_timings(
             page.goto(f"{url}/overview")
             page.wait_for_load_state("networkidle")
             _skip_welcome(page)
+            requests = _slowest_graphql(page)
 
             started = time.monotonic()
             page.goto(f"{url}/locations/{location}/asset-groups/{group}/lineage")
@@ -73,15 +89,19 @@ def ui_timings(
                 node = page.locator("[class*='AssetNode_assetNodeBox']", has=link)
                 expect(node).to_contain_text("% filled", timeout=TIMEOUT_MS)
             timings["asset_graph"] = time.monotonic() - started
+            _print_slowest("asset_graph", requests)
 
+            requests.clear()
             started = time.monotonic()
             page.goto(f"{url}/assets/{_path(warehouse)}?view=partitions")
             expect(page.get_by_text(f"Materialized ({len(months[biggest])})")).to_be_visible(timeout=TIMEOUT_MS)
             timings["partitions_view"] = time.monotonic() - started
+            _print_slowest("partitions_view", requests)
 
             page.goto(f"{url}/assets/{_path(lake)}")
             button = page.get_by_role("button", name=re.compile(r"Materialize…$")).first
             expect(button).to_be_enabled(timeout=TIMEOUT_MS)
+            requests.clear()
             started = time.monotonic()
             button.click()
             # The dialog reads every partition's status; "All" selects the whole history.
@@ -91,6 +111,12 @@ def ui_timings(
             launch = dialog.get_by_role("button", name="Launch backfill", exact=True)
             expect(launch).to_be_enabled(timeout=TIMEOUT_MS)
             timings["backfill_dialog"] = time.monotonic() - started
+            _print_slowest("backfill_dialog", requests)
         finally:
             browser.close()
     return timings
+
+
+def _print_slowest(what: str, requests: list[tuple[float, str]], top: int = 3) -> None:
+    slowest = ", ".join(f"{name} {seconds:.2f}" for seconds, name in sorted(requests, reverse=True)[:top])
+    print(f"  UI {what}: {len(requests)} GraphQL requests, slowest (s): {slowest}", flush=True)
