@@ -1,5 +1,5 @@
 # The two commands of the README: `make dev` and `make test`. Both set up .venv first.
-# `make check` is the inner loop: no root, about two minutes (README, Layout).
+# `make check` is the inner loop: no root, about 115 CPU-s in two test processes (README, Layout).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -48,8 +48,9 @@ lint: install
 
 # The inner loop: lint, then the unit and integration tests (real mirror, DuckDB, fake-gcs-server,
 # Dagster runs in the test process); not the `deploy` ones (processes, PostgreSQL, Chromium).
+# Two test processes (pytest-xdist), a test file each at a time: module fixtures stay one per file.
 check: lint
-	$(PY) -m pytest -q -m "(unit or integration) and not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "(unit or integration) and not slow"
 
 # Everything, as CI runs it. The deployment tests use a real PostgreSQL and Chromium from Debian's
 # packages: installed and started here when missing (needs root, as on CI; a clear error otherwise).

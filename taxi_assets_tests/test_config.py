@@ -20,14 +20,7 @@ from taxi_assets.defs.resources import warehouse_resource
 from taxi_assets.errors import ConfigError
 from taxi_assets.source.resource import TaxiSource
 from taxi_assets.storage.duckdb_warehouse import DuckDBWarehouse
-from taxi_assets_tests.reliability import (  # noqa: F401
-    State,
-    failure,
-    good,
-    logged,
-    materialize,
-    source,
-)
+from taxi_assets_tests.reliability import State, failure, logged, materialize
 
 SPEC = DATASETS["yellow"]
 MONTH = "2021-01"

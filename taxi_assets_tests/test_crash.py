@@ -20,7 +20,7 @@ from filelock import FileLock
 from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import Fault
 from taxi_assets.storage.lake import LocalLakeStore
-from taxi_assets_tests.reliability import State, clean_platform, clean_state, lake_files, materialize, source  # noqa: F401
+from taxi_assets_tests.reliability import State, lake_files, materialize
 
 # Kills run processes mid-run: in `make test`, not `make check`.
 pytestmark = pytest.mark.deploy

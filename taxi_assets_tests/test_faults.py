@@ -15,7 +15,7 @@ import pytest
 from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import Fault
 from taxi_assets_tests.helpers import mirror_file
-from taxi_assets_tests.reliability import State, clean_platform, clean_state, failure, good, materialize, source  # noqa: F401
+from taxi_assets_tests.reliability import State, failure, materialize
 
 SPEC = DATASETS["yellow"]
 MONTH = "2021-01"

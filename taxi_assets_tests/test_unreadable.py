@@ -12,19 +12,7 @@ import dagster as dg
 
 from taxi_assets.mirror import Fault
 from taxi_assets_tests.helpers import mirror_file
-from taxi_assets_tests.reliability import (  # noqa: F401
-    State,
-    clean_platform,
-    clean_state,
-    edited_source,
-    failure,
-    good,
-    lake_table,
-    logged,
-    materialize,
-    set_field,
-    source,
-)
+from taxi_assets_tests.reliability import lake_table, logged, materialize, set_field
 from taxi_assets_tests.test_bad_input import (
     FILE,
     MONTH,

@@ -10,19 +10,16 @@ Polars on Parquet.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
 import statistics
-import subprocess
-import sys
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 from taxi_assets.bench.parquet_months import parquet_month
-from taxi_assets.bench.variants import PARQUET_VARIANTS, VARIANTS
+from taxi_assets.bench.variants import PARQUET_VARIANTS, VARIANTS, run_fresh
 from taxi_assets.datasets import DATASETS
 from taxi_assets.mirror import generate
 from taxi_assets.mirror.generator import relpath
@@ -95,24 +92,7 @@ def parquet_cases(root: Path, sizes: list[int], shapes: list[str], month: str) -
 
 def run_variant(variant: str, case: Case, out_dir: Path) -> Run:
     dst = out_dir / f"{variant}.parquet"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "taxi_assets.bench.variants",
-            variant,
-            str(case.path),
-            str(dst),
-            case.month,
-            case.dataset,
-        ],
-        capture_output=True,
-        text=True,
-    )
-    dst.unlink(missing_ok=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench variant {variant} failed on {case.path}:\n{proc.stderr}")
-    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    m, _ = run_fresh("taxi_assets.bench.variants", [variant, case.path, dst, case.month, case.dataset], dst)
     return Run(case, variant, m["wall"], m["cpu"], m["thread_cpu"], m["peak_mib"], m["base_mib"], m["produced"])
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import time
 from importlib import resources
@@ -167,6 +166,7 @@ def run_zones_bench(root: Path, rows: int, repeats: int) -> list[str]:
     mirror, Parquet) with and without mapping coordinates to zones, interleaved, each run in
     its own process. Last line: `zones: with/without_wall=R peak_mib=M rows=N`."""
     from taxi_assets.bench.convert_bench import load, machine
+    from taxi_assets.bench.variants import run_fresh
     from taxi_assets.geo.shapes import read_shapefile_zip, write_shapes_parquet
     from taxi_assets.geo.stored import INDEX_FILE_NAME, write_index
     from taxi_assets.mirror import generate
@@ -187,29 +187,13 @@ def run_zones_bench(root: Path, rows: int, repeats: int) -> list[str]:
     runs: list[dict] = []  # the JSON line of each run
     for rep in range(repeats):
         for variant in ZONES_VARIANTS[rep % 2 :] + ZONES_VARIANTS[: rep % 2]:
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "taxi_assets.bench.geo_bench",
-                    variant,
-                    str(src),
-                    str(out),
-                    ZONES_MONTH,
-                    str(index_file),
-                ],  # fmt: skip
-                capture_output=True,
-                text=True,
-            )
-            out.unlink(missing_ok=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"{variant} failed on {src}:\n{proc.stderr}")
-            m = json.loads(proc.stdout.strip().splitlines()[-1])
+            args = [variant, src, out, ZONES_MONTH, index_file]
+            m, stderr = run_fresh("taxi_assets.bench.geo_bench", args, out)
             runs.append(m)
             print(f"  rep {rep + 1} {variant:<14} {m['wall']:7.2f} s {m['cpu']:6.2f} CPU-s {m['peak_mib']:6.0f} MiB "
                   f"(base {m['base_mib']:.0f})", flush=True)  # fmt: skip
             if variant == "with-zones":
-                figures = json.loads(proc.stderr.strip().splitlines()[-1])["zones"]
+                figures = json.loads(stderr.strip().splitlines()[-1])["zones"]
     print(f"end: {load()}")
     wall = {v: statistics.median(r["wall"] for r in runs if r["variant"] == v) for v in ZONES_VARIANTS}
     peak = {v: max(r["peak_mib"] for r in runs if r["variant"] == v) for v in ZONES_VARIANTS}
@@ -229,19 +213,14 @@ def run_zones_bench(root: Path, rows: int, repeats: int) -> list[str]:
 
 def main(argv: list[str]) -> None:
     """One run of a zones variant in this process (as variants.py): prints a JSON line."""
-    from taxi_assets.bench.variants import _status_mib
+    from taxi_assets.bench.variants import measure
 
     variant, src, dst, month, index_file = argv
     import taxi_assets.convert  # noqa: F401  (the lake step's imports, before the base is read)
 
     if variant == "with-zones":
         import taxi_assets.geo.fill  # noqa: F401
-    base = _status_mib("VmRSS")
-    started, cpu = time.perf_counter(), time.process_time()
-    produced = zones_variant(variant, Path(src), Path(dst), month, Path(index_file))
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    print(json.dumps({"variant": variant, "wall": wall, "cpu": cpu, "produced": produced, "base_mib": base,
-                      "peak_mib": _status_mib("VmHWM")}))  # fmt: skip
+    measure(variant, lambda: zones_variant(variant, Path(src), Path(dst), month, Path(index_file)))
 
 
 if __name__ == "__main__":

@@ -16,12 +16,8 @@ from pathlib import Path
 
 import dagster as dg
 
-CHROMIUM = Path("/usr/bin/chromium")
-# As a person's browser on this machine: no sandbox as root, and nothing phoning home.
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+from taxi_assets.bench.browser import CHROMIUM, launch_chromium
+
 TIMEOUT_MS = 120_000
 
 
@@ -75,10 +71,7 @@ def ui_timings(
     group = biggest  # the assets' group is their dataset (defs/assets)
     timings: dict[str, float] = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1600, "height": 1000},
-        )  # fmt: skip
+        browser = launch_chromium(playwright, profile)
         try:
             page = browser.new_page()
             page.set_default_timeout(TIMEOUT_MS)

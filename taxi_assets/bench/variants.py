@@ -11,6 +11,7 @@ forking parent, so every child would report at least the parent's size.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 import warnings
@@ -243,22 +244,22 @@ def _status_mib(field: str) -> float:
     return kib / 1024
 
 
-def main(argv: list[str]) -> None:
-    name, src, dst, month, dataset = argv
-    table = PARQUET_VARIANTS if src.endswith(".parquet") else VARIANTS
-    work = table[name]()
+def measure(variant: str, work: Callable[[], int]) -> None:
+    """Run work (it returns what it produced) in this process, imports already done, and
+    print the JSON line run_fresh reads: wall, CPU (all threads; the busiest one's), RSS before
+    and peak."""
     base = _status_mib("VmRSS")
     with ThreadCpu() as threads:
         cpu = time.process_time()
         started = time.perf_counter()
-        produced = work(Path(src), Path(dst), month, dataset)
+        produced = work()
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu
     peak = _status_mib("VmHWM")
     print(
         json.dumps(
             {
-                "variant": name,
+                "variant": variant,
                 "wall": wall,
                 "cpu": cpu,
                 "thread_cpu": threads.busiest(),
@@ -268,6 +269,24 @@ def main(argv: list[str]) -> None:
             }
         )
     )
+
+
+def run_fresh(module: str, args: list[str], output: Path) -> tuple[dict, str]:
+    """`python -m module *args` in a fresh process (its peak RSS its own): the JSON line it
+    prints last (measure's) and its stderr. The output file is removed after the run;
+    a failed run raises with its stderr."""
+    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True)
+    output.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench variant {' '.join(map(str, args[:2]))} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+
+
+def main(argv: list[str]) -> None:
+    name, src, dst, month, dataset = argv
+    table = PARQUET_VARIANTS if src.endswith(".parquet") else VARIANTS
+    work = table[name]()
+    measure(name, lambda: work(Path(src), Path(dst), month, dataset))
 
 
 if __name__ == "__main__":

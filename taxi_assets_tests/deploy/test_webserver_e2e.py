@@ -18,6 +18,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from taxi_assets.bench.browser import launch_chromium
 from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key
 from taxi_assets.defs.assets.mart_map import MAP_METADATA_KEY
@@ -282,12 +283,6 @@ def test_downloads_from_one_host_take_turns_in_its_pool(e2e):
     assert (pool.slot_count, pool.active_slot_count) == (1, 0)
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-# As a person's browser on this machine: no sandbox as root, and nothing phoning home.
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 PAGE_TIMEOUT_MS = 60_000
 
 
@@ -302,15 +297,8 @@ def chromium(tmp_path: Path):
     """Headless Chromium with a fresh profile, as a person's browser on this machine."""
     from playwright.sync_api import sync_playwright
 
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run deploy/ci/install-chromium.sh as root"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1600, "height": 1000},
-        )
+        browser = launch_chromium(playwright, tmp_path / "chromium-profile")  # a fresh --user-data-dir
         try:
             yield browser
         finally:
@@ -382,13 +370,7 @@ def test_the_pickup_map_of_a_mart_month_shows_on_the_asset_page(e2e, tmp_path, m
 
     shots = tmp_path / "screenshots"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1600, "height": 1200},
-        )
+        browser = launch_chromium(playwright, tmp_path / "chromium-profile", height=1200)
         try:
             page = browser.new_page()
             page.set_default_timeout(PAGE_TIMEOUT_MS)
