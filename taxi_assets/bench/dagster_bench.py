@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ import requests
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from taxi_assets.bench.convert_bench import month_file  # noqa: E402
+from taxi_assets.bench.variants import ProcSampler  # noqa: E402
 from taxi_assets.datasets import DATASETS  # noqa: E402
 from taxi_assets.defs.assets.keys import lake_key, raw_key, shapes_key, warehouse_key  # noqa: E402
 from taxi_assets.mirror import MirrorServer  # noqa: E402
@@ -311,47 +311,27 @@ def idle_slot_seconds(intervals: list[tuple[float, float]], start: float, end: f
     return idle
 
 
-class SessionCpu:
+class SessionCpu(ProcSampler):
     """CPU seconds (user + system) of every process of a session (`dagster dev`, its webserver,
     daemon, code server and run workers), sampled from /proc every half second: a process's
     last half second before it exits is missed, so the figure is a slight underestimate."""
 
     def __init__(self, session: int):
+        super().__init__()
         self.session = session
-        self._seen: dict[tuple[int, int], float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self.tick = os.sysconf("SC_CLK_TCK")
 
     def _sample(self) -> None:
-        tick = os.sysconf("SC_CLK_TCK")
         for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
+            fields = self._stat_fields(str(stat))
             # fields[0] is the state (field 3 of proc(5)): session is field 6, utime/stime 14/15, starttime 22.
-            if int(fields[3]) == self.session:
+            if fields is not None and int(fields[3]) == self.session:
                 key = (int(stat.parent.name), int(fields[19]))
-                self._seen[key] = max(self._seen.get(key, 0.0), (int(fields[11]) + int(fields[12])) / tick)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.5):
-            self._sample()
-
-    def __enter__(self) -> SessionCpu:
-        self._sample()
-        self._start = sum(self._seen.values())
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
+                self._keep(key, (int(fields[11]) + int(fields[12])) / self.tick)
 
     @property
     def seconds(self) -> float:
-        return sum(self._seen.values()) - self._start
+        return sum(self.seen.values()) - sum(self.before.values())
 
 
 @contextmanager

@@ -186,53 +186,82 @@ PARQUET_VARIANTS: dict[str, Callable[[], Work]] = {
 }
 
 
-class ThreadCpu:
+class ProcSampler:
+    """Reads CPU seconds from /proc on a background thread every `interval` seconds and keeps,
+    per key (a thread, a process), the highest figure seen: threads and processes that end
+    before the sampler stops keep their last figure. Subclasses read /proc in `_sample`."""
+
+    interval = 0.5
+
+    def __init__(self) -> None:
+        import threading
+
+        self.seen: dict = {}
+        self.before: dict = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        raise NotImplementedError
+
+    def _keep(self, key, value) -> None:
+        self.seen[key] = max(self.seen.get(key, 0), value)
+
+    @staticmethod
+    def _stat_fields(path: str) -> list[str] | None:
+        """The fields of a /proc stat file after the command name (state first), or None if
+        the thread or process ended before it was read."""
+        try:
+            with open(path) as f:
+                return f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self):
+        self._sample()
+        self.before = dict(self.seen)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+class ThreadCpu(ProcSampler):
     """The CPU seconds of the busiest thread, sampled from /proc/self/task/*/stat every 20 ms
     (threads of a pool are gone by the end, so their figures are kept as they run).
 
     With 2 cores, a quiet machine runs a variant in about max(busiest thread, all threads / 2):
     the figure that tells what its wall time becomes once nothing else loads the machine."""
 
+    interval = 0.02
+
     def __init__(self) -> None:
         import os
-        import threading
 
+        super().__init__()
         self.tick = os.sysconf("SC_CLK_TCK")
-        self.seen: dict[str, int] = {}
         self.me = ""  # the sampler's own thread, once it runs
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
         import os
 
         for tid in os.listdir("/proc/self/task"):
-            if tid == self.me:
-                continue
-            try:
-                with open(f"/proc/self/task/{tid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:  # the thread ended between listdir and open
-                continue
-            self.seen[tid] = max(self.seen.get(tid, 0), int(fields[11]) + int(fields[12]))  # utime + stime
+            fields = self._stat_fields(f"/proc/self/task/{tid}/stat") if tid != self.me else None
+            if fields is not None:
+                self._keep(tid, int(fields[11]) + int(fields[12]))  # utime + stime
 
-    def _run(self) -> None:
+    def _loop(self) -> None:
         import threading
 
         self.me = str(threading.get_native_id())
-        while not self.stop.wait(0.02):
-            self._sample()
-
-    def __enter__(self) -> ThreadCpu:
-        self._sample()
-        self.before = dict(self.seen)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
-        self._sample()
+        super()._loop()
 
     def busiest(self) -> float:
         return max((t - self.before.get(tid, 0) for tid, t in self.seen.items()), default=0) / self.tick
