@@ -1,5 +1,5 @@
 """The zone index kept in the lake beside the shapes, so a month's lake step loads it
-(a ~13 MB file, about half a second) instead of building it (about 20 s of CPU and a few
+(a ~10 MB file, about 0.2 s) instead of building it (about 46 s of CPU and a few
 hundred MiB at the build's peak).
 
 `lake/taxi_zone_shapes_lake` builds it once per shapes version and publishes it as a
