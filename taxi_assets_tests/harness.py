@@ -4,26 +4,21 @@ mirror serves, and `Platform`, one isolated install of the product under a tempo
 from __future__ import annotations
 
 import functools
-import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
-import shapely
-from filelock import FileLock
 
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.definitions import load_definitions
 from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.defs.assets.marts import dbt_resource
 from taxi_assets.defs.resources import warehouse_resource
-from taxi_assets.geo import locate, stored
-from taxi_assets.geo.locate import INDEX_FORMAT, ZoneIndex
+from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import SHAPES_TABLE, read_shapefile_zip, write_shapes_parquet
-from taxi_assets.geo.stored import INDEX_FILE_NAME, shapes_version, write_index
+from taxi_assets.geo.stored import INDEX_FILE_NAME, write_index
 from taxi_assets.months import partition_key
 from taxi_assets.reader import era_columns
 from taxi_assets.source.resource import DEFAULT_ZONE_SHAPES_URL, DEFAULT_ZONES_URL, TaxiSource
@@ -40,49 +35,22 @@ def month_has_coordinates(spec: DatasetSpec, month: str) -> bool:
     return any(era and "pickup_longitude" in era_columns(spec, era) for era in eras)
 
 
-# Where a built zone index is kept between runs: pytest's cache folder, set by conftest.py
-# (None without the cacheprovider plugin). A clean clone has none, so CI builds the index.
-ZONE_INDEX_CACHE: Path | None = None
-
-
 @functools.lru_cache(maxsize=1)
 def lake_shapes_files() -> dict[str, bytes]:
     """The lake's GeoParquet of the test data's shapefile and its stored zone index, as
-    `lake/taxi_zone_shapes_lake` writes them: once per session (the index from the cache)."""
+    `lake/taxi_zone_shapes_lake` writes them: once per process, the index from the session's
+    TAXI_ZONE_INDEX_CACHE (conftest.py; built there once, ~50 s of CPU, then loaded)."""
     staged = Path(tempfile.mkdtemp()) / "part-0.parquet"
     write_shapes_parquet(read_shapefile_zip(TEST_DATA / "taxi_zones.zip", "taxi_zones.zip"), staged)
-    if ZONE_INDEX_CACHE is None:
-        write_index(staged, staged.with_name(INDEX_FILE_NAME))
-    else:
-        cached_index(staged, staged.with_name(INDEX_FILE_NAME), ZONE_INDEX_CACHE)
+    write_index(staged, staged.with_name(INDEX_FILE_NAME))
     files = {p.name: p.read_bytes() for p in staged.parent.iterdir()}
     shutil.rmtree(staged.parent)
     return files
 
 
-def cached_index(shapes: Path, dest: Path, cache: Path) -> None:
-    """write_index(shapes, dest), from the cache when an index of the same shapes file, format,
-    index code and libraries is there: a build is ~25 s of CPU, a load half a second. Under
-    a file lock, so parallel test processes build it once."""
-    version = shapes_version(shapes)
-    key = hashlib.sha256(
-        "\0".join([version, INDEX_FORMAT, shapely.__version__, np.__version__]).encode()
-        + Path(locate.__file__).read_bytes()
-    ).hexdigest()[:24]
-    cached = cache / f"zone-index-{key}.npz"
-    with FileLock(cache / "zone-index.lock"):
-        if not cached.exists():
-            write_index(shapes, cached.with_suffix(".partial"))
-            cached.with_suffix(".partial").rename(cached)
-    shutil.copyfile(cached, dest)
-    # As write_index leaves it: the process's built index of this version (geo.stored), so
-    # the lake steps that rebuild a stale stored index (test_geo_fill) do not build it again.
-    stored._BUILT.setdefault(version, ZoneIndex.load(dest))
-
-
 def stored_zone_index() -> ZoneIndex:
     """The zone index of the test data's shapes, loaded from the stored file (built once
-    per session by lake_shapes_files: a build is ~20 s of CPU)."""
+    per session by lake_shapes_files: a build is ~50 s of CPU)."""
     folder = Path(tempfile.mkdtemp())
     try:
         (folder / INDEX_FILE_NAME).write_bytes(lake_shapes_files()[INDEX_FILE_NAME])

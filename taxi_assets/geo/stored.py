@@ -11,17 +11,35 @@ two files, an index of another format) the lake step builds the index from the s
 itself, with a warning: the shapes are the truth and the index only a cache of them, so
 the months still come out the same; only the step's time and memory suffer, which the
 warning says and a rematerialization of the shapes fixes.
+
+TAXI_ZONE_INDEX_CACHE (optional, unset by default) names a folder where built indexes are
+also kept, one file per key: the SHA-256 of the shapes file, INDEX_FORMAT, the source of
+the index code (geo/locate.py, geo/shapes.py) and the numpy/shapely/GEOS versions. A
+process that would build an index finds it there instead (a load, about 0.2 s), whoever
+built it: a fresh lake, a new DAGSTER_HOME, each test session's run workers. Any change of
+code, library or shapes is another key, so a stale index is never read (old files stay
+until the folder is emptied). The test session points it at pytest's cache folder.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
+import shutil
 from pathlib import Path
 
+import numpy as np
+import shapely
+from filelock import FileLock
+
+from taxi_assets.errors import ConfigError
+from taxi_assets.geo import locate, shapes
 from taxi_assets.geo.locate import INDEX_FORMAT, ZoneIndex
 from taxi_assets.geo.shapes import read_shapes_parquet
 
 INDEX_FILE_NAME = "_zone_index.npz"
+CACHE_ENV = "TAXI_ZONE_INDEX_CACHE"
 
 
 def shapes_version(path: Path) -> str:
@@ -36,23 +54,77 @@ def shapes_version(path: Path) -> str:
 _BUILT: dict[str, ZoneIndex] = {}  # version -> index: the last two built in this process
 
 
+@functools.cache
+def _code_key() -> str:
+    """What else an index depends on: its format, the code that builds it, the libraries."""
+    code = b"".join(Path(module.__file__).read_bytes() for module in (locate, shapes))
+    versions = "\0".join([INDEX_FORMAT, np.__version__, shapely.__version__, shapely.geos_version_string])
+    return hashlib.sha256(versions.encode() + b"\0" + code).hexdigest()
+
+
+def cache_path(version: str) -> Path | None:
+    """Where TAXI_ZONE_INDEX_CACHE keeps the index of shapes of `version` (None: unset)."""
+    folder = os.environ.get(CACHE_ENV)
+    if not folder:
+        return None
+    key = hashlib.sha256(f"{version}\0{_code_key()}".encode()).hexdigest()[:32]
+    return Path(folder).expanduser().absolute() / f"zone-index-{key}.npz"
+
+
+def _build(shapes_path: Path, version: str) -> tuple[ZoneIndex, Path | None, bool]:
+    """The index of the shapes, its TAXI_ZONE_INDEX_CACHE file (None: unset) and whether it
+    came from there. Under a lock per key: processes that start together build it once."""
+    cached = cache_path(version)
+    if cached is None:
+        return ZoneIndex.from_table(read_shapes_parquet(shapes_path)), None, False
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(cached.with_suffix(".lock")):
+            if cached.exists():
+                try:
+                    index, _ = read_index(cached, version)
+                except Exception:  # a damaged file is only a miss: build it again
+                    index = None
+                if index is not None:
+                    return index, cached, True
+            index = ZoneIndex.from_table(read_shapes_parquet(shapes_path))
+            partial = cached.with_name(f"{cached.stem}.{os.getpid()}.partial")
+            try:
+                index.save(partial, shapes_sha256=version)
+                partial.replace(cached)  # whole or not at all
+            finally:
+                partial.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{CACHE_ENV}={os.environ[CACHE_ENV]!r}: cannot keep the zone index there: {exc}") from exc
+    return index, cached, False
+
+
+_BUILT: dict[str, tuple[ZoneIndex, Path | None, bool]] = {}  # version -> _build's answer: the last two
+
+
 def built_index(shapes_path: Path, version: str) -> ZoneIndex:
     """The index built from the lake shapes file at shapes_path (of `version`): once per
-    process and version (a process that runs many months, or many runs in tests)."""
+    process and version (a process that runs many months, or many runs in tests), and with
+    TAXI_ZONE_INDEX_CACHE set, once per cache folder."""
     if version not in _BUILT:
-        index = ZoneIndex.from_table(read_shapes_parquet(shapes_path))
+        built = _build(shapes_path, version)
         while len(_BUILT) >= 2:
             _BUILT.pop(next(iter(_BUILT)))
-        _BUILT[version] = index
-    return _BUILT[version]
+        _BUILT[version] = built
+    return _BUILT[version][0]
 
 
-def write_index(shapes_path: Path, dest: Path) -> ZoneIndex:
-    """Build the index of the shapes file at shapes_path and store it at dest."""
+def write_index(shapes_path: Path, dest: Path) -> Path | None:
+    """Build the index of the shapes file at shapes_path and store it at dest. Returns the
+    TAXI_ZONE_INDEX_CACHE file it was taken from instead of built, if it was."""
     version = shapes_version(shapes_path)
     index = built_index(shapes_path, version)
-    index.save(dest, shapes_sha256=version)
-    return index
+    _, cached, hit = _BUILT[version]
+    if cached is not None and cached.exists():
+        shutil.copyfile(cached, dest)  # the same bytes index.save writes, without compressing again
+    else:
+        index.save(dest, shapes_sha256=version)
+    return cached if hit else None
 
 
 def read_index(index_path: Path, version: str) -> tuple[ZoneIndex | None, str]:

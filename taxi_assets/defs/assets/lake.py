@@ -20,7 +20,7 @@ from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.errors import CheckFailedError, ConversionError, StagingError
 from taxi_assets.geo.fill import ZoneFill, has_coordinates
 from taxi_assets.geo.locate import ZoneIndex
-from taxi_assets.geo.stored import INDEX_FILE_NAME, built_index, read_index, shapes_version
+from taxi_assets.geo.stored import CACHE_ENV, INDEX_FILE_NAME, built_index, read_index, shapes_version
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
@@ -61,7 +61,8 @@ def zone_fill(spec: DatasetSpec, lake_io_manager: LakeIOManager, log) -> ZoneFil
                 return index
             log.warning(
                 f"{spec.name}: {why}: building it from {shapes.uri} in this step (about 20 s of CPU and a few hundred "
-                f"MiB more). Materialize {shapes_key('lake').to_user_string()} to store it once for every month."
+                f"MiB more; a load if {CACHE_ENV} holds it). Materialize {shapes_key('lake').to_user_string()} to "
+                "store it once for every month."
             )
             return built_index(path, version)
 
