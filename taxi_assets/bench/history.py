@@ -186,6 +186,10 @@ def baseline(
         for dataset, pk, rel, _ in pool.imap_unordered(_month, tasks):
             files[dataset][pk] = rel
         rows = sum(pool.map(_load, [(d, lake, warehouse_uri, files[d]) for d in months]))
+        # The workers leave on their own once the queue closes (the `with` alone would SIGTERM
+        # them and wait: forever if they inherited an ignored SIGTERM).
+        pool.close()
+        pool.join()
     return time.perf_counter() - started, _children_cpu() - cpu, rows
 
 
