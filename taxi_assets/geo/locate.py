@@ -17,8 +17,8 @@ than a whole zone), in ascending LocationID, stopping at the first hit.
 
 Memory (the index stays loaded beside the lake step's batches): the grid and the levels
 are uint16 (IDs below 2**15; a crossed cell's number is a per-block base plus an offset,
-see MARK), and the pieces are kept as WKB, made into GEOS geometries only for the pieces
-one call's exact tests need.
+see MARK), and the pieces are kept as WKB, each made a GEOS geometry at its first exact
+test (a month of trips meets a few thousand of the 21,436).
 
 The index is built from the shapes by a quadtree pass with shapely (`STRtree` of cell
 boxes queried with the zone borders): cells of `COARSE_CELL_DEG` first, and only the
@@ -109,9 +109,12 @@ class ZoneIndex:
         self.line_xy, self.line_dir = line_xy, line_dir  # float32 directions: off by < 1 um in a leaf
         self.candidates = _compact(np.asarray(candidates))
         self.offsets = _compact(np.asarray(offsets))
-        # The pieces as WKB (~10 MiB, where GEOS geometries of all of them took ~40): the
-        # exact tests make geometries of the pieces a call needs and drop them after.
+        # The pieces as WKB (3 MiB), each made a GEOS geometry at its first exact test and
+        # kept (see _pieces): all of them as geometries take ~8.5 MiB beside the lake step's
+        # batches, where a month of trips needs a few thousand; making them per call instead
+        # cost more than the tests themselves, and more with every call.
         self.pieces_wkb = pieces_wkb
+        self.pieces = np.full(len(pieces_wkb), None, dtype=object)
         self.piece_ids = np.asarray(piece_ids, dtype=np.uint16)
 
     @classmethod
@@ -130,6 +133,7 @@ class ZoneIndex:
                   "piece_level": PIECE_LEVEL, **meta}  # fmt: skip
         arrays = {f"children_{i}": c for i, c in enumerate(self.children)}
         arrays |= {f"children_base_{i}": c for i, c in enumerate(self.children_base)}
+        wkb = self.pieces_wkb
         arrays |= {"line_base": self.line_base, "line_of_leaf": self.line_of_leaf, "line_xy": self.line_xy,
                    "line_of_leaf_base": self.line_of_leaf_base,
                    "line_dir": self.line_dir,
@@ -144,8 +148,8 @@ class ZoneIndex:
                 candidates=self.candidates,
                 offsets=self.offsets,
                 piece_ids=self.piece_ids,
-                piece_wkb=np.frombuffer(b"".join(self.pieces_wkb), dtype=np.uint8),
-                piece_wkb_ends=np.cumsum([len(w) for w in self.pieces_wkb]).astype(np.int64),
+                piece_wkb=np.frombuffer(b"".join(wkb), dtype=np.uint8),
+                piece_wkb_ends=np.cumsum([len(w) for w in wkb]).astype(np.int64),
                 **arrays,
             )
 
@@ -209,36 +213,42 @@ class ZoneIndex:
         return out
 
     def _locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        ix, iy = self._leaf_index(lon, self.x0), self._leaf_index(lat, self.y0)
-        top = self._top_index(iy, self.ny)
+        top = self._top_index(lat, self.y0, self.ny)
         top *= self.nx + 2
-        top += self._top_index(ix, self.nx)
+        top += self._top_index(lon, self.x0, self.nx)
         value = self._padded.take(top)
         mixed = np.flatnonzero(value >= MARK)
         cell = value.astype(np.int32)
         if len(mixed):
             node = _rank(self._grid_base, top[mixed], value[mixed])
-            cell[mixed] = self._descend(lon[mixed], lat[mixed], ix[mixed], iy[mixed], node)
+            lon, lat = lon[mixed], lat[mixed]
+            ix, iy = self._leaf_index(lon, self.x0), self._leaf_index(lat, self.y0)
+            cell[mixed] = self._descend(lon, lat, ix, iy, node)
         return cell
 
     @staticmethod
+    def _top_index(values: np.ndarray, start: float, n: int) -> np.ndarray:
+        """Index into the padded grid along one axis: the fine cell (FINE_CELL_DEG) plus one,
+        so that the padded grid's ring of 0 cells takes every point outside the box. NaN or
+        a huge value casts to the minimum int, which the clip sends to the ring too. In
+        place where it can: the lookup is memory-bound. Exactly `_leaf_index >> SUB_LEVELS`
+        inside the box: the two scales differ by a power of two."""
+        scaled = values - start
+        scaled *= 1.0 / FINE_CELL_DEG
+        scaled += 1.0
+        with np.errstate(invalid="ignore"):
+            top = scaled.astype(np.int32)
+        np.clip(top, 0, n + 1, out=top)
+        return top
+
+    @staticmethod
     def _leaf_index(values: np.ndarray, start: float) -> np.ndarray:
-        """Index of the leaf-sized cell (LEAF_CELL_DEG) of each value, plus one grid cell
-        (2**SUB_LEVELS leaves) so that after `>> SUB_LEVELS` the padded grid's ring of 0
-        cells takes every point outside the box. NaN or a huge value casts to the minimum
-        int, which the clip sends to the ring too. In place: the lookup is memory-bound."""
+        """Index of the leaf-sized cell (LEAF_CELL_DEG) of each value inside the box, plus
+        one grid cell (2**SUB_LEVELS leaves), as _top_index counts."""
         scaled = values - start
         scaled *= 1.0 / LEAF_CELL_DEG
         scaled += float(1 << SUB_LEVELS)
-        with np.errstate(invalid="ignore"):
-            return scaled.astype(np.int32)
-
-    @staticmethod
-    def _top_index(leaf: np.ndarray, n: int) -> np.ndarray:
-        """Index into the padded grid along one axis."""
-        top = leaf >> SUB_LEVELS
-        np.clip(top, 0, n + 1, out=top)
-        return top
+        return scaled.astype(np.int32)
 
     def _descend(self, lon, lat, ix, iy, node) -> np.ndarray:
         """Border cells of the grid: down the levels below it (each crossed cell's four
@@ -306,24 +316,36 @@ class ZoneIndex:
         for k in range(int(counts.max(initial=0))):
             active = active[counts[active] > k]
             piece = self.candidates[starts[active] + k]
-            # In the pieces' order: consecutive tests then read neighbouring GEOS
-            # geometries, which halves the time per test against random order.
-            order = np.argsort(piece, kind="stable")
-            active, piece = active[order], piece[order]
-            first = np.flatnonzero(np.diff(piece.astype(np.int64), prepend=-1))
-            geometries = shapely.from_wkb(self.pieces_wkb[piece[first]])
-            which = np.repeat(np.arange(len(first)), np.diff(first, append=len(piece)))
-            hit = shapely.intersects_xy(geometries[which], lon[active], lat[active])
+            hit = shapely.intersects_xy(self._pieces(piece), lon[active], lat[active])
             result[active[hit]] = self.piece_ids[piece[hit]]
             active = active[~hit]
         return result
 
+    def _pieces(self, piece: np.ndarray) -> np.ndarray:
+        """The GEOS geometries of pieces `piece`, made from WKB at first use. Two threads
+        may make the same piece at once: both store an equal geometry."""
+        found = self.pieces.take(piece)
+        missing = shapely.is_missing(found)
+        if missing.any():
+            new = np.unique(piece[missing])
+            self.pieces[new] = shapely.from_wkb(self.pieces_wkb[new])
+            found = self.pieces.take(piece)
+        return found
+
     def locate_arrow(self, lon: pa.Array | pa.ChunkedArray, lat: pa.Array | pa.ChunkedArray) -> pa.Array:
-        """int32 LocationIDs with nulls where a point is in no zone or a coordinate is null."""
-        x = _floats(lon)
-        y = _floats(lat)
+        """int32 LocationIDs with nulls where a point is in no zone or a coordinate is null.
+
+        The coordinates are read in place from the Arrow buffers (a 1M-row group's two
+        float64 copies would be 16 MiB beside the batch); a null's slot holds any value,
+        and its validity bit, not that value, makes the ID null."""
+        x, x_valid = _floats(lon)
+        y, y_valid = _floats(lat)
         ids = self.locate(x, y)
-        return int32_array(ids, ids != 0)
+        valid = ids != 0
+        for coordinate_valid in (x_valid, y_valid):
+            if coordinate_valid is not None:
+                valid &= coordinate_valid
+        return int32_array(ids, valid)
 
 
 class _Build:
@@ -654,17 +676,17 @@ def int32_array(values: np.ndarray, valid: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int32(), len(values), [bitmap, pa.py_buffer(values)], null_count=nulls)
 
 
-def _floats(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """float64 numpy values, NaN for nulls (from the buffers: no pandas import, see convert.py)."""
+def _floats(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
+    """float64 numpy values (a view of the Arrow buffer when it is one chunk) and their
+    validity (None: no nulls). From the buffers: no pandas import, see convert.py."""
     if isinstance(values, pa.ChunkedArray):
-        chunks = [_floats(c) for c in values.chunks]
-        return np.concatenate(chunks) if chunks else np.empty(0)
+        values = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
     if values.type != pa.float64():
         raise TypeError(f"coordinates must be float64, got {values.type}")
     validity, data = values.buffers()
-    out = np.frombuffer(data, dtype=np.float64, count=values.offset + len(values))[values.offset :].copy()
-    if values.null_count:
-        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=values.offset + len(values),
-                             bitorder="little")[values.offset :]  # fmt: skip
-        out[bits == 0] = np.nan
-    return out
+    out = np.frombuffer(data, dtype=np.float64, count=values.offset + len(values))[values.offset :]
+    if not values.null_count:
+        return out, None
+    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=values.offset + len(values),
+                         bitorder="little")[values.offset :]  # fmt: skip
+    return out, bits.astype(bool)
