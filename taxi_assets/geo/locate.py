@@ -5,7 +5,7 @@ answers most points with one array lookup: a cell that no zone border crosses li
 one zone or in none, and holds that zone's ID (or 0). A cell a border crosses is cut
 further, quadtree-like, `SUB_LEVELS` times (down to about 1.3 x 1.7 m): each crossed
 cell has four children, each again an ID, 0 or crossed; a point goes down those levels
-with one array lookup per level. A leaf a border still crosses (within a metre or two of
+with one array lookup per STEPS pass (two levels at once where it can). A leaf a border still crosses (within a metre or two of
 a border) is a line leaf when that border, within 1 cm of the leaf, is one straight
 segment or two meeting at a vertex, the same for its one or two zones: its points are
 decided in numpy by the side of that border (ZoneIndex._side; the IDs of each side and
@@ -53,8 +53,14 @@ FINE_CELL_DEG = COARSE_CELL_DEG / 2 ** (GRID_LEVELS - 1)
 LEAF_CELL_DEG = COARSE_CELL_DEG / 2 ** (LEVELS - 1)
 PIECE_LEVEL = 3  # zones are clipped to cells of 0.0005 degrees for the exact tests
 CHUNK_CELLS = 1 << 18  # cells classified at once in the build (shapely boxes: ~100 bytes each)
-CHUNK_POINTS = 1 << 17  # points located at once (see ZoneIndex.locate)
-INDEX_FORMAT = "taxi-zone-index/2"  # bump when the stored arrays change meaning
+SPLIT_POINTS = 1 << 17  # larger calls are split between two threads (see ZoneIndex.locate)
+CHUNK_POINTS = 1 << 19  # at most this many points located at once
+# The lookup goes down the SUB_LEVELS quadtree levels in passes of STEPS levels each: a
+# pass of two levels looks up one of a crossed cell's 16 grandchildren (the children's
+# values, repeated four times for a child no border crosses). Two passes fewer over the
+# points cost 1.6 MiB more of the index (the first four levels: 3.9 -> 5.5 MiB).
+STEPS = (2, 2, 1)
+INDEX_FORMAT = "taxi-zone-index/3"  # bump when the stored arrays change meaning
 # The grid and the quadtree levels are uint16: a value below MARK is a LocationID (0: no
 # zone); MARK + r is a crossed cell, the (base[i >> BLOCK_SHIFT] + r)-th of its level,
 # where base counts the crossed cells before each block of 2**BLOCK_SHIFT values.
@@ -88,7 +94,8 @@ class ZoneIndex:
         ).run()
         padded, grid_base, _ = _block_coded(np.pad(grid, 1).ravel())
         del grid
-        coded = [_block_coded(c, line if level == SUB_LEVELS - 1 else None) for level, c in enumerate(children)]
+        children = _stepped(children)
+        coded = [_block_coded(c, line if step == len(STEPS) - 1 else None) for step, c in enumerate(children)]
         self._set(location_ids, float(x0), float(y0), nx, ny, padded, grid_base, [c for c, _, _ in coded],
                   [b for _, b, _ in coded], coded[-1][2], *lines, candidates, offsets, _wkb_objects(pieces),
                   piece_ids)  # fmt: skip
@@ -129,7 +136,8 @@ class ZoneIndex:
         loading allocates each array once) plus `meta` (JSON: e.g. the shapes version it was
         built from)."""
         header = {"format": INDEX_FORMAT, "x0": self.x0, "y0": self.y0, "nx": self.nx, "ny": self.ny,
-                  "grid_levels": GRID_LEVELS, "sub_levels": SUB_LEVELS, "coarse_cell_deg": COARSE_CELL_DEG,
+                  "grid_levels": GRID_LEVELS, "sub_levels": SUB_LEVELS, "steps": STEPS,
+                  "coarse_cell_deg": COARSE_CELL_DEG,
                   "piece_level": PIECE_LEVEL, **meta}  # fmt: skip
         arrays = {f"children_{i}": c for i, c in enumerate(self.children)}
         arrays |= {f"children_base_{i}": c for i, c in enumerate(self.children_base)}
@@ -174,7 +182,7 @@ class ZoneIndex:
             pieces = np.empty(len(ends), dtype=object)
             pieces[:] = [wkb[a:b] for a, b in zip([0, *ends[:-1]], ends)]
             del wkb
-            levels = range(meta["sub_levels"])
+            levels = range(len(meta["steps"]))
             index = cls.__new__(cls)
             index._set(
                 stored["location_ids"], meta["x0"], meta["y0"], meta["nx"], meta["ny"], stored["grid"],
@@ -191,22 +199,25 @@ class ZoneIndex:
     def locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """LocationID (int32) of each point, 0 where the point is in no zone.
 
-        In chunks of CHUNK_POINTS: the lookup's temporaries (~60 bytes a point) stay a few
-        MiB beside the lake step's batches. The chunks alternate between this thread and a
-        helper thread: numpy and shapely release the GIL in their array passes, so a
-        second core, when free, halves the wall time."""
+        The lake step calls it per row group (convert.ROW_GROUP_ROWS, 64Ki rows): the
+        lookup's temporaries (~60 bytes a point) stay ~4 MiB beside its batches. Arrays of
+        over SPLIT_POINTS go in chunks (two, up to CHUNK_POINTS each: ~30 MiB) that
+        alternate between this thread and a helper thread: numpy and shapely release the
+        GIL in their array passes, so a second core, when free, nearly halves the wall
+        time. Fewer, larger chunks: 1M points took 13 % less time in two than in eight."""
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
-        if len(lon) <= CHUNK_POINTS:
+        if len(lon) <= SPLIT_POINTS:
             return self._locate(lon, lat)
         out = np.empty(len(lon), dtype=np.int32)
+        size = min(CHUNK_POINTS, -(-len(lon) // 2))
 
         def chunks(starts: range) -> None:
             for start in starts:
-                end = start + CHUNK_POINTS
+                end = start + size
                 out[start:end] = self._locate(lon[start:end], lat[start:end])
 
-        starts = range(0, len(lon), CHUNK_POINTS)
+        starts = range(0, len(lon), size)
         second = _helper().submit(chunks, starts[1::2])
         chunks(starts[0::2])
         second.result()
@@ -255,7 +266,7 @@ class ZoneIndex:
         children: a LocationID, 0, or a crossed cell of the next level, see MARK), then the
         line leaves by their side, the other leaves by the exact test.
 
-        Each point carries one int32: its index in the chunk (< 2**17, see CHUNK_POINTS)
+        Each point carries one int32: its index in the chunk (< 2**21, see CHUNK_POINTS)
         above its path, the child taken at each level in two bits (the interleaved low bits
         of its leaf coordinates, first level highest). A level's value is written for every
         point still going down (the deeper levels overwrite it), then only the points in
@@ -270,16 +281,19 @@ class ZoneIndex:
         low |= ix & LEAF_MASK
         state |= _PATH.take(low)
         del low
-        for level, (children, base) in enumerate(zip(self.children, self.children_base)):
-            position = state >> 2 * (SUB_LEVELS - 1 - level)
-            position &= 3
-            node <<= 2
+        shift = PATH_BITS
+        for step, (children, base) in enumerate(zip(self.children, self.children_base)):
+            bits = 2 * STEPS[step]
+            shift -= bits
+            position = state >> shift
+            position &= (1 << bits) - 1
+            node <<= bits
             position += node
             value = children.take(position)
             result[state >> PATH_BITS] = value
             keep = np.flatnonzero(value >= MARK)
             state, position, value = state.take(keep), position.take(keep), value.take(keep)
-            if level < SUB_LEVELS - 1:
+            if step < len(STEPS) - 1:
                 node = _rank(base, position, value)
         # Leaves: the line leaves' points by the side of their line, the others exactly.
         active = state >> PATH_BITS
@@ -572,6 +586,28 @@ def _boxes(ix: np.ndarray, iy: np.ndarray, size: float, grid) -> np.ndarray:
     x, y = grid.x0 + ix * size, grid.y0 + iy * size
     margin = 1e-7
     return shapely.box(x - margin, y - margin, x + size + margin, y + size + margin)
+
+
+def _stepped(levels: list[np.ndarray]) -> list[np.ndarray]:
+    """The quadtree levels (int32 codes, four per crossed cell of the level above) as the
+    passes of STEPS: a pass of two levels holds the 16 grandchildren of each crossed cell
+    (quadrant of the first level high, of the second low), a child's value repeated four
+    times where no border crosses it. The crossed cells keep their array order, so the
+    codes of the next level still point at them."""
+    out = []
+    levels = list(levels)
+    for step in STEPS:
+        merged = levels.pop(0)
+        for _ in range(step - 1):
+            lower = levels.pop(0).reshape(-1, 4)
+            grown = np.repeat(merged, 4).reshape(-1, 4)
+            crossed = merged < 0
+            grown[crossed] = lower[-merged[crossed] - 1]
+            merged = grown.ravel()
+        out.append(merged)
+    if levels or sum(STEPS) != SUB_LEVELS:
+        raise AssertionError("STEPS must add up to SUB_LEVELS")
+    return out
 
 
 def _block_coded(coded: np.ndarray, line: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
