@@ -5,7 +5,7 @@ answers most points with one array lookup: a cell that no zone border crosses li
 one zone or in none, and holds that zone's ID (or 0). A cell a border crosses is cut
 further, quadtree-like, `SUB_LEVELS` times (down to about 1.3 x 1.7 m): each crossed
 cell has four children, each again an ID, 0 or crossed; a point goes down those levels
-with one array lookup per level. A leaf a border still crosses (within a metre or two of
+with one array lookup per STEPS pass (two levels at once where it can). A leaf a border still crosses (within a metre or two of
 a border) is a line leaf when that border, within 1 cm of the leaf, is one straight
 segment or two meeting at a vertex, the same for its one or two zones: its points are
 decided in numpy by the side of that border (ZoneIndex._side; the IDs of each side and
@@ -17,8 +17,8 @@ than a whole zone), in ascending LocationID, stopping at the first hit.
 
 Memory (the index stays loaded beside the lake step's batches): the grid and the levels
 are uint16 (IDs below 2**15; a crossed cell's number is a per-block base plus an offset,
-see MARK), and the pieces are kept as WKB, made into GEOS geometries only for the pieces
-one call's exact tests need.
+see MARK), and the pieces are kept as WKB, each made a GEOS geometry at its first exact
+test (a month of trips meets a few thousand of the 21,436).
 
 The index is built from the shapes by a quadtree pass with shapely (`STRtree` of cell
 boxes queried with the zone borders): cells of `COARSE_CELL_DEG` first, and only the
@@ -53,8 +53,14 @@ FINE_CELL_DEG = COARSE_CELL_DEG / 2 ** (GRID_LEVELS - 1)
 LEAF_CELL_DEG = COARSE_CELL_DEG / 2 ** (LEVELS - 1)
 PIECE_LEVEL = 3  # zones are clipped to cells of 0.0005 degrees for the exact tests
 CHUNK_CELLS = 1 << 18  # cells classified at once in the build (shapely boxes: ~100 bytes each)
-CHUNK_POINTS = 1 << 17  # points located at once (see ZoneIndex.locate)
-INDEX_FORMAT = "taxi-zone-index/2"  # bump when the stored arrays change meaning
+SPLIT_POINTS = 1 << 17  # larger calls are split between two threads (see ZoneIndex.locate)
+CHUNK_POINTS = 1 << 19  # at most this many points located at once
+# The lookup goes down the SUB_LEVELS quadtree levels in passes of STEPS levels each: a
+# pass of two levels looks up one of a crossed cell's 16 grandchildren (the children's
+# values, repeated four times for a child no border crosses). Two passes fewer over the
+# points cost 1.6 MiB more of the index (the first four levels: 3.9 -> 5.5 MiB).
+STEPS = (2, 2, 1)
+INDEX_FORMAT = "taxi-zone-index/3"  # bump when the stored arrays change meaning
 # The grid and the quadtree levels are uint16: a value below MARK is a LocationID (0: no
 # zone); MARK + r is a crossed cell, the (base[i >> BLOCK_SHIFT] + r)-th of its level,
 # where base counts the crossed cells before each block of 2**BLOCK_SHIFT values.
@@ -88,7 +94,8 @@ class ZoneIndex:
         ).run()
         padded, grid_base, _ = _block_coded(np.pad(grid, 1).ravel())
         del grid
-        coded = [_block_coded(c, line if level == SUB_LEVELS - 1 else None) for level, c in enumerate(children)]
+        children = _stepped(children)
+        coded = [_block_coded(c, line if step == len(STEPS) - 1 else None) for step, c in enumerate(children)]
         self._set(location_ids, float(x0), float(y0), nx, ny, padded, grid_base, [c for c, _, _ in coded],
                   [b for _, b, _ in coded], coded[-1][2], *lines, candidates, offsets, _wkb_objects(pieces),
                   piece_ids)  # fmt: skip
@@ -109,9 +116,12 @@ class ZoneIndex:
         self.line_xy, self.line_dir = line_xy, line_dir  # float32 directions: off by < 1 um in a leaf
         self.candidates = _compact(np.asarray(candidates))
         self.offsets = _compact(np.asarray(offsets))
-        # The pieces as WKB (~10 MiB, where GEOS geometries of all of them took ~40): the
-        # exact tests make geometries of the pieces a call needs and drop them after.
+        # The pieces as WKB (3 MiB), each made a GEOS geometry at its first exact test and
+        # kept (see _pieces): all of them as geometries take ~8.5 MiB beside the lake step's
+        # batches, where a month of trips needs a few thousand; making them per call instead
+        # cost more than the tests themselves, and more with every call.
         self.pieces_wkb = pieces_wkb
+        self.pieces = np.full(len(pieces_wkb), None, dtype=object)
         self.piece_ids = np.asarray(piece_ids, dtype=np.uint16)
 
     @classmethod
@@ -126,10 +136,12 @@ class ZoneIndex:
         loading allocates each array once) plus `meta` (JSON: e.g. the shapes version it was
         built from)."""
         header = {"format": INDEX_FORMAT, "x0": self.x0, "y0": self.y0, "nx": self.nx, "ny": self.ny,
-                  "grid_levels": GRID_LEVELS, "sub_levels": SUB_LEVELS, "coarse_cell_deg": COARSE_CELL_DEG,
+                  "grid_levels": GRID_LEVELS, "sub_levels": SUB_LEVELS, "steps": STEPS,
+                  "coarse_cell_deg": COARSE_CELL_DEG,
                   "piece_level": PIECE_LEVEL, **meta}  # fmt: skip
         arrays = {f"children_{i}": c for i, c in enumerate(self.children)}
         arrays |= {f"children_base_{i}": c for i, c in enumerate(self.children_base)}
+        wkb = self.pieces_wkb
         arrays |= {"line_base": self.line_base, "line_of_leaf": self.line_of_leaf, "line_xy": self.line_xy,
                    "line_of_leaf_base": self.line_of_leaf_base,
                    "line_dir": self.line_dir,
@@ -144,8 +156,8 @@ class ZoneIndex:
                 candidates=self.candidates,
                 offsets=self.offsets,
                 piece_ids=self.piece_ids,
-                piece_wkb=np.frombuffer(b"".join(self.pieces_wkb), dtype=np.uint8),
-                piece_wkb_ends=np.cumsum([len(w) for w in self.pieces_wkb]).astype(np.int64),
+                piece_wkb=np.frombuffer(b"".join(wkb), dtype=np.uint8),
+                piece_wkb_ends=np.cumsum([len(w) for w in wkb]).astype(np.int64),
                 **arrays,
             )
 
@@ -170,7 +182,7 @@ class ZoneIndex:
             pieces = np.empty(len(ends), dtype=object)
             pieces[:] = [wkb[a:b] for a, b in zip([0, *ends[:-1]], ends)]
             del wkb
-            levels = range(meta["sub_levels"])
+            levels = range(len(meta["steps"]))
             index = cls.__new__(cls)
             index._set(
                 stored["location_ids"], meta["x0"], meta["y0"], meta["nx"], meta["ny"], stored["grid"],
@@ -187,65 +199,74 @@ class ZoneIndex:
     def locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """LocationID (int32) of each point, 0 where the point is in no zone.
 
-        In chunks of CHUNK_POINTS: the lookup's temporaries (~60 bytes a point) stay a few
-        MiB beside the lake step's batches. The chunks alternate between this thread and a
-        helper thread: numpy and shapely release the GIL in their array passes, so a
-        second core, when free, halves the wall time."""
+        The lake step calls it per row group (convert.ROW_GROUP_ROWS, 64Ki rows): the
+        lookup's temporaries (~60 bytes a point) stay ~4 MiB beside its batches. Arrays of
+        over SPLIT_POINTS go in chunks (two, up to CHUNK_POINTS each: ~30 MiB) that
+        alternate between this thread and a helper thread: numpy and shapely release the
+        GIL in their array passes, so a second core, when free, nearly halves the wall
+        time. Fewer, larger chunks: 1M points took 13 % less time in two than in eight."""
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
-        if len(lon) <= CHUNK_POINTS:
+        if len(lon) <= SPLIT_POINTS:
             return self._locate(lon, lat)
         out = np.empty(len(lon), dtype=np.int32)
+        size = min(CHUNK_POINTS, -(-len(lon) // 2))
 
         def chunks(starts: range) -> None:
             for start in starts:
-                end = start + CHUNK_POINTS
+                end = start + size
                 out[start:end] = self._locate(lon[start:end], lat[start:end])
 
-        starts = range(0, len(lon), CHUNK_POINTS)
+        starts = range(0, len(lon), size)
         second = _helper().submit(chunks, starts[1::2])
         chunks(starts[0::2])
         second.result()
         return out
 
     def _locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        ix, iy = self._leaf_index(lon, self.x0), self._leaf_index(lat, self.y0)
-        top = self._top_index(iy, self.ny)
+        top = self._top_index(lat, self.y0, self.ny)
         top *= self.nx + 2
-        top += self._top_index(ix, self.nx)
+        top += self._top_index(lon, self.x0, self.nx)
         value = self._padded.take(top)
         mixed = np.flatnonzero(value >= MARK)
         cell = value.astype(np.int32)
         if len(mixed):
             node = _rank(self._grid_base, top[mixed], value[mixed])
-            cell[mixed] = self._descend(lon[mixed], lat[mixed], ix[mixed], iy[mixed], node)
+            lon, lat = lon[mixed], lat[mixed]
+            ix, iy = self._leaf_index(lon, self.x0), self._leaf_index(lat, self.y0)
+            cell[mixed] = self._descend(lon, lat, ix, iy, node)
         return cell
 
     @staticmethod
+    def _top_index(values: np.ndarray, start: float, n: int) -> np.ndarray:
+        """Index into the padded grid along one axis: the fine cell (FINE_CELL_DEG) plus one,
+        so that the padded grid's ring of 0 cells takes every point outside the box. NaN or
+        a huge value casts to the minimum int, which the clip sends to the ring too. In
+        place where it can: the lookup is memory-bound. Exactly `_leaf_index >> SUB_LEVELS`
+        inside the box: the two scales differ by a power of two."""
+        scaled = values - start
+        scaled *= 1.0 / FINE_CELL_DEG
+        scaled += 1.0
+        with np.errstate(invalid="ignore"):
+            top = scaled.astype(np.int32)
+        np.clip(top, 0, n + 1, out=top)
+        return top
+
+    @staticmethod
     def _leaf_index(values: np.ndarray, start: float) -> np.ndarray:
-        """Index of the leaf-sized cell (LEAF_CELL_DEG) of each value, plus one grid cell
-        (2**SUB_LEVELS leaves) so that after `>> SUB_LEVELS` the padded grid's ring of 0
-        cells takes every point outside the box. NaN or a huge value casts to the minimum
-        int, which the clip sends to the ring too. In place: the lookup is memory-bound."""
+        """Index of the leaf-sized cell (LEAF_CELL_DEG) of each value inside the box, plus
+        one grid cell (2**SUB_LEVELS leaves), as _top_index counts."""
         scaled = values - start
         scaled *= 1.0 / LEAF_CELL_DEG
         scaled += float(1 << SUB_LEVELS)
-        with np.errstate(invalid="ignore"):
-            return scaled.astype(np.int32)
-
-    @staticmethod
-    def _top_index(leaf: np.ndarray, n: int) -> np.ndarray:
-        """Index into the padded grid along one axis."""
-        top = leaf >> SUB_LEVELS
-        np.clip(top, 0, n + 1, out=top)
-        return top
+        return scaled.astype(np.int32)
 
     def _descend(self, lon, lat, ix, iy, node) -> np.ndarray:
         """Border cells of the grid: down the levels below it (each crossed cell's four
         children: a LocationID, 0, or a crossed cell of the next level, see MARK), then the
         line leaves by their side, the other leaves by the exact test.
 
-        Each point carries one int32: its index in the chunk (< 2**17, see CHUNK_POINTS)
+        Each point carries one int32: its index in the chunk (< 2**21, see CHUNK_POINTS)
         above its path, the child taken at each level in two bits (the interleaved low bits
         of its leaf coordinates, first level highest). A level's value is written for every
         point still going down (the deeper levels overwrite it), then only the points in
@@ -260,16 +281,19 @@ class ZoneIndex:
         low |= ix & LEAF_MASK
         state |= _PATH.take(low)
         del low
-        for level, (children, base) in enumerate(zip(self.children, self.children_base)):
-            position = state >> 2 * (SUB_LEVELS - 1 - level)
-            position &= 3
-            node <<= 2
+        shift = PATH_BITS
+        for step, (children, base) in enumerate(zip(self.children, self.children_base)):
+            bits = 2 * STEPS[step]
+            shift -= bits
+            position = state >> shift
+            position &= (1 << bits) - 1
+            node <<= bits
             position += node
             value = children.take(position)
             result[state >> PATH_BITS] = value
             keep = np.flatnonzero(value >= MARK)
             state, position, value = state.take(keep), position.take(keep), value.take(keep)
-            if level < SUB_LEVELS - 1:
+            if step < len(STEPS) - 1:
                 node = _rank(base, position, value)
         # Leaves: the line leaves' points by the side of their line, the others exactly.
         active = state >> PATH_BITS
@@ -306,24 +330,42 @@ class ZoneIndex:
         for k in range(int(counts.max(initial=0))):
             active = active[counts[active] > k]
             piece = self.candidates[starts[active] + k]
-            # In the pieces' order: consecutive tests then read neighbouring GEOS
-            # geometries, which halves the time per test against random order.
+            # In the pieces' order: consecutive tests read the same GEOS geometry (7 % less
+            # time on 1M border-heavy points).
             order = np.argsort(piece, kind="stable")
             active, piece = active[order], piece[order]
-            first = np.flatnonzero(np.diff(piece.astype(np.int64), prepend=-1))
-            geometries = shapely.from_wkb(self.pieces_wkb[piece[first]])
-            which = np.repeat(np.arange(len(first)), np.diff(first, append=len(piece)))
-            hit = shapely.intersects_xy(geometries[which], lon[active], lat[active])
+            hit = shapely.intersects_xy(self._pieces(piece), lon[active], lat[active])
             result[active[hit]] = self.piece_ids[piece[hit]]
             active = active[~hit]
         return result
 
+    def _pieces(self, piece: np.ndarray) -> np.ndarray:
+        """The GEOS geometries of pieces `piece`, made from WKB at first use. Two threads may
+        make the same piece at once: both store an equal geometry. Not prepared: 5 % faster
+        tests, but GEOS builds a prepared geometry's index lazily and not thread-safely
+        (libgeos/geos#825), and both threads of `locate` test the same pieces."""
+        found = self.pieces.take(piece)
+        missing = shapely.is_missing(found)
+        if missing.any():
+            new = np.unique(piece[missing])
+            self.pieces[new] = shapely.from_wkb(self.pieces_wkb[new])
+            found = self.pieces.take(piece)
+        return found
+
     def locate_arrow(self, lon: pa.Array | pa.ChunkedArray, lat: pa.Array | pa.ChunkedArray) -> pa.Array:
-        """int32 LocationIDs with nulls where a point is in no zone or a coordinate is null."""
-        x = _floats(lon)
-        y = _floats(lat)
+        """int32 LocationIDs with nulls where a point is in no zone or a coordinate is null.
+
+        The coordinates are read in place from the Arrow buffers (a 1M-row group's two
+        float64 copies would be 16 MiB beside the batch); a null's slot holds any value,
+        and its validity bit, not that value, makes the ID null."""
+        x, x_valid = _floats(lon)
+        y, y_valid = _floats(lat)
         ids = self.locate(x, y)
-        return int32_array(ids, ids != 0)
+        valid = ids != 0
+        for coordinate_valid in (x_valid, y_valid):
+            if coordinate_valid is not None:
+                valid &= coordinate_valid
+        return int32_array(ids, valid)
 
 
 class _Build:
@@ -552,6 +594,28 @@ def _boxes(ix: np.ndarray, iy: np.ndarray, size: float, grid) -> np.ndarray:
     return shapely.box(x - margin, y - margin, x + size + margin, y + size + margin)
 
 
+def _stepped(levels: list[np.ndarray]) -> list[np.ndarray]:
+    """The quadtree levels (int32 codes, four per crossed cell of the level above) as the
+    passes of STEPS: a pass of two levels holds the 16 grandchildren of each crossed cell
+    (quadrant of the first level high, of the second low), a child's value repeated four
+    times where no border crosses it. The crossed cells keep their array order, so the
+    codes of the next level still point at them."""
+    out = []
+    levels = list(levels)
+    for step in STEPS:
+        merged = levels.pop(0)
+        for _ in range(step - 1):
+            lower = levels.pop(0).reshape(-1, 4)
+            grown = np.repeat(merged, 4).reshape(-1, 4)
+            crossed = merged < 0
+            grown[crossed] = lower[-merged[crossed] - 1]
+            merged = grown.ravel()
+        out.append(merged)
+    if levels or sum(STEPS) != SUB_LEVELS:
+        raise AssertionError("STEPS must add up to SUB_LEVELS")
+    return out
+
+
 def _block_coded(coded: np.ndarray, line: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """int32 values (LocationID, 0, or -(k + 1) for the k-th crossed cell, k in array
     order) -> uint16 values and the block bases of the crossed cells that are not line
@@ -654,17 +718,17 @@ def int32_array(values: np.ndarray, valid: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int32(), len(values), [bitmap, pa.py_buffer(values)], null_count=nulls)
 
 
-def _floats(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """float64 numpy values, NaN for nulls (from the buffers: no pandas import, see convert.py)."""
+def _floats(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
+    """float64 numpy values (a view of the Arrow buffer when it is one chunk) and their
+    validity (None: no nulls). From the buffers: no pandas import, see convert.py."""
     if isinstance(values, pa.ChunkedArray):
-        chunks = [_floats(c) for c in values.chunks]
-        return np.concatenate(chunks) if chunks else np.empty(0)
+        values = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
     if values.type != pa.float64():
         raise TypeError(f"coordinates must be float64, got {values.type}")
     validity, data = values.buffers()
-    out = np.frombuffer(data, dtype=np.float64, count=values.offset + len(values))[values.offset :].copy()
-    if values.null_count:
-        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=values.offset + len(values),
-                             bitorder="little")[values.offset :]  # fmt: skip
-        out[bits == 0] = np.nan
-    return out
+    out = np.frombuffer(data, dtype=np.float64, count=values.offset + len(values))[values.offset :]
+    if not values.null_count:
+        return out, None
+    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=values.offset + len(values),
+                         bitorder="little")[values.offset :]  # fmt: skip
+    return out, bits.astype(bool)

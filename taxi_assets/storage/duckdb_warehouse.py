@@ -227,4 +227,5 @@ class DuckDBWarehouse(Warehouse):
 
     def query(self, sql: str) -> pa.Table:
         with self._writing() as conn:
-            return conn.execute(sql).to_arrow_table()
+            # A relation's Arrow result, not the DB-API cursor's (which copies the rows once more).
+            return conn.sql(sql).to_arrow_table()
