@@ -241,14 +241,8 @@ class ZoneIndex:
     def _top_index(values: np.ndarray, start: float, n: int) -> np.ndarray:
         """Index into the padded grid along one axis: the fine cell (FINE_CELL_DEG) plus one,
         so that the padded grid's ring of 0 cells takes every point outside the box. NaN or
-        a huge value casts to the minimum int, which the clip sends to the ring too. In
-        place where it can: the lookup is memory-bound. Exactly `_leaf_index >> SUB_LEVELS`
-        inside the box: the two scales differ by a power of two."""
-        scaled = values - start
-        scaled *= 1.0 / FINE_CELL_DEG
-        scaled += 1.0
-        with np.errstate(invalid="ignore"):
-            top = scaled.astype(np.int32)
+        a huge value casts to the minimum int, which the clip sends to the ring too."""
+        top = _cell_index(values, start, FINE_CELL_DEG, 1)
         np.clip(top, 0, n + 1, out=top)
         return top
 
@@ -256,10 +250,7 @@ class ZoneIndex:
     def _leaf_index(values: np.ndarray, start: float) -> np.ndarray:
         """Index of the leaf-sized cell (LEAF_CELL_DEG) of each value inside the box, plus
         one grid cell (2**SUB_LEVELS leaves), as _top_index counts."""
-        scaled = values - start
-        scaled *= 1.0 / LEAF_CELL_DEG
-        scaled += float(1 << SUB_LEVELS)
-        return scaled.astype(np.int32)
+        return _cell_index(values, start, LEAF_CELL_DEG, 1 << SUB_LEVELS)
 
     def _descend(self, lon, lat, ix, iy, node) -> np.ndarray:
         """Border cells of the grid: down the levels below it (each crossed cell's four
@@ -592,6 +583,18 @@ def _boxes(ix: np.ndarray, iy: np.ndarray, size: float, grid) -> np.ndarray:
     x, y = grid.x0 + ix * size, grid.y0 + iy * size
     margin = 1e-7
     return shapely.box(x - margin, y - margin, x + size + margin, y + size + margin)
+
+
+def _cell_index(values: np.ndarray, start: float, cell_deg: float, offset: int) -> np.ndarray:
+    """int32 index of the cell of `cell_deg` of each value from `start`, plus `offset`. In
+    place after the first pass: the lookup is memory-bound. The grid's and the leaves'
+    indexes agree exactly (a leaf's >> SUB_LEVELS is its grid cell): their scales and
+    offsets differ by a power of two, which scales every rounding step exactly."""
+    scaled = values - start
+    scaled *= 1.0 / cell_deg
+    scaled += float(offset)
+    with np.errstate(invalid="ignore"):
+        return scaled.astype(np.int32)
 
 
 def _stepped(levels: list[np.ndarray]) -> list[np.ndarray]:

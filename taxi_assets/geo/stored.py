@@ -51,9 +51,6 @@ def shapes_version(path: Path) -> str:
     return digest.hexdigest()
 
 
-_BUILT: dict[str, ZoneIndex] = {}  # version -> index: the last two built in this process
-
-
 @functools.cache
 def _code_key() -> str:
     """What else an index depends on: its format, the code that builds it, the libraries."""

@@ -60,7 +60,7 @@ def zone_fill(spec: DatasetSpec, lake_io_manager: LakeIOManager, log) -> ZoneFil
                 log.info(f"{spec.name}: zone index {stored.uri} (of shapes {version[:12]})")
                 return index
             log.warning(
-                f"{spec.name}: {why}: building it from {shapes.uri} in this step (about 20 s of CPU and a few hundred "
+                f"{spec.name}: {why}: building it from {shapes.uri} in this step (about 50 s of CPU and a few hundred "
                 f"MiB more; a load if {CACHE_ENV} holds it). Materialize {shapes_key('lake').to_user_string()} to "
                 "store it once for every month."
             )
