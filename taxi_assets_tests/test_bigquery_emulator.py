@@ -169,3 +169,18 @@ def test_a_failed_query_raises(warehouse):
     with pytest.raises(Exception, match="no_such_column"):
         warehouse.query(f"SELECT no_such_column FROM {warehouse.table_ref(YELLOW.table)}")
     assert warehouse.query("SELECT DATE '2021-01-01' AS d").to_pylist() == [{"d": dt.date(2021, 1, 1)}]
+
+
+def test_a_lake_file_in_another_column_order_or_without_new_columns_loads_by_name(warehouse, lake_files):
+    """A lake file's columns land by name, whatever their order (an older lake file, or another
+    writer's); columns the file lacks (an older lake file's coordinates) are null."""
+    root, files = lake_files
+    existing_table(warehouse, table_schema(YELLOW.arrow_schema()))
+    jan = pq.read_table(files[MONTHS[0]])
+    shuffled = jan.drop_columns(COORDINATES).select(sorted(set(jan.column_names) - set(COORDINATES)))
+    assert shuffled.column_names[:2] == ["DOLocationID", "PULocationID"]  # both INT64: a swap would pass unseen
+    pq.write_table(shuffled, root / "shuffled.parquet")
+    warehouse.replace_months(YELLOW, {partition_key(MONTHS[0]): LakeObject(LocalLakeStore(root), "shuffled.parquet")})
+    rows = table_rows(warehouse)
+    assert all(rows[c].null_count == rows.num_rows for c in COORDINATES)
+    assert_same_rows(rows.drop_columns(COORDINATES), shuffled)

@@ -32,6 +32,7 @@ import uuid
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from google.api_core.exceptions import GoogleAPICallError, NotFound
 from google.cloud import bigquery
 from pydantic import Field, PrivateAttr
@@ -235,11 +236,10 @@ class BigQueryWarehouse(Warehouse):
         label, yyyymm = f"{spec.name} {month}", partition_decorator(month)[1:]
         target = self.table_id(spec.table)
         stage = self.table_id(f"_taxi_stage_{spec.table}_{yyyymm}_{uuid.uuid4().hex[:8]}")
-        schema = spec.arrow_schema()
+        schema = file_columns(spec.arrow_schema(), obj)
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            # The lake file's own columns, in its order: the staging table is read by name below.
             schema=table_schema(schema),
         )
         first_day = f"DATE '{month}-01'"
@@ -328,6 +328,18 @@ class BigQueryWarehouse(Warehouse):
         # (emulators answer jobs.query with an empty success when the query failed).
         job = self.client.query(sql, job_config=config)
         return job.result().to_arrow(create_bqstorage_client=False)
+
+
+def file_columns(schema: pa.Schema, obj: LakeObject) -> pa.Schema:
+    """The dataset's columns that a lake file has, in the file's order: the staging table's
+    columns. BigQuery matches a Parquet file's columns by name; emulators (bqemulator) by
+    position, which with another order would put values in the wrong columns without an error.
+    A local file's footer says its order; a gs:// file is taken to be in the dataset's."""
+    if obj.uri.startswith("gs://"):
+        return schema
+    with obj.local_path() as path:
+        names = pq.read_schema(path).names
+    return pa.schema([schema.field(name) for name in names if name in schema.names])
 
 
 def job_failed(label: str, action: str, destination: str, job, exc: GoogleAPICallError) -> WarehouseError:
