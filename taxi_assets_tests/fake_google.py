@@ -1,6 +1,7 @@
 """A local stand-in for Google's OAuth token endpoint and the slice of the BigQuery REST
 API the warehouse uses, for tests at the HTTP boundary of the real google-cloud-bigquery
-client (no BigQuery emulator runs offline here; see the README's testing notes).
+client: what the BigQuery emulator of the tests (bigquery_emulator.py) cannot execute, the
+loads into a partition decorator, and the exact requests (docs/google-cloud.md).
 
 It records every request (method, path, query, headers, body) so tests can assert the
 exact bodies the real client sends. Load jobs are checked the way BigQuery checks them

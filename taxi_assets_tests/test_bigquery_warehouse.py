@@ -1,9 +1,10 @@
 """The BigQuery warehouse at the HTTP boundary of the real google-cloud-bigquery client.
 
-No BigQuery emulator runs offline here, so the server is `fake_google.FakeGoogle`: these
-tests prove what the real client sends (table definition, load-job configuration,
-partition decorators, uploads, SQL) and how our code reads the answers. They do not
-prove that BigQuery itself accepts them. Lake objects live in the real fake-gcs-server.
+The server is `fake_google.FakeGoogle`: these tests prove what the real client sends (table
+definition, load-job configuration, partition decorators, uploads, SQL) and how our code reads
+the answers, not that BigQuery accepts them. Lake objects live in the real fake-gcs-server.
+What a BigQuery emulator can execute runs there too (test_bigquery_emulator.py); the loads
+into a partition decorator, which it refuses, are tested only here.
 """
 
 from __future__ import annotations
