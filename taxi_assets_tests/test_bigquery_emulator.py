@@ -184,3 +184,26 @@ def test_a_lake_file_in_another_column_order_or_without_new_columns_loads_by_nam
     rows = table_rows(warehouse)
     assert all(rows[c].null_count == rows.num_rows for c in COORDINATES)
     assert_same_rows(rows.drop_columns(COORDINATES), shuffled)
+
+
+def test_a_failed_insert_rolls_the_delete_back(warehouse, objects):
+    """The month's delete and insert are one transaction: when the insert fails (a column of the
+    existing table cannot take the file's values), the month's old rows are still there."""
+    fields = [
+        bigquery.SchemaField(f.name, "DATE") if f.name == "store_and_fwd_flag" else f
+        for f in table_schema(YELLOW.arrow_schema())
+    ]
+    existing_table(warehouse, fields)
+    table = warehouse.table_ref(YELLOW.table)
+    warehouse.query(f"INSERT INTO {table} (VendorID, source_month) VALUES (7, DATE '{MONTHS[0]}-01')")
+    jan = objects[partition_key(MONTHS[0])]
+    with pytest.raises(WarehouseError) as failure:
+        warehouse.replace_months(YELLOW, {partition_key(MONTHS[0]): jan})
+    text = str(failure.value)
+    assert text.startswith(f"yellow {MONTHS[0]}: BigQuery delete and insert of {jan.uri} into ")
+    assert warehouse.query(f"SELECT VendorID, source_month FROM {table}").to_pylist() == [
+        {"VendorID": 7, "source_month": dt.date.fromisoformat(f"{MONTHS[0]}-01")}
+    ]
+    assert [t.table_id for t in warehouse.client.list_tables(f"{warehouse.project}.{warehouse.dataset}")] == [
+        YELLOW.table
+    ]
