@@ -46,7 +46,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
 
-# The inner loop: lint, then the unit and integration tests (real mirror, DuckDB, fake-gcs-server,
+# The inner loop: lint, then the unit and integration tests (real mirror, DuckDB, fake-gcs-server, a BigQuery emulator,
 # Dagster runs in the test process); not the `deploy` ones (processes, PostgreSQL, Chromium).
 # Two test processes (pytest-xdist), a test file each at a time: module fixtures stay one per file.
 check: lint
