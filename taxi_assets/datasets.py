@@ -38,6 +38,9 @@ class Column:
     codes: str | None = None
     # Longitude/latitude: 0 means unknown and is stored as null.
     coordinate: bool = False
+    # 0 means unknown (no zone is numbered 0): stored as null, as in the feeds whose
+    # location IDs come from coordinates.
+    zero_is_null: bool = False
     # What the column means (the UI shows it in every layer's column schema); by default
     # the TLC data dictionary's text for the name (dictionary.py).
     description: str = ""
@@ -95,8 +98,13 @@ class DatasetSpec:
         return f"{self.first_month}-01"
 
     def era(self, month: str, fmt: str) -> Era | None:
-        """The era of `month` in format `fmt` ("csv" or "parquet"), None when none is declared."""
-        return next((e for e in self.eras if e.format == fmt and e.covers(month)), None)
+        """The era of `month` in format `fmt` ("csv" or "parquet"), None when none is declared;
+        of several shapes published for the month, the first declared."""
+        return next(iter(self.eras_of(month, fmt)), None)
+
+    def eras_of(self, month: str, fmt: str) -> list[Era]:
+        """Every shape in which `month` was published in format `fmt` (one file matches one)."""
+        return [e for e in self.eras if e.format == fmt and e.covers(month)]
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -293,9 +301,28 @@ GREEN = DatasetSpec(
         *COORDINATES,
     ),
     eras=(
-        Era("2013-08", "2014-12", "csv", GREEN_2013, trailing_empty_fields=2, note="rows end with two empty fields"),
+        Era(
+            "2013-08",
+            "2014-12",
+            "csv",
+            GREEN_2013,
+            blank_line_after_header=True,
+            trailing_empty_fields=2,
+            crlf_rows=True,
+            note="rows end with two empty fields",
+        ),
         Era("2015-01", "2016-06", "csv", GREEN_2015),
-        Era("2016-07", "2018-12", "csv", GREEN_2016),
+        Era(
+            "2016-07",
+            "2016-12",
+            "csv",
+            GREEN_2016,
+            blank_line_after_header=True,
+            trailing_empty_fields=2,
+            crlf_rows=True,
+            note="rows end with two empty fields",
+        ),
+        Era("2017-01", "2018-12", "csv", GREEN_2016),
         Era("2019-01", None, "csv", GREEN_2019, note="the course mirror (2019-01 .. 2021-07)"),
         Era(
             "2013-08",
@@ -337,8 +364,8 @@ FHV = DatasetSpec(
         Column("dispatching_base_num", STR, aliases=("Dispatching_base_number",)),
         Column("pickup_datetime", TS, aliases=("Pickup_date",)),
         Column("dropoff_datetime", TS, aliases=("dropOff_datetime",)),
-        Column("PULocationID", INT, aliases=("PUlocationID", "locationID")),
-        Column("DOLocationID", INT, aliases=("DOlocationID",)),
+        Column("PULocationID", INT, aliases=("PUlocationID", "locationID"), zero_is_null=True),
+        Column("DOLocationID", INT, aliases=("DOlocationID",), zero_is_null=True),
         # SR_Flag is 1 or empty (a shared ride), not Y/N: it stays the integer it always was.
         Column("SR_Flag", INT),
         Column("Affiliated_base_number", STR),
@@ -369,6 +396,7 @@ FHV = DatasetSpec(
         ),
         Era("2019-01", "2019-12", "csv", FHV_2019, note="the course mirror"),
         Era("2020-01", None, "csv", FHV_2020, note="the course mirror"),
+        Era("2019-01", "2020-06", "csv", FHV_2020[:6], note="TLC's original CSV: no Affiliated_base_number"),
         Era(
             "2015-01",
             "2019-04",
@@ -394,6 +422,12 @@ FHVHV_COLUMNS = _names(
     "sales_tax,congestion_surcharge,airport_fee,tips,driver_pay,shared_request_flag,shared_match_flag,"
     "access_a_ride_flag,wav_request_flag,wav_match_flag"
 )
+# The CSVs of 2019-2021 carry fhv's columns: SR_Flag (1 or empty: part of a shared ride)
+# and Affiliated_base_number are not fhvhv columns, so they are dropped (and reported).
+FHVHV_ORIGINAL = _names(
+    "hvfhs_license_num,dispatching_base_num,pickup_datetime,dropoff_datetime,PULocationID,DOLocationID,SR_Flag"
+)
+FHVHV_COURSE = FHV_2020
 FHVHV_TYPES = {
     "request_datetime": TS, "on_scene_datetime": TS, "pickup_datetime": TS, "dropoff_datetime": TS,
     "PULocationID": INT, "DOLocationID": INT, "trip_miles": FLOAT, "trip_time": BIGINT,
@@ -416,7 +450,21 @@ FHVHV = DatasetSpec(
     )
     + (Column("cbd_congestion_fee", FLOAT, required=False),),
     eras=(
-        Era("2019-02", None, "csv", FHVHV_COLUMNS, note="the course mirror (2019-02 .. 2021-07)"),
+        Era("2019-02", None, "csv", FHVHV_COLUMNS, note="the Parquet's columns as CSV"),
+        Era(
+            "2019-02",
+            "2020-06",
+            "csv",
+            FHVHV_ORIGINAL,
+            note="TLC's original CSV; SR_Flag dropped (the shared_* flags hold what is known of sharing)",
+        ),
+        Era(
+            "2019-02",
+            "2021-07",
+            "csv",
+            FHVHV_COURSE,
+            note="the course mirror; SR_Flag and Affiliated_base_number dropped",
+        ),
         Era(
             "2019-02",
             "2024-12",

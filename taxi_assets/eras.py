@@ -38,7 +38,7 @@ PAYMENT_CODES: dict[str, int | None] = {
     "CAS": 2, "CSH": 2, "CASH": 2,
     "NOC": 3, "NO CHARGE": 3,
     "DIS": 4, "DISPUTE": 4,
-    "UNK": 5,
+    "UNK": 5, "NA": 5,
 }  # fmt: skip
 # Y and N first: a batch of only those is already canonical (see map_codes).
 FLAG_CODES: dict[str, str | None] = {"Y": "Y", "N": "N", "1": "Y", "0": "N"}
@@ -66,6 +66,8 @@ class Era:
     # CSV quirks.
     blank_line_after_header: bool = False
     trailing_empty_fields: int = 0
+    # Rows (and the blank line) end in CRLF while the header ends in LF.
+    crlf_rows: bool = False
     flags: str = "YN"  # how Y/N flags are spelled: "YN" or "10"
     # Parquet quirks: canonical column -> published type where it differs from the declared
     # one ("null" = the column has no type), the timestamps' type, a stray pandas index.
@@ -283,7 +285,7 @@ def canonical_batch(
                     reason = f"{column.name}: {array[i].as_py()!r} is not {column.type}"
                     bad[i] = f"{bad[i]}; {reason}" if i in bad else reason
                 array = _cast_valid(array, column.type, bad)
-        if column.coordinate:
+        if column.coordinate or column.zero_is_null:
             array = zero_is_null(array)
         arrays[column.name] = array
     out = pa.RecordBatch.from_arrays([arrays[f.name] for f in schema], schema=schema)
