@@ -302,6 +302,21 @@ def _write(
         sink.close()
 
 
+def check_schema(spec: DatasetSpec, month: str, src: Path) -> None:
+    """SchemaError when the lake step would refuse src's columns, read from the CSV header or
+    the Parquet footer alone (cheap enough for the raw step: see TaxiSource.download_first)."""
+    month = normalize_month(month)
+    label = f"{spec.name} {month}"
+    src = Path(src)
+    is_parquet = src.name.lower().endswith(".parquet")
+    try:
+        names = pq.read_schema(src).names if is_parquet else csv_header(src, label)
+    except READ_ERRORS:
+        return  # not a question of columns: the lake step says what is wrong with the file
+    era = match_era(spec, names, spec.eras_of(month, "parquet" if is_parquet else "csv"))
+    resolve_columns(spec, names, label, era)
+
+
 def convert(
     spec: DatasetSpec,
     month: str,

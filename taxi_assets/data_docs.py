@@ -36,8 +36,19 @@ def markdown() -> str:
         + "). A code nobody knows becomes null and is counted in the lake's `unknown_codes` metadata.",
         "A coordinate of `0` means unknown and is stored as null. A value that cannot be read as its",
         "declared type (a float that is not a whole number where an integer belongs) goes to the quarantine",
-        "with its reason. Columns typed null, `__index_level_0__`, timestamps as text / ns / us, a blank line",
-        "after a CSV header, empty trailing fields: all read as is.",
+        "with its reason. Columns typed null, `__index_level_0__`, timestamps as text / ns / us, blank lines",
+        "after a CSV header (LF or CRLF), rows with more (empty) fields than the header: all read as is.",
+        "",
+        "A month published in several shapes has one era per shape (same months, different columns): a file",
+        "is read as the shape whose columns it has. A column its shape does not have is null; a file is refused",
+        "(SchemaError) only when it lacks a column its shape has. Columns shown as (dropped) are not columns of",
+        "the feed's table: they are reported in the lake's `dropped_columns` metadata.",
+        "",
+        "Every row is accounted for, every month: the lake step counts the file's records apart from the",
+        "parser (the CSV's non-blank lines after the header, from its bytes; the Parquet footer's row count)",
+        "and fails the month unless `rows_read` = `dagster/row_count` (published) + `set_aside_rows` (in the",
+        "quarantine, each with its reason), naming the first lines when it does not hold. The three figures",
+        "are in the lake's metadata of each month.",
         "",
     ]
     for spec in DATASETS.values():
@@ -54,6 +65,8 @@ def markdown() -> str:
                 notes.append(f"{c.codes} codes")
             if c.coordinate:
                 notes.append("coordinate: 0 → null; null where the era has location IDs")
+            if c.zero_is_null:
+                notes.append("0 (unknown) → null")
             if not c.required:
                 notes.append("optional")
             if c.aliases:
@@ -68,7 +81,10 @@ def markdown() -> str:
         for era in spec.eras:
             cols = []
             for name in era.header:
-                canonical = lookup[name.strip().lower()]
+                canonical = lookup.get(name.strip().lower())
+                if canonical is None:
+                    cols.append(f"`{name}` (dropped)")
+                    continue
                 shown = f"`{name}`" if name.strip() == canonical else f"`{name}`→{canonical}"
                 if canonical in era.text_codes:
                     shown += " (text)"
@@ -78,6 +94,8 @@ def markdown() -> str:
                 quirks.append("blank line after the header")
             if era.trailing_empty_fields:
                 quirks.append(f"{era.trailing_empty_fields} empty trailing field(s)")
+            if era.crlf_rows:
+                quirks.append("header ends in LF, the blank line and rows in CRLF")
             if era.flags != "YN":
                 quirks.append("flags 1/0")
             if era.format == "parquet":
