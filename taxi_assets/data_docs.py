@@ -90,12 +90,12 @@ def markdown() -> str:
                     shown += " (text)"
                 cols.append(shown)
             quirks = []
-            if era.blank_line_after_header:
-                quirks.append("blank line after the header")
+            if era.format == "csv":
+                quirks.append(line_ends(era))
             if era.trailing_empty_fields:
                 quirks.append(f"{era.trailing_empty_fields} empty trailing field(s)")
-            if era.crlf_rows:
-                quirks.append("header ends in LF, the blank line and rows in CRLF")
+            if era.quoted:
+                quirks.append("fields quoted")
             if era.flags != "YN":
                 quirks.append("flags 1/0")
             if era.format == "parquet":
@@ -108,6 +108,18 @@ def markdown() -> str:
             out.append(f"| {era.months} | {era.format} | {', '.join(cols)} | {'; '.join(quirks)} |")
         out.append("")
     return "\n".join(out)
+
+
+def line_ends(era) -> str:
+    """How a CSV era's lines end, and its blank lines after the header, in words."""
+    names = {"\n": "LF", "\r\n": "CRLF"}
+    header = names[era.line_end if era.header_end is None else era.header_end]
+    rows = names[era.line_end]
+    blank = era.after_header.replace("\r\n", "CRLF ").replace("\n", "LF ").split()
+    text = f"lines end in {rows}" if header == rows else f"header ends in {header}, rows in {rows}"
+    if blank:
+        text += f"; blank line(s) after the header: {', '.join(blank)}"
+    return text
 
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"

@@ -124,6 +124,12 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(text.split(","))
 
 
+CRLF = "\r\n"
+# TLC's original CSVs of 2009-2014 and 2016-2018: the header ends in LF, then a blank line and
+# the rows end in CRLF (docs/data.md, "Shapes checked on real files").
+LF_HEADER_CRLF_ROWS = {"header_end": "\n", "after_header": CRLF, "line_end": CRLF}
+
+
 # Coordinates of yellow and green before 2016-07 (and yellow Parquet of 2009-2010):
 # kept as published; location IDs stay null in those months (zone shapes fill them).
 COORDINATES = tuple(
@@ -193,22 +199,39 @@ YELLOW = DatasetSpec(
             "csv",
             YELLOW_2009,
             text_codes=("VendorID", "payment_type"),
-            blank_line_after_header=True,
+            **LF_HEADER_CRLF_ROWS,
             note="vendor VTS/CMT/DDS, payment CASH/Credit/No Charge/Dispute",
         ),
         Era(
             "2010-01",
+            "2013-12",
+            "csv",
+            tuple(n.strip() for n in YELLOW_2010),
+            text_codes=("VendorID", "payment_type"),
+            **LF_HEADER_CRLF_ROWS,
+            flags="10",
+            note="vendor CMT/VTS, payment CAS/CRE/NA (2010-01..07) then CSH/CRD/NOC/DIS; flags 1/0",
+        ),
+        Era(
+            "2014-01",
             "2014-12",
             "csv",
             YELLOW_2010,
             text_codes=("VendorID", "payment_type"),
-            blank_line_after_header=True,
-            flags="10",
-            note="leading spaces in the header; vendor CMT/VTS, payment CSH/CRD/NOC/DIS/UNK; flags 1/0",
+            **LF_HEADER_CRLF_ROWS,
+            note="leading spaces in the header; payment CSH/CRD/NOC/DIS/UNK",
         ),
-        Era("2015-01", "2016-06", "csv", YELLOW_2015),
-        Era("2016-07", "2016-12", "csv", YELLOW_2016, trailing_empty_fields=2, note="rows end with two empty fields"),
-        Era("2017-01", "2018-12", "csv", YELLOW_2016),
+        Era("2015-01", "2016-06", "csv", YELLOW_2015, line_end=CRLF),
+        Era(
+            "2016-07",
+            "2016-12",
+            "csv",
+            YELLOW_2016,
+            line_end=CRLF,
+            trailing_empty_fields=2,
+            note="rows end with two empty fields",
+        ),
+        Era("2017-01", "2018-12", "csv", YELLOW_2016, **LF_HEADER_CRLF_ROWS),
         Era("2019-01", None, "csv", YELLOW_2019, note="the course mirror (2019-01 .. 2021-07)"),
         Era(
             "2009-01",
@@ -260,7 +283,7 @@ GREEN_PROVIDERS = (
 GREEN_2013 = _names(
     "VendorID,lpep_pickup_datetime,Lpep_dropoff_datetime,Store_and_fwd_flag,RateCodeID,Pickup_longitude,"
     "Pickup_latitude,Dropoff_longitude,Dropoff_latitude,Passenger_count,Trip_distance,Fare_amount,Extra,MTA_tax,"
-    "Tip_amount,Tolls_amount,Ehail_fee,Total_amount,Payment_type,Trip_type"
+    "Tip_amount,Tolls_amount,Ehail_fee,Total_amount,Payment_type,Trip_type "  # sic: a trailing space
 )
 GREEN_2015 = GREEN_2013[:17] + ("improvement_surcharge",) + GREEN_2013[17:]
 GREEN_2016 = _names(
@@ -301,28 +324,21 @@ GREEN = DatasetSpec(
         *COORDINATES,
     ),
     eras=(
+        Era("2013-08", "2013-12", "csv", GREEN_2013, **LF_HEADER_CRLF_ROWS, trailing_empty_fields=2),
         Era(
-            "2013-08",
+            "2014-01",
             "2014-12",
             "csv",
             GREEN_2013,
-            blank_line_after_header=True,
+            **{**LF_HEADER_CRLF_ROWS, "after_header": "\n" + CRLF},
             trailing_empty_fields=2,
-            crlf_rows=True,
-            note="rows end with two empty fields",
+            note="two blank lines after the header (LF, CRLF)",
         ),
-        Era("2015-01", "2016-06", "csv", GREEN_2015),
-        Era(
-            "2016-07",
-            "2016-12",
-            "csv",
-            GREEN_2016,
-            blank_line_after_header=True,
-            trailing_empty_fields=2,
-            crlf_rows=True,
-            note="rows end with two empty fields",
-        ),
-        Era("2017-01", "2018-12", "csv", GREEN_2016),
+        Era("2015-01", "2015-06", "csv", GREEN_2015, line_end=CRLF, trailing_empty_fields=2),
+        Era("2015-07", "2015-12", "csv", GREEN_2015, line_end=CRLF),
+        Era("2016-01", "2016-06", "csv", GREEN_2015, **LF_HEADER_CRLF_ROWS),
+        Era("2016-07", "2016-12", "csv", GREEN_2016, **LF_HEADER_CRLF_ROWS, trailing_empty_fields=2),
+        Era("2017-01", "2018-12", "csv", GREEN_2016, **LF_HEADER_CRLF_ROWS),
         Era("2019-01", None, "csv", GREEN_2019, note="the course mirror (2019-01 .. 2021-07)"),
         Era(
             "2013-08",
@@ -372,31 +388,51 @@ FHV = DatasetSpec(
     ),
     eras=(
         Era(
-            "2015-01", "2016-12", "csv", _names("Dispatching_base_num,Pickup_date,locationID"), note="pickup zone only"
+            "2015-01",
+            "2016-12",
+            "csv",
+            _names("Dispatching_base_num,Pickup_date,locationID"),
+            line_end=CRLF,
+            note="pickup zone only",
         ),
         Era(
             "2017-01",
             "2017-06",
             "csv",
             _names("Dispatching_base_num,Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID"),
+            line_end=CRLF,
+            note="DOlocationID 0 (unknown) in places",
         ),
         Era(
             "2017-07",
             "2017-12",
             "csv",
             _names("Dispatching_base_num,Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID,SR_Flag"),
+            line_end=CRLF,
+            quoted=True,
         ),
         Era(
             "2018-01",
             "2018-12",
             "csv",
-            _names("Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID,SR_Flag,Dispatching_base_number"),
-            trailing_empty_fields=1,
-            note="reordered; rows end with an empty field",
+            _names(
+                "Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID,SR_Flag,Dispatching_base_number,"
+                "Dispatching_base_num"
+            ),
+            line_end=CRLF,
+            quoted=True,
+            note="reordered; the base in Dispatching_base_number, Dispatching_base_num empty",
         ),
         Era("2019-01", "2019-12", "csv", FHV_2019, note="the course mirror"),
         Era("2020-01", None, "csv", FHV_2020, note="the course mirror"),
-        Era("2019-01", "2020-06", "csv", FHV_2020[:6], note="TLC's original CSV: no Affiliated_base_number"),
+        Era(
+            "2019-01",
+            "2020-06",
+            "csv",
+            FHV_2020[:6],
+            line_end=CRLF,
+            note="TLC's original CSV: no Affiliated_base_number",
+        ),
         Era(
             "2015-01",
             "2019-04",
@@ -456,6 +492,7 @@ FHVHV = DatasetSpec(
             "2020-06",
             "csv",
             FHVHV_ORIGINAL,
+            line_end=CRLF,
             note="TLC's original CSV; SR_Flag dropped (the shared_* flags hold what is known of sharing)",
         ),
         Era(

@@ -63,11 +63,14 @@ class Era:
     header: tuple[str, ...]
     # Canonical columns published as text codes (VTS, CASH, ...) rather than numbers.
     text_codes: tuple[str, ...] = ()
-    # CSV quirks.
-    blank_line_after_header: bool = False
+    # CSV quirks, as bytes: how rows end, how the header ends (None: as the rows), what
+    # comes between the header and the first row (blank lines), empty fields after each
+    # row's last named one, every field quoted.
+    line_end: str = "\n"
+    header_end: str | None = None
+    after_header: str = ""
     trailing_empty_fields: int = 0
-    # Rows (and the blank line) end in CRLF while the header ends in LF.
-    crlf_rows: bool = False
+    quoted: bool = False
     flags: str = "YN"  # how Y/N flags are spelled: "YN" or "10"
     # Parquet quirks: canonical column -> published type where it differs from the declared
     # one ("null" = the column has no type), the timestamps' type, a stray pandas index.
@@ -75,6 +78,10 @@ class Era:
     timestamps: str = "us"  # "us", "ns" or "string"
     index_column: bool = False
     note: str = ""
+
+    @property
+    def blank_line_after_header(self) -> bool:
+        return bool(self.after_header)
 
     def covers(self, month: str) -> bool:
         return self.first <= month and (self.last is None or month <= self.last)

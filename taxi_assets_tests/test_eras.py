@@ -27,7 +27,7 @@ from taxi_assets_tests.harness import Platform
 ROWS = 120
 VENDORS = {"CMT": 1, "VTS": 2}
 PAYMENTS = {
-    "CREDIT": 1, "CRD": 1, "CASH": 2, "CSH": 2, "NO CHARGE": 3, "NOC": 3, "DISPUTE": 4, "DIS": 4, "UNK": 5, "NA": 5,
+    "CREDIT": 1, "CRD": 1, "CRE": 1, "CASH": 2, "CSH": 2, "CAS": 2, "NO CHARGE": 3, "NOC": 3, "DISPUTE": 4, "DIS": 4, "UNK": 5, "NA": 5,
 }  # fmt: skip
 # Columns some CSVs of a feed carry that the feed's table does not keep (docs/data.md).
 DROPPED = {"fhvhv": {"sr_flag", "affiliated_base_number"}}

@@ -28,7 +28,7 @@ from taxi_assets.reader import column_lookup
 UNKNOWN_CODE = "ZZZ"
 VENDOR_TEXT = {1: ["CMT"], 2: ["VTS"]}
 PAYMENT_TEXT_2009 = {1: ["Credit", "CREDIT"], 2: ["CASH", "Cash"], 3: ["No Charge"], 4: ["Dispute"]}
-PAYMENT_TEXT_2010 = {1: ["CRD"], 2: ["CSH"], 3: ["NOC"], 4: ["DIS"], 5: ["UNK", "NA "]}
+PAYMENT_TEXT_2010 = {1: ["CRD", "CRE", "Cre"], 2: ["CSH", "CAS", "Cas"], 3: ["NOC"], 4: ["DIS"], 5: ["UNK", "NA "]}
 # Rows generated at a time, and the Parquet row group: TLC's own files use row groups of
 # about a million rows, so a reader that held a row group whole would show it.
 CHUNK_ROWS = 1 << 20
@@ -169,7 +169,12 @@ def published_table(spec: DatasetSpec, era: Era, month: str, n: int, seed: int, 
     arrays, names = [], []
     for name in era.header:
         column = lookup.get(name.strip().lower(), name)  # a column the spec drops: as generated
-        array = canonical[column]
+        # A second spelling of a column is empty, as fhv 2018's Dispatching_base_num.
+        array = canonical[column] if column not in {lookup.get(n.strip().lower()) for n in names} else None
+        if array is None:
+            arrays.append(pa.nulls(n, canonical[column].type))
+            names.append(name)
+            continue
         if column in era.text_codes:
             array = _text_codes(
                 rng,
@@ -228,10 +233,9 @@ def write_era_file(path: Path, spec: DatasetSpec, era: Era, month: str, n: int, 
             writer.close()
         else:
             with pa.output_stream(tmp, compression="gzip" if path.name.endswith(".gz") else None) as out:
-                # The header ends in LF even where the rows (and the blank line) end in CRLF.
-                end = b"\r\n" if era.crlf_rows else b"\n"
-                head = ",".join(era.header).encode() + b"\n" + (end if era.blank_line_after_header else b"")
-                out.write(head)
+                names = [f'"{n}"' if era.quoted else n for n in era.header]
+                end = era.line_end if era.header_end is None else era.header_end
+                out.write((",".join(names) + end + era.after_header).encode())
                 for table in chunks:
                     out.write(_csv_body(era, table))
         os.replace(tmp, path)
@@ -246,9 +250,10 @@ def _csv_body(era: Era, table: pa.Table) -> bytes:
         [c.cast(pa.timestamp("s")) if pa.types.is_timestamp(c.type) else c for c in table.columns],
         names=table.column_names,
     )
-    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    quoting = "all_valid" if era.quoted else "none"
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style=quoting))
     body = sink.getvalue().to_pybytes()
-    if era.trailing_empty_fields or era.crlf_rows:
-        tail = b"," * era.trailing_empty_fields + (b"\r\n" if era.crlf_rows else b"\n")
+    if era.trailing_empty_fields or era.line_end != "\n":
+        tail = b"," * era.trailing_empty_fields + era.line_end.encode()
         body = b"".join(line + tail for line in body.splitlines())
     return body
