@@ -172,7 +172,7 @@ def csv_header(path: Path, label: str) -> list[str]:
     names = next(csv.reader([line]))
     record = first.decode("utf-8", "replace")
     width = len(next(csv.reader([record]), [])) if record.strip() else len(names)
-    return names + [f"__unnamed_{i}" for i in range(len(names), width)]
+    return names + [f"{UNNAMED}{i}" for i in range(len(names), width)]
 
 
 def csv_text_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -197,7 +197,7 @@ class _Scanned:
         self.raw, self.tail, self.hex_seen = raw, b"", False
         # Lines counted from the bytes, apart from the parser, so that rows it drops
         # without a word show (quarantine.py checks the row accounting).
-        self.line_ends, self.blank_lines, self.last = 0, 0, b""
+        self.line_ends, self.blank_lines, self.last, self.in_quotes = 0, 0, b"", False
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
@@ -206,12 +206,23 @@ class _Scanned:
             self.hex_seen = b"0x" in data or b"0X" in data or window in (b"0x", b"0X")
         if data:
             self.line_ends += data.count(b"\n")
+            if b'"' in data or self.in_quotes:  # a quoted line break is not a record's end
+                self.line_ends -= self._quoted_line_breaks(data)
             window = self.last + data
             if b"\n\n" in window or b"\n\r\n" in window:  # rare: counted exactly only then
                 self.blank_lines += _blank_lines(window, len(self.last))
             self.last = window[-2:]
         self.tail = data[-1:]
         return data
+
+    def _quoted_line_breaks(self, data: bytes) -> int:
+        """Line breaks of `data` inside a quoted value ("" inside one counts twice: no change)."""
+        a = np.frombuffer(data, dtype=np.uint8)
+        quotes = np.flatnonzero(a == 34)
+        breaks = np.flatnonzero(a == 10)
+        inside = (np.searchsorted(quotes, breaks) + self.in_quotes) % 2 == 1
+        self.in_quotes = bool((len(quotes) + self.in_quotes) % 2)
+        return int(inside.sum())
 
     @property
     def data_lines(self) -> int:
@@ -245,10 +256,17 @@ def csv_bytes(path: Path):
             yield _Scanned(stream)
 
 
+UNNAMED = "__unnamed_"  # fields past the header's last name (csv_header)
+
+
 def _names(header: list[str], mapping: dict[str, str]) -> list[str]:
     # The file's columns under our names, so the reader emits the lake schema as is;
     # extra columns get names no spec column has.
-    return [mapping.get(name, f"__extra_{i}") for i, name in enumerate(header)]
+    return [mapping.get(name, name if name.startswith(UNNAMED) else f"__extra_{i}") for i, name in enumerate(header)]
+
+
+def _unnamed(names: list[str]) -> list[str]:
+    return [n for n in names if n.startswith(UNNAMED)]
 
 
 def _null_options(**options) -> pacsv.ConvertOptions:
@@ -295,8 +313,13 @@ def fast_batches(
     integers = [n for n, t in types.items() if pa.types.is_integer(t) and n in mapping.values()]
     texts = [n for n, t in types.items() if pa.types.is_string(t) and n in mapping.values()]
     names = _names(header, mapping)
+    # Fields past the header's last name are read too: empty in every row (as TLC's trailing
+    # fields are), or the file goes to the careful mode, which sets such rows aside.
+    unnamed = _unnamed(names)
     convert_options = _null_options(
-        column_types=types, include_columns=[c.name for c in spec.columns], include_missing_columns=True
+        column_types={**types, **{n: pa.string() for n in unnamed}},
+        include_columns=[c.name for c in spec.columns] + unnamed,
+        include_missing_columns=True,
     )
 
     def parse(block: memoryview, first: bool) -> list[pa.RecordBatch]:
@@ -324,6 +347,11 @@ def fast_batches(
             )
         except pa.ArrowInvalid as exc:
             raise UnreadableRowError(f"{label}: {exc}") from None
+        for name in unnamed:
+            if table.column(name).null_count != table.num_rows:
+                raise UnreadableRowError(f"{label}: a value past the header's last column")
+        if unnamed:
+            table = table.drop_columns(unnamed)
         batches = table.to_batches()
         for batch in batches:
             for name in texts:
@@ -401,6 +429,11 @@ def careful_batches(
         for batch in reader:
             flush_wrong_width()
             typed, errors = {}, {}
+            for name in _unnamed(names):
+                values = batch.column(name)
+                for i in _positions(pc, pc.is_valid(values)) if values.null_count != len(values) else []:
+                    value = values[i].as_py().decode("utf-8", "replace")
+                    errors.setdefault(i, []).append(f"a value past the header's last column: {value!r}")
             for column in spec.columns:
                 if column.name in batch.schema.names:
                     typed[column.name] = _read_column(

@@ -125,10 +125,19 @@ def source_rows(spec, path: Path) -> tuple[list[str], list[tuple]]:
             lines = [r for r in csv.reader(f) if r]
         names, records = lines[0], lines[1:]
     kept = [i for i, n in enumerate(names) if n.strip().lower() not in DROPPED.get(spec.name, ())]
-    canonical = [canonical_name(spec, names[i]) for i in kept]
-    columns = [spec.column(c) for c in canonical]
-    rows = [tuple(expected_value(col, record[i], spec.name) for col, i in zip(columns, kept)) for record in records]
-    return canonical, rows
+    # Two published columns that read as one (fhv 2018's Dispatching_base_number and the empty
+    # Dispatching_base_num): the value is the one that is there.
+    sources: dict[str, list[int]] = {}
+    for i in kept:
+        sources.setdefault(canonical_name(spec, names[i]), []).append(i)
+    rows = []
+    for record in records:
+        row = []
+        for name, at in sources.items():
+            values = [expected_value(spec.column(name), record[i], spec.name) for i in at]
+            row.append(next((v for v in values if v is not None), None))
+        rows.append(tuple(row))
+    return list(sources), rows
 
 
 def sort_key(row: tuple) -> tuple:

@@ -178,3 +178,17 @@ def test_the_schema_check_of_the_raw_step_reads_only_the_header(tmp_path):
     pq.write_table(table, tmp_path / "x.parquet")
     with pytest.raises(SchemaError):
         convert_module.check_schema(DATASETS["fhvhv"], "2019-05", tmp_path / "x.parquet")
+
+
+def test_a_value_in_the_fields_past_the_header_sets_its_row_aside(tmp_path):
+    """Rows wider than the header load when the extra fields are empty; a value there is not
+    dropped unseen: its row goes to the quarantine with the reason."""
+    era = shape("green", "2016-09")
+    src = write_month(tmp_path / "m", "green", "2016-09", "csv", ROWS, era=era)
+    lines = lines_of(src)
+    lines[10] = lines[10].replace(b",,\r\n", b",7,\r\n")
+    plain = tmp_path / "green_tripdata_2016-09.csv"
+    plain.write_bytes(b"".join(lines))
+    result, found = load("green", "2016-09", plain, tmp_path)
+    assert (result.rows_read, result.rows, found.rows) == (ROWS, ROWS - 1, 1)
+    assert "a value past the header's last column: '7'" in (tmp_path / "q.csv").read_text()
