@@ -311,8 +311,8 @@ def check_schema(spec: DatasetSpec, month: str, src: Path) -> None:
     is_parquet = src.name.lower().endswith(".parquet")
     try:
         names = pq.read_schema(src).names if is_parquet else csv_header(src, label)
-    except READ_ERRORS:
-        return  # not a question of columns: the lake step says what is wrong with the file
+    except (*READ_ERRORS, ConversionError):
+        return  # not a question of columns (empty, broken): the lake step says what is wrong
     era = match_era(spec, names, spec.eras_of(month, "parquet" if is_parquet else "csv"))
     resolve_columns(spec, names, label, era)
 

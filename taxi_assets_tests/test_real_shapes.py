@@ -192,3 +192,10 @@ def test_a_value_in_the_fields_past_the_header_sets_its_row_aside(tmp_path):
     result, found = load("green", "2016-09", plain, tmp_path)
     assert (result.rows_read, result.rows, found.rows) == (ROWS, ROWS - 1, 1)
     assert "a value past the header's last column: '7'" in (tmp_path / "q.csv").read_text()
+
+
+def test_the_schema_check_leaves_other_faults_to_the_lake_step(tmp_path):
+    """An empty or broken file is not a question of columns: the raw step keeps it as published."""
+    for name, body in (("fhvhv_tripdata_2019-05.csv", b""), ("fhvhv_tripdata_2019-05.parquet", b"PAR1 not parquet")):
+        (tmp_path / name).write_bytes(body)
+        convert_module.check_schema(DATASETS["fhvhv"], "2019-05", tmp_path / name)
