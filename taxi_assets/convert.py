@@ -75,6 +75,9 @@ class ConvertResult:
     # Records in the file, counted apart from the parser: data lines of a CSV (blank ones
     # not counted), the footer's row count of a Parquet file.
     rows_read: int = 0
+    # What rows_read counts: "records", or "lines" where a CSV's quotes do not close (its
+    # set-aside records are then counted by their lines too).
+    rows_read_unit: str = "records"
     outside_month_rows: int = 0
     renamed: dict[str, str] = field(default_factory=dict)
     extra_columns: list[str] = field(default_factory=list)
@@ -379,7 +382,8 @@ def convert(
                         read = careful_batches(spec, source, names, mapping, where, pool, set_aside, era)
                         batches = (canonical(b) for b in read)
                     _write(spec, month, batches, dst, result, pool, hook)
-                    result.rows_read = source.data_lines
+                    result.rows_read = source.records
+                    result.rows_read_unit = "records" if source.quotes_closed else "lines"
             result.unknown_codes = codes.as_dict()
             result.zones = hook.metadata() if hook is not None else {}
         except (ConversionError, StagingError):

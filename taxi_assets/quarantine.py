@@ -103,14 +103,15 @@ def convert_quarantining(
     return result, found
 
 
-def set_aside_count(src: Path, found: Quarantine) -> int:
-    """What the set-aside rows count for in the accounting: the lines of a CSV, rows of a Parquet file."""
-    return found.rows if Path(src).name.lower().endswith(".parquet") else found.lines
+def set_aside_count(result: ConvertResult, found: Quarantine) -> int:
+    """What the set-aside rows count for in the accounting: records, or their lines where the
+    file's records were counted by lines (a CSV whose quotes do not close)."""
+    return found.lines if result.rows_read_unit == "lines" else found.rows
 
 
 def check_accounted(label: str, src: Path, result: ConvertResult, found: Quarantine) -> None:
     """rows read = rows published + rows set aside, or RowsUnaccountedError saying which lines and why."""
-    aside = set_aside_count(src, found)
+    aside = set_aside_count(result, found)
     if result.rows_read == result.rows + aside:
         return
     lost = result.rows_read - result.rows - aside

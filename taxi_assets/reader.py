@@ -197,7 +197,8 @@ class _Scanned:
         self.raw, self.tail, self.hex_seen = raw, b"", False
         # Lines counted from the bytes, apart from the parser, so that rows it drops
         # without a word show (quarantine.py checks the row accounting).
-        self.line_ends, self.blank_lines, self.last, self.in_quotes = 0, 0, b"", False
+        self.line_ends, self.blank_lines, self.last = 0, 0, b""
+        self.quoted_breaks, self.in_quotes = 0, False
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
@@ -207,11 +208,11 @@ class _Scanned:
         if data:
             self.line_ends += data.count(b"\n")
             if b'"' in data or self.in_quotes:  # a quoted line break is not a record's end
-                self.line_ends -= self._quoted_line_breaks(data)
-            window = self.last + data
-            if b"\n\n" in window or b"\n\r\n" in window:  # rare: counted exactly only then
-                self.blank_lines += _blank_lines(window, len(self.last))
-            self.last = window[-2:]
+                self.quoted_breaks += self._quoted_line_breaks(data)
+            edge = self.last + data[:2]  # a blank line across the previous read's end
+            if b"\n\n" in data or b"\n\r\n" in data or b"\n\n" in edge or b"\n\r\n" in edge:
+                self.blank_lines += _blank_lines(self.last + data, len(self.last))  # rare: counted only then
+            self.last = (self.last + data)[-2:] if len(data) < 2 else data[-2:]
         self.tail = data[-1:]
         return data
 
@@ -231,6 +232,16 @@ class _Scanned:
             return 0
         lines = self.line_ends + (0 if self.last.endswith(b"\n") else 1)
         return max(lines - 1 - self.blank_lines, 0)
+
+    @property
+    def quotes_closed(self) -> bool:
+        return not self.in_quotes
+
+    @property
+    def records(self) -> int:
+        """Records after the header: data lines, less the line breaks inside quoted values when
+        every quote is closed (else the lines: an unclosed quote's record is set aside as its lines)."""
+        return self.data_lines - self.quoted_breaks if self.quotes_closed else self.data_lines
 
     def __getattr__(self, name):
         return getattr(self.raw, name)

@@ -199,3 +199,21 @@ def test_the_schema_check_leaves_other_faults_to_the_lake_step(tmp_path):
     for name, body in (("fhvhv_tripdata_2019-05.csv", b""), ("fhvhv_tripdata_2019-05.parquet", b"PAR1 not parquet")):
         (tmp_path / name).write_bytes(body)
         convert_module.check_schema(DATASETS["fhvhv"], "2019-05", tmp_path / name)
+
+
+def test_records_are_counted_from_the_bytes_whatever_the_reads():
+    """Blank lines (LF or CRLF) and quoted line breaks are not records, wherever reads cut the bytes."""
+    import io
+    import random
+
+    from taxi_assets.reader import _Scanned
+
+    rng = random.Random(7)
+    for _ in range(200):
+        lines = ["h"] + [rng.choice(["", "\r", "a,b", '"x\ny",1', '"q""\n""",2']) for _ in range(25)]
+        data = "".join(line + rng.choice(["\n", "\r\n"]) for line in lines).replace("\r\r", "\r").encode()
+        records = sum(1 for line in lines[1:] if line not in ("", "\r"))
+        scanned = _Scanned(io.BytesIO(data))
+        while scanned.read(rng.randint(1, 6)):
+            pass
+        assert scanned.records == records, data

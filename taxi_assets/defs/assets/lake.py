@@ -116,7 +116,7 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 context.log.warning(f"{spec.name} {month}: NaN/infinite values stored as null: {counts}")
             if result.zones:
                 log_month(context, f"{spec.name} {month}: location IDs from coordinates: {result.zones}")
-            aside = set_aside_count(path, quarantine)
+            aside = set_aside_count(result, quarantine)
             log_month(
                 context,
                 f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s "
