@@ -38,7 +38,7 @@ PAYMENT_CODES: dict[str, int | None] = {
     "CAS": 2, "CSH": 2, "CASH": 2,
     "NOC": 3, "NO CHARGE": 3,
     "DIS": 4, "DISPUTE": 4,
-    "UNK": 5,
+    "UNK": 5, "NA": 5,
 }  # fmt: skip
 # Y and N first: a batch of only those is already canonical (see map_codes).
 FLAG_CODES: dict[str, str | None] = {"Y": "Y", "N": "N", "1": "Y", "0": "N"}
@@ -63,9 +63,14 @@ class Era:
     header: tuple[str, ...]
     # Canonical columns published as text codes (VTS, CASH, ...) rather than numbers.
     text_codes: tuple[str, ...] = ()
-    # CSV quirks.
-    blank_line_after_header: bool = False
+    # CSV quirks, as bytes: how rows end, how the header ends (None: as the rows), what
+    # comes between the header and the first row (blank lines), empty fields after each
+    # row's last named one, every field quoted.
+    line_end: str = "\n"
+    header_end: str | None = None
+    after_header: str = ""
     trailing_empty_fields: int = 0
+    quoted: bool = False
     flags: str = "YN"  # how Y/N flags are spelled: "YN" or "10"
     # Parquet quirks: canonical column -> published type where it differs from the declared
     # one ("null" = the column has no type), the timestamps' type, a stray pandas index.
@@ -73,6 +78,10 @@ class Era:
     timestamps: str = "us"  # "us", "ns" or "string"
     index_column: bool = False
     note: str = ""
+
+    @property
+    def blank_line_after_header(self) -> bool:
+        return bool(self.after_header)
 
     def covers(self, month: str) -> bool:
         return self.first <= month and (self.last is None or month <= self.last)
@@ -283,7 +292,7 @@ def canonical_batch(
                     reason = f"{column.name}: {array[i].as_py()!r} is not {column.type}"
                     bad[i] = f"{bad[i]}; {reason}" if i in bad else reason
                 array = _cast_valid(array, column.type, bad)
-        if column.coordinate:
+        if column.coordinate or column.zero_is_null:
             array = zero_is_null(array)
         arrays[column.name] = array
     out = pa.RecordBatch.from_arrays([arrays[f.name] for f in schema], schema=schema)

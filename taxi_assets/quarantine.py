@@ -12,6 +12,10 @@ belongs, text that is not a decimal integer) set aside with its row (eras.canoni
 When more than `CheckThresholds.malformed_rows_error` of the records are malformed,
 the file is rejected instead (MalformedRowsError): a file that broken is more
 likely misread than dirty.
+
+Every row is accounted for: the records of the file, counted apart from the parser
+(a CSV's data lines from its bytes, a Parquet file's footer), must equal the rows
+published plus the lines set aside; otherwise RowsUnaccountedError names the lines.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from taxi_assets.convert import ConvertResult, convert
 from taxi_assets.datasets import DatasetSpec
-from taxi_assets.errors import MalformedRowsError, StagingError, UnreadableRowError
+from taxi_assets.errors import MalformedRowsError, RowsUnaccountedError, StagingError, UnreadableRowError
 from taxi_assets.months import normalize_month
 
 if TYPE_CHECKING:
@@ -62,7 +66,9 @@ def convert_quarantining(
     if not Path(src).name.lower().endswith(".parquet"):
         try:
             result = convert(spec, month, src, dst, zones=zones)
-            return result, Quarantine(records=result.rows)
+            found = Quarantine(records=result.rows)
+            check_accounted(label, src, result, found)
+            return result, found
         except UnreadableRowError:
             pass  # a row the fast mode cannot read: the careful mode sets such rows aside
     found = Quarantine()
@@ -83,6 +89,7 @@ def convert_quarantining(
 
         result = convert(spec, month, src, dst, set_aside=set_aside, zones=zones)
     found.records = result.rows + found.lines
+    check_accounted(label, src, result, found)
     if not found.rows:
         quarantine.unlink()  # nothing set aside (a CSV: the fast mode's doubt was unfounded, e.g. '0x' in a text)
         return result, found
@@ -94,3 +101,38 @@ def convert_quarantining(
         )
     found.path = quarantine
     return result, found
+
+
+def set_aside_count(result: ConvertResult, found: Quarantine) -> int:
+    """What the set-aside rows count for in the accounting: records, or their lines where the
+    file's records were counted by lines (a CSV whose quotes do not close)."""
+    return found.lines if result.rows_read_unit == "lines" else found.rows
+
+
+def check_accounted(label: str, src: Path, result: ConvertResult, found: Quarantine) -> None:
+    """rows read = rows published + rows set aside, or RowsUnaccountedError saying which lines and why."""
+    aside = set_aside_count(result, found)
+    if result.rows_read == result.rows + aside:
+        return
+    lost = result.rows_read - result.rows - aside
+    detail = "" if Path(src).name.lower().endswith(".parquet") else f"; {describe_lines(src)}"
+    raise RowsUnaccountedError(
+        f"{label}: {src} holds {result.rows_read:,} rows but {result.rows:,} were read and {aside:,} set aside: "
+        f"{abs(lost):,} {'lost' if lost > 0 else 'more than the file holds'}{detail}"
+    )
+
+
+def describe_lines(src: Path, limit: int = 3) -> str:
+    """The first data lines of a CSV, numbered, with their field counts against the header's."""
+    from taxi_assets.reader import csv_text_lines
+
+    shown, header = [], None
+    for number, fields in csv_text_lines(src):
+        if header is None:
+            header = len(fields)
+            continue
+        if len(shown) == limit:
+            break
+        text = ",".join(fields)
+        shown.append(f"line {number} has {len(fields)} fields ({header} in the header): {text[:120]!r}")
+    return "; ".join(shown) if shown else "no data line could be read"

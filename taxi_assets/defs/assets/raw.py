@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from taxi_assets.convert import check_schema
 from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.assets.metadata import download_metadata
@@ -16,7 +17,7 @@ from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source import drop_zone
 from taxi_assets.source.http import Download
-from taxi_assets.source.resource import TaxiSource, url_templates
+from taxi_assets.source.resource import NOT_AT, TaxiSource, url_templates
 from taxi_assets.storage.staging import StagedFile
 
 
@@ -75,8 +76,11 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
                 chosen[:] = [staged if name == staged.path.name else StagedFile.new(name)]
                 return chosen[0].path
 
+            def readable(path: Path) -> None:  # a file the lake step would refuse: try the next source
+                check_schema(spec, month, path)
+
             try:
-                got, missing = source.download_first(spec, month, new_dest, context.log)
+                got, passed = source.download_first(spec, month, new_dest, context.log, readable)
             except BaseException:
                 for old in chosen:
                     old.discard()
@@ -85,9 +89,13 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
                 staged.discard()
             log_month(context, f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
             metadata = download_metadata(got)
-            metadata["source_url_template"] = url_templates(source.url_template)[len(missing)]
+            metadata["source_url_template"] = url_templates(source.url_template)[len(passed)]
+            missing = [url for url, why in passed if why == NOT_AT]
             if missing:
                 metadata["not_at"] = ", ".join(missing)
+            skipped = {url: why for url, why in passed if why != NOT_AT}
+            if skipped:  # sources whose file the lake step would refuse
+                metadata["skipped_sources"] = skipped
             return chosen[0], metadata
 
         return stage_each_partition(context, file_name, fetch)
