@@ -331,7 +331,9 @@ def convert(
         try:
             if is_parquet:
                 # Unbuffered column chunks read page by page: a row group is never held whole.
-                pf = pq.ParquetFile(src, memory_map=False, buffer_size=1 << 20, pre_buffer=False)
+                pf = pq.ParquetFile(
+                    src, memory_map=False, buffer_size=1 << 20, pre_buffer=False, coerce_int96_timestamp_unit="us"
+                )
                 names = pf.schema_arrow.names
             else:
                 names = csv_header(src, label)

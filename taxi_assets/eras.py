@@ -215,6 +215,23 @@ def wall_clock(array: pa.Array) -> pa.Array:
     return pc.local_timestamp(array.cast(pa.timestamp(array.type.unit, TLC_TIME_ZONE)))
 
 
+def yes_no(flags: pa.Array) -> pa.Array:
+    """A boolean flag as the data dictionary's Y/N text (true: Y); null stays null."""
+    return _Y_N.take(flags.cast(pa.int8()))
+
+
+_Y_N = pa.Array.from_buffers(pa.string(), 2, [None, pa.py_buffer(np.array([0, 1, 2], np.int32)), pa.py_buffer(b"NY")])
+
+
+def trimmed_numbers(text: pa.Array) -> pa.Array:
+    """Numbers as text, read the way the CSV reader reads them: blanks around a number are
+    trimmed and an empty value is null (blanks alone still fail the cast, as in a CSV)."""
+    import pyarrow.compute as pc
+
+    empty = pc.match_substring_regex(text, "^$")
+    return pc.if_else(empty, pa.nulls(len(text), text.type), pc.utf8_trim_whitespace(text))
+
+
 def not_decimal(array: pa.Array) -> list[int]:
     """Positions of text values that are not decimal integers (0x1F, 1e3, +5)."""
     import pyarrow.compute as pc
@@ -250,18 +267,27 @@ def canonical_batch(
         array = batch.column(column.name)
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
+        if pa.types.is_dictionary(array.type):  # a dictionary-encoded column reads as its values
+            array = array.dictionary_decode()
         if array.null_count == len(array):  # absent in this era, or typed null: nothing to map
             arrays[column.name] = array if array.type == column.type else pa.nulls(len(array), column.type)
             continue
+        if column.codes == "flag" and pa.types.is_boolean(array.type):
+            array = yes_no(array)
         if column.codes and (
             pa.types.is_string(array.type) or pa.types.is_large_string(array.type) or column.codes == "flag"
         ):
             array = map_codes(array, CODE_MAPS[column.codes], column.type, column.name, counts)
         elif array.type != column.type:
             array = wall_clock(array)
-            if pa.types.is_integer(column.type) and (
-                pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
-            ):
+            if pa.types.is_timestamp(array.type) and array.type.unit == "ns" and pa.types.is_timestamp(column.type):
+                # The lake keeps microseconds: digits below are dropped (truncated), never a reason
+                # to refuse a row (ns to us cannot overflow).
+                array = array.cast(column.type, safe=False)
+            is_text = pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+            if is_text and (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+                array = trimmed_numbers(array)
+            if pa.types.is_integer(column.type) and is_text:
                 for i in not_decimal(array):
                     if set_aside is None:
                         raise ConversionError(

@@ -337,3 +337,71 @@ def test_parquet_text_in_another_integer_notation_is_refused(tmp_path, lake_5k):
         pq.read_table(tmp_path / "q.parquet")["passenger_count"].to_pylist()
         == lake_5k["passenger_count"].to_pylist()[1:]
     )
+
+
+# ---------------------------------------------------------------- Parquet type variants
+
+
+def _parquet_month(tmp_path, table: pa.Table, **options):
+    """`table` as a yellow 2021-01 Parquet file, converted as the lake step does: (lake table, quarantine)."""
+    src = tmp_path / "yellow_tripdata_2021-01.parquet"
+    pq.write_table(table, src, **options)
+    result, quarantine = convert_quarantining(YELLOW, "2021-01", src, tmp_path / "out.parquet", tmp_path / "rows.csv")
+    return result, quarantine, pq.read_table(tmp_path / "out.parquet").drop_columns([SOURCE_MONTH_COLUMN])
+
+
+def _with(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, values)
+
+
+def test_parquet_dictionary_text_codes_load_like_plain_text(tmp_path, lake_5k):
+    codes = pa.array(["VTS" if v == 2 else "CMT" if v == 1 else None for v in lake_5k["VendorID"].to_pylist()])
+    _, quarantine, got = _parquet_month(tmp_path, _with(lake_5k, "VendorID", codes.dictionary_encode()))
+    assert pq.read_schema(tmp_path / "yellow_tripdata_2021-01.parquet").field("VendorID").type == pa.dictionary(
+        pa.int32(), pa.string()
+    )
+    assert quarantine.rows == 0
+    assert got.equals(lake_5k)
+
+
+def test_parquet_boolean_flags_become_y_and_n(tmp_path, lake_5k):
+    flags = pa.array([{"Y": True, "N": False}.get(v) for v in lake_5k["store_and_fwd_flag"].to_pylist()])
+    assert flags.type == pa.bool_() and flags.true_count and flags.false_count
+    result, quarantine, got = _parquet_month(tmp_path, _with(lake_5k, "store_and_fwd_flag", flags))
+    assert result.unknown_codes == {} and quarantine.rows == 0
+    assert got.equals(lake_5k)
+
+
+def test_parquet_int96_times_keep_their_true_value_far_in_the_future(tmp_path, lake_5k):
+    """An INT96 year 3019 (a real fhv file has one) lands as 3019, as the same CSV value does,
+    not wrapped by a nanosecond reading (to 1849, and then refused for its nanoseconds)."""
+    dropoffs = lake_5k["tpep_dropoff_datetime"].to_pylist()
+    dropoffs[7] = dt.datetime(3019, 2, 1, 12, 30, 5)
+    expected = _with(lake_5k, "tpep_dropoff_datetime", pa.array(dropoffs, pa.timestamp("us")))
+    _, quarantine, got = _parquet_month(tmp_path, expected, use_deprecated_int96_timestamps=True)
+    assert pq.ParquetFile(tmp_path / "yellow_tripdata_2021-01.parquet").schema.column(2).physical_type == "INT96"
+    assert quarantine.rows == 0
+    assert got["tpep_dropoff_datetime"][7].as_py() == dt.datetime(3019, 2, 1, 12, 30, 5)
+    assert got.equals(expected)
+
+
+def test_parquet_times_with_nanoseconds_are_truncated_to_the_microsecond(tmp_path, lake_5k):
+    pickups = pc.add(lake_5k["tpep_pickup_datetime"].cast(pa.timestamp("ns")), pa.scalar(999, pa.duration("ns")))
+    _, quarantine, got = _parquet_month(tmp_path, _with(lake_5k, "tpep_pickup_datetime", pickups))
+    assert pq.read_schema(tmp_path / "yellow_tripdata_2021-01.parquet").field(1).type == pa.timestamp("ns")
+    assert quarantine.rows == 0
+    assert got.equals(lake_5k)
+
+
+def test_parquet_amounts_as_text_are_read_as_the_csv_reader_reads_them(tmp_path, lake_5k):
+    """Blanks around a number are trimmed, an empty value is null, blanks alone set the row aside."""
+    amounts = [f"  {v!r} " if v is not None else None for v in lake_5k["total_amount"].to_pylist()]
+    amounts[3], amounts[4] = "", "   "
+    result, quarantine, got = _parquet_month(tmp_path, _with(lake_5k, "total_amount", pa.array(amounts)))
+    assert quarantine.rows == 1 and quarantine.examples[0].startswith("total_amount: '' is not double: ")
+    expected = _with(
+        lake_5k,
+        "total_amount",
+        pa.array([None if i == 3 else v for i, v in enumerate(lake_5k["total_amount"].to_pylist())]),
+    )
+    assert got.equals(pa.concat_tables([expected.slice(0, 4), expected.slice(5)]))
