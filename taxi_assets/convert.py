@@ -365,6 +365,10 @@ def convert(
             result.zones = hook.metadata() if hook is not None else {}
         except (ConversionError, StagingError):
             raise
+        except UnicodeDecodeError as exc:  # pyarrow decodes a Parquet footer's names and metadata as UTF-8
+            raise ConversionError(
+                f"{label}: cannot convert {src}: its metadata is not UTF-8 text (damaged?): {exc}"
+            ) from None
         except READ_ERRORS as exc:
             if "straddling object" in str(exc):  # only the careful mode's 16 MiB blocks get here
                 exc = f"a record longer than {2 * CAREFUL_BLOCK_SIZE >> 20} MiB (an unclosed quote?)"

@@ -7,6 +7,7 @@ import gzip
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -405,3 +406,58 @@ def test_parquet_amounts_as_text_are_read_as_the_csv_reader_reads_them(tmp_path,
         pa.array([None if i == 3 else v for i, v in enumerate(lake_5k["total_amount"].to_pylist())]),
     )
     assert got.equals(pa.concat_tables([expected.slice(0, 4), expected.slice(5)]))
+
+
+def _footer_start(data: bytes) -> int:
+    return len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+
+
+def _assert_clear_error_or_same_rows(tmp_path, data: bytes, lake: pa.Table) -> str:
+    """A damaged Parquet file converts to the same rows or fails with an error naming dataset,
+    month and file (a column it no longer finds: dataset and month, and the columns it has)."""
+    src = tmp_path / "yellow_tripdata_2021-01.parquet"
+    src.write_bytes(data)
+    try:
+        convert_quarantining(YELLOW, "2021-01", src, tmp_path / "out.parquet", tmp_path / "rows.csv")
+    except ConversionError as exc:
+        assert str(exc).startswith("yellow 2021-01: ") and (str(src) in str(exc) or isinstance(exc, SchemaError)), exc
+        return str(exc)
+    assert pq.read_table(tmp_path / "out.parquet").drop_columns([SOURCE_MONTH_COLUMN]).equals(lake)
+    return "same rows"
+
+
+def test_a_parquet_footer_with_bytes_that_are_not_utf8_is_a_conversion_error(tmp_path, lake_5k):
+    src = tmp_path / "good.parquet"
+    pq.write_table(lake_5k, src)
+    data = bytearray(src.read_bytes())
+    footer = _footer_start(data)
+    at = data.find(b"VendorID", footer)
+    assert at > 0
+    data[at] = 0xFF  # the column's name in the footer's schema
+    message = _assert_clear_error_or_same_rows(tmp_path, bytes(data), lake_5k)
+    assert "its metadata is not UTF-8 text (damaged?)" in message
+
+
+def _name_bytes(data: bytes, start: int) -> list[int]:
+    """Positions of the column names' bytes in the footer (from `start`)."""
+    found = []
+    for name in YELLOW.arrow_schema().names:
+        at = data.find(name.encode(), start)
+        while at >= 0:
+            found += range(at, at + len(name))
+            at = data.find(name.encode(), at + 1)
+    return found
+
+
+@pytest.mark.parametrize("where", ["anywhere", "in_names"])
+@pytest.mark.parametrize("seed", range(12))
+def test_a_damaged_parquet_footer_converts_or_names_the_file(tmp_path, lake_5k, seed, where):
+    src = tmp_path / "good.parquet"
+    pq.write_table(lake_5k, src)
+    data = bytearray(src.read_bytes())
+    footer = _footer_start(data)
+    rng = np.random.default_rng(seed)
+    positions = range(footer, len(data) - 8) if where == "anywhere" else _name_bytes(data, footer)
+    for at in rng.choice(positions, size=int(rng.integers(1, 9))):
+        data[at] = int(rng.integers(0, 256))
+    _assert_clear_error_or_same_rows(tmp_path, bytes(data), lake_5k)
