@@ -298,6 +298,14 @@ def _write(
         sink.close()
 
 
+def _reporting(batches: Iterable[pa.RecordBatch], kept: Callable[[int], None] | None) -> Iterable[pa.RecordBatch]:
+    """The batches, each one's row count handed to `kept` first (when given)."""
+    for batch in batches:
+        if kept is not None:
+            kept(batch.num_rows)
+        yield batch
+
+
 def convert(
     spec: DatasetSpec,
     month: str,
@@ -305,6 +313,7 @@ def convert(
     dst: Path,
     set_aside: Callable[[str, str], None] | None = None,
     zones: ZoneFill | None = None,
+    kept: Callable[[int], None] | None = None,
 ) -> ConvertResult:
     """Convert src to dst (Parquet, zstd). dst is written in place: callers stage it.
 
@@ -312,7 +321,8 @@ def convert(
     mode, which hands it the rows it cannot read (see reader.py). A Parquet value that does
     not fit its declared type (a float that is not a whole number where an integer belongs,
     text that is not a decimal integer) goes to `set_aside` with its row (when given; else
-    ConversionError).
+    ConversionError). With `set_aside`, `kept(rows)` is called as each batch is read, once
+    its unreadable rows went to `set_aside` (quarantine.py stops a mostly malformed file there).
     Raises ConversionError (naming dataset, month and file) on anything unreadable;
     UnreadableRowError, a subclass, when the fast mode meets a row it cannot read.
     """
@@ -346,6 +356,7 @@ def convert(
             hook = fill if fill is not None and fill.columns else None
             if is_parquet:
                 batches = _parquet_batches(spec, pf, mapping, label, codes, set_aside, use_threads=hook is None)
+                batches = _reporting(batches, kept)
                 _write(spec, month, batches, dst, result, pool, hook)
             else:
                 with csv_bytes(src) as source:
@@ -359,7 +370,7 @@ def convert(
                         batches = fast_batches(spec, source, names, mapping, where, pool, era, canonical)
                     else:
                         read = careful_batches(spec, source, names, mapping, where, pool, set_aside, era)
-                        batches = (canonical(b) for b in read)
+                        batches = _reporting((canonical(b) for b in read), kept)
                     _write(spec, month, batches, dst, result, pool, hook)
             result.unknown_codes = codes.as_dict()
             result.zones = hook.metadata() if hook is not None else {}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
+import re
 import subprocess
 import sys
 
@@ -18,7 +20,7 @@ import taxi_assets.convert as convert_module
 import taxi_assets.reader as reader_module
 from taxi_assets.convert import convert, month_column, outside_month_rows
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
-from taxi_assets.errors import ConversionError, SchemaError, UnreadableRowError
+from taxi_assets.errors import ConversionError, MalformedRowsError, SchemaError, UnreadableRowError
 from taxi_assets.mirror import generate
 from taxi_assets.quarantine import convert_quarantining
 from taxi_assets_tests.helpers import mirror_file
@@ -461,3 +463,48 @@ def test_a_damaged_parquet_footer_converts_or_names_the_file(tmp_path, lake_5k, 
     for at in rng.choice(positions, size=int(rng.integers(1, 9))):
         data[at] = int(rng.integers(0, 256))
     _assert_clear_error_or_same_rows(tmp_path, bytes(data), lake_5k)
+
+
+# ---------------------------------------------------------------- a file of malformed rows stops early
+
+
+def _refused_early(tmp_path, src, rows: int, reason: str) -> int:
+    """The file is refused naming month, file and examples, after fewer rows than it has;
+    returns the rows read (all set aside in the quarantine file so far)."""
+    quarantine = tmp_path / "rows.csv"
+    with pytest.raises(MalformedRowsError) as err:
+        convert_quarantining(YELLOW, "2021-01", src, tmp_path / "out.parquet", quarantine)
+    pattern = (
+        rf"yellow 2021-01: ([\d,]+) of the first ([\d,]+) rows \(100.00%\) of {re.escape(str(src))} are malformed, "
+        rf"more than the 1.00% allowed; the rest was not read; e\.g\. {re.escape(reason)}: .*"
+    )
+    found = re.fullmatch(pattern, str(err.value), re.S)
+    assert found, str(err.value)
+    bad, read = (int(g.replace(",", "")) for g in found.groups())
+    assert bad == read and 10_000 <= read < rows
+    with open(quarantine, newline="") as f:
+        assert sum(1 for _ in csv.reader(f)) - 1 == read  # the rest was never set aside
+    return read
+
+
+def test_a_csv_of_malformed_rows_is_refused_after_its_first_blocks(tmp_path, month_5k, monkeypatch):
+    monkeypatch.setattr(reader_module, "CAREFUL_BLOCK_SIZE", 1 << 20)  # ~10k of these rows a block
+    header, *lines = _raw(month_5k).decode().splitlines()
+    column = header.split(",").index("passenger_count")
+    bad = []
+    for line in lines:
+        fields = line.split(",")
+        fields[column] = "two"
+        bad.append(",".join(fields))
+    rows = 12 * len(bad)
+    src = tmp_path / "yellow_tripdata_2021-01.csv.gz"
+    src.write_bytes(gzip.compress(("\n".join([header, *bad * 12]) + "\n").encode(), compresslevel=1))
+    assert _refused_early(tmp_path, src, rows, "passenger_count: 'two' is not int32") <= 25_000
+
+
+def test_a_parquet_of_malformed_rows_is_refused_after_its_first_batches(tmp_path, lake_5k, monkeypatch):
+    monkeypatch.setattr(convert_module, "PARQUET_BATCH_ROWS", 4096)
+    table = pa.concat_tables([lake_5k] * 8)
+    src = tmp_path / "yellow_tripdata_2021-01.parquet"
+    pq.write_table(_with(table, "total_amount", pa.array(["x"] * table.num_rows)), src)
+    assert _refused_early(tmp_path, src, table.num_rows, "total_amount: 'x' is not double") == 3 * 4096
