@@ -306,7 +306,7 @@ def canonical_batch(
                         f"{label}: column {column.name} ({array.type}) cannot be read as {column.type}: {exc}"
                     ) from None
                 for i in uncastable(array, column.type):
-                    reason = f"{column.name}: {array[i].as_py()!r} is not {column.type}"
+                    reason = f"{column.name}: {_python(array, i)!r} is not {column.type}"
                     bad[i] = f"{bad[i]}; {reason}" if i in bad else reason
                 array = _cast_valid(array, column.type, bad)
         if column.coordinate:
@@ -342,6 +342,18 @@ def uncastable(values: pa.Array, type_: pa.DataType, offset: int = 0) -> list[in
     return uncastable(values[:half], type_, offset) + uncastable(values[half:], type_, offset + half)
 
 
+def _python(array: pa.Array, i: int):
+    """Value i as Python has it; a time Python's datetime cannot hold (after year 9999) as its
+    text in numpy's calendar, so that a row set aside shows its true value."""
+    try:
+        return array[i].as_py()
+    except (OverflowError, ValueError):
+        if not pa.types.is_timestamp(array.type):
+            raise
+        ticks = array.slice(i, 1).view(pa.int64())[0].as_py()
+        return str(np.datetime64(ticks, array.type.unit)).replace("T", " ")
+
+
 def _record(batch: pa.RecordBatch, i: int) -> str:
-    row = batch.slice(i, 1).to_pylist()[0]
-    return ",".join("" if v is None else str(v) for v in row.values())
+    values = (_python(batch.column(j), i) for j in range(batch.num_columns))
+    return ",".join("" if v is None else str(v) for v in values)

@@ -388,6 +388,21 @@ def test_parquet_int96_times_keep_their_true_value_far_in_the_future(tmp_path, l
     assert got.equals(expected)
 
 
+def test_a_parquet_time_beyond_what_the_lake_holds_is_set_aside_with_its_true_value(tmp_path, lake_5k):
+    """timestamp[ms] reaches far beyond timestamp[us] (year 294,276): such a row is set aside,
+    showing the year it holds, not refused with a bare OverflowError."""
+    millis = pc.divide(lake_5k["tpep_pickup_datetime"].cast(pa.int64()), 1000).to_pylist()
+    millis[7] = 300_000 * 365 * 86_400_000  # in the year 301,770
+    table = _with(lake_5k, "tpep_pickup_datetime", pa.array(millis, pa.int64()).cast(pa.timestamp("ms")))
+    _, quarantine, got = _parquet_month(tmp_path, table)
+    assert quarantine.rows == 1
+    vendor = lake_5k["VendorID"][7].as_py()
+    assert quarantine.examples[0].startswith(
+        f"tpep_pickup_datetime: '301770-10-26 00:00:00.000' is not timestamp[us]: {vendor},301770-10-26 00:00:00.000,"
+    )
+    assert got.equals(pa.concat_tables([lake_5k.slice(0, 7), lake_5k.slice(8)]))
+
+
 def test_parquet_times_with_nanoseconds_are_truncated_to_the_microsecond(tmp_path, lake_5k):
     pickups = pc.add(lake_5k["tpep_pickup_datetime"].cast(pa.timestamp("ns")), pa.scalar(999, pa.duration("ns")))
     _, quarantine, got = _parquet_month(tmp_path, _with(lake_5k, "tpep_pickup_datetime", pickups))
