@@ -284,6 +284,10 @@ def canonical_batch(
                 # The lake keeps microseconds: digits below are dropped (truncated), never a reason
                 # to refuse a row (ns to us cannot overflow).
                 array = array.cast(column.type, safe=False)
+            if pa.types.is_decimal(array.type) and pa.types.is_floating(column.type):
+                # Through the decimal text: Arrow's direct cast can miss the nearest double (25.9 ->
+                # 25.900000000000002); parsing the text rounds correctly, as from a CSV.
+                array = array.cast(pa.string())
             is_text = pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
             if is_text and (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
                 array = trimmed_numbers(array)

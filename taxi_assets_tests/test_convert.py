@@ -403,6 +403,17 @@ def test_a_parquet_time_beyond_what_the_lake_holds_is_set_aside_with_its_true_va
     assert got.equals(pa.concat_tables([lake_5k.slice(0, 7), lake_5k.slice(8)]))
 
 
+def test_parquet_decimal_amounts_land_as_the_same_numbers_as_from_text(tmp_path, lake_5k):
+    import decimal
+
+    amounts = [None if v is None else decimal.Decimal(repr(v)) for v in lake_5k["total_amount"].to_pylist()]
+    _, quarantine, got = _parquet_month(
+        tmp_path, _with(lake_5k, "total_amount", pa.array(amounts, pa.decimal128(12, 2)))
+    )
+    assert quarantine.rows == 0
+    assert got.equals(lake_5k)  # 25.9, not 25.900000000000002
+
+
 def test_parquet_times_with_nanoseconds_are_truncated_to_the_microsecond(tmp_path, lake_5k):
     pickups = pc.add(lake_5k["tpep_pickup_datetime"].cast(pa.timestamp("ns")), pa.scalar(999, pa.duration("ns")))
     _, quarantine, got = _parquet_month(tmp_path, _with(lake_5k, "tpep_pickup_datetime", pickups))
