@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 QUARANTINE_FILE_NAME = "rows.csv"
 QUARANTINE_HEADER = ("error", "record")
 EXAMPLES = 3
-# Checked after each batch the reader hands on (16 MiB of CSV, 64Ki Parquet rows): once at
+# Checked after each batch the reader hands on (16Ki CSV rows, 64Ki Parquet rows): once at
 # least this many rows are read and more than this share of them (or the limit, when higher)
 # were set aside, the file is refused there. Enough rows that a dirty stretch at the start
 # of a good file does not stop it; a file that bad at its start is misread, whatever follows.

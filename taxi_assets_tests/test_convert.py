@@ -513,8 +513,7 @@ def _refused_early(tmp_path, src, rows: int, reason: str) -> int:
     return read
 
 
-def test_a_csv_of_malformed_rows_is_refused_after_its_first_blocks(tmp_path, month_5k, monkeypatch):
-    monkeypatch.setattr(reader_module, "CAREFUL_BLOCK_SIZE", 1 << 20)  # ~10k of these rows a block
+def test_a_csv_of_malformed_rows_is_refused_after_its_first_rows(tmp_path, month_5k):
     header, *lines = _raw(month_5k).decode().splitlines()
     column = header.split(",").index("passenger_count")
     bad = []
@@ -522,10 +521,11 @@ def test_a_csv_of_malformed_rows_is_refused_after_its_first_blocks(tmp_path, mon
         fields = line.split(",")
         fields[column] = "two"
         bad.append(",".join(fields))
-    rows = 12 * len(bad)
+    rows = 8 * len(bad)  # two and a half of the careful mode's parts
     src = tmp_path / "yellow_tripdata_2021-01.csv.gz"
-    src.write_bytes(gzip.compress(("\n".join([header, *bad * 12]) + "\n").encode(), compresslevel=1))
-    assert _refused_early(tmp_path, src, rows, "passenger_count: 'two' is not int32") <= 25_000
+    src.write_bytes(gzip.compress(("\n".join([header, *bad * 8]) + "\n").encode(), compresslevel=1))
+    read = _refused_early(tmp_path, src, rows, "passenger_count: 'two' is not int32")
+    assert read == reader_module.CAREFUL_PART_ROWS
 
 
 def test_a_parquet_of_malformed_rows_is_refused_after_its_first_batches(tmp_path, lake_5k, monkeypatch):
