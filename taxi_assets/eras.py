@@ -359,5 +359,8 @@ def _python(array: pa.Array, i: int):
 
 
 def _record(batch: pa.RecordBatch, i: int) -> str:
-    values = (_python(batch.column(j), i) for j in range(batch.num_columns))
+    try:
+        values = list(batch.slice(i, 1).to_pylist()[0].values())
+    except (OverflowError, ValueError):  # a time after year 9999
+        values = [_python(batch.column(j), i) for j in range(batch.num_columns)]
     return ",".join("" if v is None else str(v) for v in values)

@@ -90,7 +90,6 @@ def convert_quarantining(
                 found.examples.append(f"{reason}: {record[:120]}")
 
         limit = spec.thresholds.malformed_rows_error
-
         kept_rows = 0
 
         def kept(rows: int) -> None:
