@@ -320,6 +320,14 @@ def check_schema(spec: DatasetSpec, month: str, src: Path) -> None:
     resolve_columns(spec, names, label, era)
 
 
+def _reporting(batches: Iterable[pa.RecordBatch], kept: Callable[[int], None] | None) -> Iterable[pa.RecordBatch]:
+    """The batches, each one's row count handed to `kept` first (when given)."""
+    for batch in batches:
+        if kept is not None:
+            kept(batch.num_rows)
+        yield batch
+
+
 def convert(
     spec: DatasetSpec,
     month: str,
@@ -327,6 +335,7 @@ def convert(
     dst: Path,
     set_aside: Callable[[str, str], None] | None = None,
     zones: ZoneFill | None = None,
+    kept: Callable[[int], None] | None = None,
 ) -> ConvertResult:
     """Convert src to dst (Parquet, zstd). dst is written in place: callers stage it.
 
@@ -334,7 +343,8 @@ def convert(
     mode, which hands it the rows it cannot read (see reader.py). A Parquet value that does
     not fit its declared type (a float that is not a whole number where an integer belongs,
     text that is not a decimal integer) goes to `set_aside` with its row (when given; else
-    ConversionError).
+    ConversionError). With `set_aside`, `kept(rows)` is called as each batch is read, once
+    its unreadable rows went to `set_aside` (quarantine.py stops a mostly malformed file there).
     Raises ConversionError (naming dataset, month and file) on anything unreadable;
     UnreadableRowError, a subclass, when the fast mode meets a row it cannot read.
     """
@@ -351,7 +361,9 @@ def convert(
         try:
             if is_parquet:
                 # Unbuffered column chunks read page by page: a row group is never held whole.
-                pf = pq.ParquetFile(src, memory_map=False, buffer_size=1 << 20, pre_buffer=False)
+                pf = pq.ParquetFile(
+                    src, memory_map=False, buffer_size=1 << 20, pre_buffer=False, coerce_int96_timestamp_unit="us"
+                )
                 names = pf.schema_arrow.names
             else:
                 names = csv_header(src, label)
@@ -367,6 +379,7 @@ def convert(
             if is_parquet:
                 result.rows_read = pf.metadata.num_rows
                 batches = _parquet_batches(spec, pf, mapping, label, codes, set_aside, use_threads=hook is None)
+                batches = _reporting(batches, kept)
                 _write(spec, month, batches, dst, result, pool, hook)
             else:
                 with csv_bytes(src) as source:
@@ -380,7 +393,7 @@ def convert(
                         batches = fast_batches(spec, source, names, mapping, where, pool, era, canonical)
                     else:
                         read = careful_batches(spec, source, names, mapping, where, pool, set_aside, era)
-                        batches = (canonical(b) for b in read)
+                        batches = _reporting((canonical(b) for b in read), kept)
                     _write(spec, month, batches, dst, result, pool, hook)
                     result.rows_read = source.records
                     result.rows_read_unit = "records" if source.quotes_closed else "lines"
@@ -388,6 +401,10 @@ def convert(
             result.zones = hook.metadata() if hook is not None else {}
         except (ConversionError, StagingError):
             raise
+        except UnicodeDecodeError as exc:  # pyarrow decodes a Parquet footer's names and metadata as UTF-8
+            raise ConversionError(
+                f"{label}: cannot convert {src}: its metadata is not UTF-8 text (damaged?): {exc}"
+            ) from None
         except READ_ERRORS as exc:
             if "straddling object" in str(exc):  # only the careful mode's 16 MiB blocks get here
                 exc = f"a record longer than {2 * CAREFUL_BLOCK_SIZE >> 20} MiB (an unclosed quote?)"

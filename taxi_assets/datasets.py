@@ -82,6 +82,9 @@ class DatasetSpec:
     amount_column: str | None = "total_amount"
     distance_column: str | None = "trip_distance"
     location_columns: tuple[str, ...] = ("PULocationID", "DOLocationID")
+    # Published columns that may be empty in a whole month: the lake check that every trip
+    # column holds values (quality.valued_columns) leaves them out.
+    sparse_columns: tuple[str, ...] = ()
     thresholds: CheckThresholds = field(default_factory=CheckThresholds)
     # The source publishes a month roughly this many months after it ends (docs/data.md):
     # the latest partition is the latest month that should be published by now.
@@ -376,6 +379,8 @@ FHV = DatasetSpec(
     dropoff_column="dropoff_datetime",
     amount_column=None,
     distance_column=None,
+    # Many bases reported no pickup or dropoff zone for most of their trips.
+    sparse_columns=("PULocationID", "DOLocationID"),
     columns=(
         Column("dispatching_base_num", STR, aliases=("Dispatching_base_number",)),
         Column("pickup_datetime", TS, aliases=("Pickup_date",)),

@@ -11,7 +11,9 @@ belongs, text that is not a decimal integer) set aside with its row (eras.canoni
 
 When more than `CheckThresholds.malformed_rows_error` of the records are malformed,
 the file is rejected instead (MalformedRowsError): a file that broken is more
-likely misread than dirty.
+likely misread than dirty. A file most of whose rows are malformed from its start is
+rejected as soon as that shows (EARLY_STOP_ROWS, EARLY_STOP_SHARE), without reading and
+setting aside the rest.
 
 Every row is accounted for: the records of the file, counted apart from the parser
 (a CSV's data lines from its bytes, a Parquet file's footer), must equal the rows
@@ -36,6 +38,12 @@ if TYPE_CHECKING:
 QUARANTINE_FILE_NAME = "rows.csv"
 QUARANTINE_HEADER = ("error", "record")
 EXAMPLES = 3
+# Checked after each batch the reader hands on (16Ki CSV rows, 64Ki Parquet rows): once at
+# least this many rows are read and more than this share of them (or the limit, when higher)
+# were set aside, the file is refused there. Enough rows that a dirty stretch at the start
+# of a good file does not stop it; a file that bad at its start is misread, whatever follows.
+EARLY_STOP_ROWS = 10_000
+EARLY_STOP_SHARE = 0.5
 
 
 @dataclass
@@ -87,18 +95,24 @@ def convert_quarantining(
             if len(found.examples) < EXAMPLES:
                 found.examples.append(f"{reason}: {record[:120]}")
 
-        result = convert(spec, month, src, dst, set_aside=set_aside, zones=zones)
+        limit = spec.thresholds.malformed_rows_error
+        kept_rows = 0
+
+        def kept(rows: int) -> None:
+            nonlocal kept_rows
+            kept_rows += rows
+            read = kept_rows + found.lines
+            if read >= EARLY_STOP_ROWS and found.lines > max(limit, EARLY_STOP_SHARE) * read:
+                raise _too_many(label, src, found, read, limit, early=True)
+
+        result = convert(spec, month, src, dst, set_aside=set_aside, zones=zones, kept=kept)
     found.records = result.rows + found.lines
     check_accounted(label, src, result, found)
     if not found.rows:
         quarantine.unlink()  # nothing set aside (a CSV: the fast mode's doubt was unfounded, e.g. '0x' in a text)
         return result, found
-    limit = spec.thresholds.malformed_rows_error
     if found.share > limit:
-        raise MalformedRowsError(
-            f"{label}: {found.lines:,} of {found.records:,} rows ({found.share:.2%}) of {src} are "
-            f"malformed, more than the {limit:.2%} allowed; e.g. {' | '.join(found.examples)}"
-        )
+        raise _too_many(label, src, found, found.records, limit)
     found.path = quarantine
     return result, found
 
@@ -136,3 +150,15 @@ def describe_lines(src: Path, limit: int = 3) -> str:
         text = ",".join(fields)
         shown.append(f"line {number} has {len(fields)} fields ({header} in the header): {text[:120]!r}")
     return "; ".join(shown) if shown else "no data line could be read"
+
+
+def _too_many(
+    label: str, src: Path, found: Quarantine, read: int, limit: float, early: bool = False
+) -> MalformedRowsError:
+    """The error of a file with more malformed rows than allowed, after `read` rows (all of
+    them, or, `early`, the first ones: the rest was not read)."""
+    first, rest = ("the first ", "; the rest was not read") if early else ("", "")
+    return MalformedRowsError(
+        f"{label}: {found.lines:,} of {first}{read:,} rows ({found.lines / read:.2%}) of {src} are malformed, "
+        f"more than the {limit:.2%} allowed{rest}; e.g. {' | '.join(found.examples)}"
+    )

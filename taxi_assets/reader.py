@@ -46,6 +46,7 @@ PARSE_THREADS = 2
 BLOCKS_IN_FLIGHT = 4
 UNQUOTED = pacsv.ParseOptions(quote_char=False)
 CAREFUL_BLOCK_SIZE = 16 << 20  # a record up to twice this is read (and set aside) in careful mode
+CAREFUL_PART_ROWS = 16 << 10  # rows of a block checked and handed on at a time
 INFLATE_BLOCK_SIZE = 256 << 10
 MAX_TEXT_CHARS = 1000  # TLC's text values are flags and base numbers: a longer one is not a value
 
@@ -436,9 +437,17 @@ def careful_batches(
             set_aside(f"expected {row.expected_columns} fields, got {row.actual_columns}", row.text)
         wrong_width.clear()
 
-    with reader:  # closed (read-ahead stopped) before the stream under it, as in fast_batches
-        for batch in reader:
+    def parts() -> Iterator[pa.RecordBatch]:
+        # Each block's rows are typed and handed on CAREFUL_PART_ROWS at a time, so that the
+        # share set aside is known as the file is read (quarantine.py stops a file that is
+        # mostly malformed early) and not only after a whole block.
+        for block in reader:
             flush_wrong_width()
+            for start in range(0, max(block.num_rows, 1), CAREFUL_PART_ROWS):
+                yield block.slice(start, CAREFUL_PART_ROWS)
+
+    with reader:  # closed (read-ahead stopped) before the stream under it, as in fast_batches
+        for batch in parts():
             typed, errors = {}, {}
             for name in _unnamed(names):
                 values = batch.column(name)
