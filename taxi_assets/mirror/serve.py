@@ -32,7 +32,7 @@ SHAPES_PATH = "/misc/taxi_zones.zip"
 REDIRECT_PREFIX = "_redirected/"
 
 FAULT_KINDS = (
-    "status", "cut", "trickle", "wrong_length", "html", "empty", "truncated_gzip", "body", "redirect",
+    "status", "cut", "trickle", "wrong_length", "html", "empty", "truncated_gzip", "body", "redirect", "unsized",
 )  # fmt: skip
 
 
@@ -52,6 +52,8 @@ class Fault:
                       matching Content-Length, as a corrupt upstream file would be
       body            200 with `body` instead of the file (`content_type` optional)
       redirect        302 to the same file under /_redirected/ (GitHub-style)
+      unsized         200 with no Content-Length and `Connection: close`, then the first
+                      `nbytes` (default: all) of the file: the end is only the close
 
     times=None applies the fault to every request. `methods` defaults to GET and
     HEAD for `status`/`redirect` and to GET only for the others, so a HEAD probe
@@ -148,6 +150,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "cut":
             n = min(size, size // 2 if fault.nbytes is None else fault.nbytes)
             return self._send_file(file, 200, headers, size, n, close=True)
+        if fault.kind == "unsized":
+            n = size if fault.nbytes is None else min(size, fault.nbytes)
+            return self._send_file(file, 200, headers, None, n, close=True)
         if fault.kind == "wrong_length":
             return self._send_file(file, 200, headers, size + fault.extra_length, size, close=True)
         # trickle
@@ -204,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
         file: Path,
         status: int,
         headers: dict[str, str],
-        advertised: int,
+        advertised: int | None,
         send: int,
         close: bool = False,
         step: int | None = None,
@@ -213,7 +218,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(advertised))
+        if advertised is not None:
+            self.send_header("Content-Length", str(advertised))
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True
