@@ -15,7 +15,7 @@ from taxi_assets.defs.resources import load_settings
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source import drop_zone
-from taxi_assets.source.http import Download
+from taxi_assets.source.http import DATA_SUFFIXES, GZIP_MAGIC, PARQUET_MAGIC, Download
 from taxi_assets.source.resource import TaxiSource, url_templates
 from taxi_assets.storage.staging import StagedFile
 
@@ -83,6 +83,7 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
                 raise
             if chosen[0] is not staged:
                 staged.discard()
+            chosen[0] = named_by_content(chosen[0], spec, month)
             log_month(context, f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
             metadata = download_metadata(got)
             metadata["source_url_template"] = url_templates(source.url_template)[len(missing)]
@@ -93,6 +94,19 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
         return stage_each_partition(context, file_name, fetch)
 
     return raw
+
+
+def named_by_content(staged: StagedFile, spec: DatasetSpec, month: str) -> StagedFile:
+    """A file whose URL names no data file (`/download/1234`) is stored under the month's
+    name, with the extension its first bytes say, so the lake step reads it in its format."""
+    if staged.path.name.lower().endswith(DATA_SUFFIXES):
+        return staged
+    with open(staged.path, "rb") as f:
+        head = f.read(4)
+    ext = ".parquet" if head == PARQUET_MAGIC else ".csv.gz" if head.startswith(GZIP_MAGIC) else ".csv"
+    path = staged.path.with_name(f"{spec.name}_tripdata_{month}{ext}")
+    staged.path.rename(path)
+    return StagedFile(path)
 
 
 def check_dropped_file(spec: DatasetSpec, partition_keys: list[str], uri: str) -> None:
