@@ -82,15 +82,22 @@ def zone_problems(table: pa.Table) -> list[str]:
     return problems
 
 
+def _gzipped(path: Path) -> bool:
+    """A lookup sent with Content-Encoding: gzip is stored as the gzip bytes under its .csv name."""
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
 def _header(path: Path, source: str) -> list[str]:
     """The header's names without the blanks around them (`LocationID, Borough, ...`)."""
     import csv
+    import gzip
     import io
 
     try:
-        with open(path, "rb") as f:
+        with (gzip.open if _gzipped(path) else open)(path, "rb") as f:
             line = f.readline(1 << 16).decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise ConversionError(f"taxi zones: cannot read {source}: {exc}") from None
     names = next(csv.reader(io.StringIO(line)), [])
     if not any(n.strip() for n in names):
@@ -112,8 +119,9 @@ def read_zones_csv(path: Path, source: str) -> ZonesFile:
         strings_can_be_null=True,
     )
     try:
+        stream = pa.input_stream(str(path), compression="gzip" if _gzipped(path) else None)
         table = pacsv.read_csv(
-            path, read_options=pacsv.ReadOptions(column_names=names, skip_rows=1), convert_options=options
+            stream, read_options=pacsv.ReadOptions(column_names=names, skip_rows=1), convert_options=options
         )
     except (pa.ArrowInvalid, OSError) as exc:
         raise ConversionError(f"taxi zones: cannot read {source}: {exc}") from None

@@ -113,6 +113,9 @@ def test_a_plain_csv_without_a_length_loads_when_a_head_declares_it(served, tmp_
     served.set_fault(CSV, Fault("unsized"))
     assert materialize(platform, SPEC, MONTH).success
     assert platform.warehouse().month_row_counts(SPEC) == {MONTH: ROWS}
+    # The HEAD asks for the representation the GET got (a compressed one has another length).
+    heads = [headers.get("Accept-Encoding") for method, path, headers in served.requests if method == "HEAD"]
+    assert heads == ["identity"]
 
 
 def test_a_parquet_file_missing_its_middle_is_not_published(served, tmp_path):

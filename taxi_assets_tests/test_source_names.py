@@ -66,3 +66,20 @@ def test_a_url_without_the_file_name_is_stored_by_its_format_and_loads(
     name = f"yellow_tripdata_{MONTH}.{'parquet' if fmt == 'parquet' else 'csv.gz'}"
     assert platform.lake().list(f"raw/yellow/month={MONTH}") == [f"raw/yellow/month={MONTH}/{name}"]
     assert platform.warehouse().month_row_counts(SPEC) == {MONTH: ROWS}
+
+
+def test_a_csv_sent_with_content_encoding_gzip_is_stored_as_gzip_and_loads(files, tmp_path, monkeypatch):
+    # The bytes as sent are kept (Accept-Encoding: identity asked for none): a .csv that is gzip.
+    server, root = files
+    monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
+    gz = (root / relpath("yellow", MONTH)).read_bytes()
+    server.set_fault("yellow/yellow_tripdata_2021-01.csv", Fault("body", body=gz, headers={"Content-Encoding": "gzip"}))
+    try:
+        platform = Platform(tmp_path, server.base_url + "/{dataset}/{dataset}_tripdata_{month}.csv", server.zones_url)
+        result = materialize(platform, SPEC, MONTH)
+    finally:
+        server.clear_faults()
+    assert result.success
+    name = f"yellow_tripdata_{MONTH}.csv.gz"
+    assert platform.lake().list(f"raw/yellow/month={MONTH}") == [f"raw/yellow/month={MONTH}/{name}"]
+    assert platform.warehouse().month_row_counts(SPEC) == {MONTH: ROWS}

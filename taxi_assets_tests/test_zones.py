@@ -175,7 +175,9 @@ def test_an_implausible_zone_table_fails_naming_the_file_and_the_warehouse_keeps
     error = result.failure_data_for_node("lake__taxi_zone_lookup_lake").error.cause
     assert error.cls_name == "ConversionError"
     raw = platform.lake().root / "raw" / "taxi_zone_lookup" / "taxi_zone_lookup.csv"
-    assert re.search(rf"ConversionError: taxi zones: {re.escape(str(raw))}\b.*{re.escape(problem)}", error.message), error.message
+    assert re.search(rf"ConversionError: taxi zones: {re.escape(str(raw))}\b.*{re.escape(problem)}", error.message), (
+        error.message
+    )
     assert lake_file.read_bytes() == published
     after = platform.warehouse().query("SELECT * FROM taxi_zone_lookup ORDER BY LocationID")
     assert after.equals(before) and after.num_rows == 265
@@ -195,3 +197,13 @@ def test_a_zone_csv_with_blanks_after_the_commas_is_read(zones_platform, quoted)
     assert result.success
     assert pq.read_table(platform.lake().root / LAKE_FILE).to_pylist() == expected
     assert platform.warehouse().query("SELECT * FROM taxi_zone_lookup ORDER BY LocationID").to_pylist() == expected
+
+
+def test_a_zone_csv_sent_gzip_encoded_is_read(zones_platform):
+    import gzip
+
+    platform, served = zones_platform
+    served.write_bytes(gzip.compress(ZONES_CSV.read_bytes()))
+
+    assert platform.materialize_selection(LOOKUP).success
+    assert pq.read_table(platform.lake().root / LAKE_FILE).to_pylist() == csv_rows(ZONES_CSV)

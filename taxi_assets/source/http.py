@@ -120,9 +120,12 @@ def make_session(retries: int, backoff: float) -> requests.Session:
     return session
 
 
-def head(session: requests.Session, url: str, timeout: float) -> FileVersion | None:
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
+def head(session: requests.Session, url: str, timeout: float, headers: dict | None = None) -> FileVersion | None:
     """The file's version at the source, or None when it is not published (404/403)."""
-    response = session.head(url, allow_redirects=True, timeout=timeout)
+    response = session.head(url, allow_redirects=True, timeout=timeout, headers=headers)
     if response.status_code in (403, 404):
         return None
     response.raise_for_status()
@@ -278,7 +281,8 @@ def _check_unframed(session, url: str, label: str, timeout: float, verifier: _Ve
     import requests
 
     try:
-        version = head(session, url, timeout)
+        # The representation the GET asked for: a compressed one would declare another length.
+        version = head(session, url, timeout, headers=IDENTITY)
     except requests.RequestException as exc:
         raise SourceError(f"{label}: {url} was sent without a length and a HEAD request for it failed: {exc}") from None
     declared = version.content_length if version is not None else None
@@ -381,7 +385,7 @@ def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> D
             stream=True,
             allow_redirects=True,
             timeout=timeout,
-            headers={"Accept-Encoding": "identity"},
+            headers=IDENTITY,
         )
     except requests.RequestException as exc:
         raise SourceError(f"{label}: cannot reach {url}: {exc}") from None

@@ -15,7 +15,7 @@ from taxi_assets.defs.resources import load_settings
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source import drop_zone
-from taxi_assets.source.http import DATA_SUFFIXES, GZIP_MAGIC, PARQUET_MAGIC, Download
+from taxi_assets.source.http import GZIP_MAGIC, PARQUET_MAGIC, Download
 from taxi_assets.source.resource import TaxiSource, url_templates
 from taxi_assets.storage.staging import StagedFile
 
@@ -97,14 +97,22 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
 
 
 def named_by_content(staged: StagedFile, spec: DatasetSpec, month: str) -> StagedFile:
-    """A file whose URL names no data file (`/download/1234`) is stored under the month's
-    name, with the extension its first bytes say, so the lake step reads it in its format."""
-    if staged.path.name.lower().endswith(DATA_SUFFIXES):
-        return staged
+    """The month's file under a name whose extension says its format, which the lake step
+    reads it by: a URL that names no data file (`/download/1234`) gets the month's name, and
+    a `.csv` whose bytes are gzip (a server's Content-Encoding) or Parquet gets theirs."""
+    name = staged.path.name
+    if name.lower().endswith((".csv.gz", ".gz", ".parquet", ".zip")):
+        return staged  # the download checked the bytes are what the name says
     with open(staged.path, "rb") as f:
         head = f.read(4)
     ext = ".parquet" if head == PARQUET_MAGIC else ".csv.gz" if head.startswith(GZIP_MAGIC) else ".csv"
-    path = staged.path.with_name(f"{spec.name}_tripdata_{month}{ext}")
+    if name.lower().endswith(".csv"):
+        if ext == ".csv":
+            return staged
+        name = name[: -len(".csv")] + ext
+    else:
+        name = f"{spec.name}_tripdata_{month}{ext}"
+    path = staged.path.with_name(name)
     staged.path.rename(path)
     return StagedFile(path)
 
