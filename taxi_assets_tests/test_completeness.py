@@ -25,14 +25,22 @@ PARQUET = relpath("yellow", MONTH, "parquet")
 LOOKUP = " or ".join(f"key:{zones_key(layer).to_user_string()}" for layer in ("raw", "lake", "warehouse"))
 
 
+def split_point(text: bytes) -> int:
+    """Just after the line break nearest the middle."""
+    return text.index(b"\n", len(text) // 2) + 1
+
+
 @pytest.fixture(scope="module")
 def plain_mirror(tmp_path_factory):
-    """yellow 2021-01 as a plain (uncompressed) CSV and as Parquet, the zone lookup and shapes."""
+    """yellow 2021-01 as a plain (uncompressed) CSV, as gzip of two members (split at the
+    line break split_point gives) and as Parquet; the zone lookup and shapes."""
     root = tmp_path_factory.mktemp("plain")
     generate(root, ["yellow"], [MONTH], rows=ROWS, formats=("csv", "parquet"))
     gz = root / relpath("yellow", MONTH)
-    (root / CSV).write_bytes(gzip.decompress(gz.read_bytes()))
-    gz.unlink()
+    text = gzip.decompress(gz.read_bytes())
+    (root / CSV).write_bytes(text)
+    half = split_point(text)
+    gz.write_bytes(gzip.compress(text[:half], mtime=0) + gzip.compress(text[half:], mtime=0))
     with MirrorServer(root) as server:
         yield server
 
@@ -177,3 +185,30 @@ def test_a_zone_shapes_zip_cut_without_a_length_is_not_published(served, tmp_pat
         f"taxi zone shapes: {re.escape(served.zone_shapes_url)} is not a zip file: .*",
     )
     assert not (platform.lake().root / "raw" / "taxi_zone_shapes").exists()
+
+
+def test_a_gzip_file_of_two_members_cut_between_them_without_a_length_is_not_published(served, tmp_path):
+    # The first member ends with a valid trailer: cut there, the file looks whole to gzip;
+    # the HEAD request's length shows the cut.
+    platform = platform_for(served, tmp_path, ".csv.gz")
+    gz = relpath("yellow", MONTH)
+    data = (served.root / gz).read_bytes()
+    text = (served.root / CSV).read_bytes()
+    first = len(data) - len(gzip.compress(text[split_point(text) :], mtime=0))
+    assert gzip.decompress(data[:first]) == text[: split_point(text)]
+    served.set_fault(gz, Fault("unsized", nbytes=first))
+    result = materialize(platform, SPEC, MONTH, body_attempts=2)
+    assert_refused(
+        result,
+        "raw__yellow_raw",
+        f"yellow 2021-01: connection closed after {first:,} of the {len(data):,} bytes a HEAD request announced "
+        f"from {re.escape(served.url(gz))} \\(after 2 attempts\\)",
+    )
+    assert platform.lake().list("raw/yellow") == []
+
+
+def test_a_gzip_file_without_any_length_loads_on_its_trailer(served, tmp_path):
+    platform = platform_for(served, tmp_path, ".csv.gz")
+    served.set_fault(relpath("yellow", MONTH), Fault("unsized", methods=("GET", "HEAD")))
+    assert materialize(platform, SPEC, MONTH).success
+    assert platform.warehouse().month_row_counts(SPEC) == {MONTH: ROWS}

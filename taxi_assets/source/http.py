@@ -7,9 +7,9 @@ bad file never reaches the lake.
 
 Completeness: a body whose end HTTP marks (Content-Length, or a chunked body's last
 chunk) is complete when the bytes match. A body that just stops when the connection
-closes could be cut anywhere, so it is accepted only when the file proves its own end
-(gzip trailer, Parquet footer, zip central directory) or a HEAD request declares the
-same length; otherwise (a plain CSV) it is refused.
+closes could be cut anywhere, so it is accepted only when a HEAD request declares the
+same length or, without one, when the file proves its own end (gzip trailer, Parquet
+footer, zip central directory); otherwise (a plain CSV) it is refused.
 """
 
 from __future__ import annotations
@@ -272,31 +272,32 @@ def _framed(response) -> bool:
 def _check_unframed(session, url: str, label: str, timeout: float, verifier: _Verifier, nbytes: int) -> str:
     """A body that ended only because the connection closed: how its completeness is shown.
 
-    gzip, Parquet and zip end in a structure that proves the end (checked by the
-    verifier). Anything else, a plain CSV above all, looks the same cut at a line break
-    as whole: it is taken only when a HEAD request declares exactly the bytes received.
+    First a HEAD request: a length it declares must be the bytes received (else the body
+    was cut, worth another attempt). Without one, gzip, Parquet and zip are taken on the
+    structure that ends them (checked by the verifier); anything else, a plain CSV above
+    all, looks the same cut at a line break as whole, and is refused.
     """
-    if verifier.kind in ("gzip", "parquet", "zip"):
-        return f"{verifier.kind} end marker"
     import requests
 
     try:
         # The representation the GET asked for: a compressed one would declare another length.
         version = head(session, url, timeout, headers=IDENTITY)
+        declared, head_failed = (version.content_length if version is not None else None), ""
     except requests.RequestException as exc:
-        raise SourceError(f"{label}: {url} was sent without a length and a HEAD request for it failed: {exc}") from None
-    declared = version.content_length if version is not None else None
-    if declared is None:
-        raise SourceError(
-            f"{label}: {url} was sent without a length (no Content-Length, not chunked) and a plain file has no "
-            f"end marker, so the {nbytes:,} bytes received cannot be shown to be the whole file; nothing is "
-            "published. Serve it with a Content-Length, or gzip it (its trailer proves the end)"
-        )
-    if declared != nbytes:
-        raise TransientBodyError(
-            f"connection closed after {nbytes:,} of the {declared:,} bytes a HEAD request announced"
-        )
-    return "Content-Length of a HEAD request"
+        declared, head_failed = None, f" (a HEAD request for it failed: {exc})"
+    if declared is not None:
+        if declared != nbytes:
+            raise TransientBodyError(
+                f"connection closed after {nbytes:,} of the {declared:,} bytes a HEAD request announced"
+            )
+        return "Content-Length of a HEAD request"
+    if verifier.kind in ("gzip", "parquet", "zip"):
+        return f"{verifier.kind} end marker"
+    raise SourceError(
+        f"{label}: {url} was sent without a length (no Content-Length, not chunked){head_failed} and a plain "
+        f"file has no end marker, so the {nbytes:,} bytes received cannot be shown to be the whole file; nothing "
+        "is published. Serve it with a Content-Length, or gzip it (its trailer proves the end)"
+    )
 
 
 def download(
