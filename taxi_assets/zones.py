@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from taxi_assets.errors import ConversionError
 
@@ -88,61 +87,55 @@ def _gzipped(path: Path) -> bool:
         return f.read(2) == b"\x1f\x8b"
 
 
-def _header(path: Path, source: str) -> list[str]:
-    """The header's names without the blanks around them (`LocationID, Borough, ...`)."""
+def _records(path: Path, source: str) -> list[list[str]]:
+    """The file's records, blank lines left out. Python's csv module (the file is a few
+    hundred lines): with skipinitialspace it reads `1, "EWR", "Newark Airport"` as quoted
+    fields, which a strict CSV parser keeps as text with the quotes."""
     import csv
     import gzip
-    import io
 
     try:
-        with (gzip.open if _gzipped(path) else open)(path, "rb") as f:
-            line = f.readline(1 << 16).decode("utf-8-sig")
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        with (gzip.open if _gzipped(path) else open)(path, "rt", encoding="utf-8-sig", newline="") as f:
+            return [r for r in csv.reader(f, skipinitialspace=True) if any(v.strip() for v in r)]
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise ConversionError(f"taxi zones: cannot read {source}: {exc}") from None
-    names = next(csv.reader(io.StringIO(line)), [])
-    if not any(n.strip() for n in names):
-        raise ConversionError(f"taxi zones: {source} has no header line (empty file?)")
-    return [n.strip() for n in names]
 
 
 def read_zones_csv(path: Path, source: str) -> ZonesFile:
     """The zones CSV with declared types; columns it lacks stay absent for zone_problems to name.
 
-    Names and values are read as text and trimmed, so `1, Bronx, ...` reads like `1,Bronx,...`;
-    a blank field is then null (zone_problems names it)."""
-    import pyarrow.compute as pc
-
-    names = _header(path, source)
-    options = pacsv.ConvertOptions(
-        column_types={n: pa.string() for n in names},
-        null_values=[""],
-        strings_can_be_null=True,
-    )
-    try:
-        stream = pa.input_stream(str(path), compression="gzip" if _gzipped(path) else None)
-        table = pacsv.read_csv(
-            stream, read_options=pacsv.ReadOptions(column_names=names, skip_rows=1), convert_options=options
-        )
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ConversionError(f"taxi zones: cannot read {source}: {exc}") from None
-    known = [name for name in ZONES_SCHEMA.names if name in table.column_names]
-    extra = [name for name in table.column_names if name not in ZONES_SCHEMA.names]
+    Names and values are trimmed, so `LocationID, Borough, ...` / `1, Bronx, ...` read like the
+    published file; a blank field is null (zone_problems names it)."""
+    records = _records(path, source)
+    if not records:
+        raise ConversionError(f"taxi zones: {source} is empty (no header line)")
+    names = [n.strip() for n in records[0]]
+    rows = records[1:]
+    for line, row in enumerate(rows, 2):
+        if len(row) != len(names):
+            raise ConversionError(
+                f"taxi zones: {source}: record {line} has {len(row)} fields, the header {len(names)}: {row!r}"
+            )
+    known = [name for name in ZONES_SCHEMA.names if name in names]
+    extra = [name for name in names if name not in ZONES_SCHEMA.names]
     columns = {}
     for name in known:
-        text = pc.utf8_trim_whitespace(table[name])
-        text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+        i = names.index(name)
+        values = [row[i].strip() or None for row in rows]
         if name == "LocationID":
-            text = _location_ids(text, source)
-        columns[name] = text
-    return ZonesFile(table=pa.table(columns) if columns else table.select([]), extra_columns=extra)
+            columns[name] = pa.array(_location_ids(values, source), pa.int32())
+        else:
+            columns[name] = pa.array(values, pa.string())
+    table = pa.table(columns) if columns else pa.table({"_": pa.nulls(len(rows))}).select([])
+    return ZonesFile(table=table, extra_columns=extra)
 
 
-def _location_ids(text: pa.ChunkedArray, source: str) -> pa.ChunkedArray:
-    import pyarrow.compute as pc
+def _location_ids(values: list[str | None], source: str) -> list[int | None]:
+    import re
 
-    whole = pc.match_substring_regex(text, r"^[+-]?\d{1,9}$")
-    bad = pc.filter(text, pc.invert(pc.fill_null(whole, True))).to_pylist()
+    bad = [v for v in values if v is not None and not re.fullmatch(r"[+-]?\d{1,9}", v)]
     if bad:
-        shown = ", ".join(repr(v) for v in bad[:5])
-        raise ConversionError(f"taxi zones: {source}: LocationID not a whole number: {shown}")
-    return pc.cast(text, pa.int32())
+        raise ConversionError(
+            f"taxi zones: {source}: LocationID not a whole number: {', '.join(repr(v) for v in bad[:5])}"
+        )
+    return [int(v) if v is not None else None for v in values]

@@ -189,7 +189,7 @@ def test_a_zone_csv_with_blanks_after_the_commas_is_read(zones_platform, quoted)
     expected = csv_rows(ZONES_CSV)
     rows = zone_rows()
     header = ", ".join(rows[0])
-    body = [",".join(f'"{v}"' if i else v for i, v in enumerate(r)) if quoted else ", ".join(r) for r in rows[1:]]
+    body = [", ".join(f'"{v}"' if i else v for i, v in enumerate(r)) if quoted else ", ".join(r) for r in rows[1:]]
     served.write_text("\n".join([header, *body]) + "\n")
 
     result = platform.materialize_selection(LOOKUP, raise_on_error=False)
