@@ -156,19 +156,22 @@ class _Verifier:
         if len(self.first) < 4:
             self.first += chunk[:512]
             self._held.append(chunk)
-            if len(self.first) < 4:
-                return
-            self._sniff()
-            if self.first.startswith(GZIP_MAGIC):
-                self.inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
-            held, self._held = b"".join(self._held), []
-            self._inflate(held)
-            self.last = held[-8:]
+            if len(self.first) >= 4:
+                self._decide()
             return
         if len(self.first) < 512:
             self.first += chunk[: 512 - len(self.first)]
         self._inflate(chunk)
         self.last = (self.last + chunk)[-8:]
+
+    def _decide(self) -> None:
+        """The first bytes are in: check them, then verify what was held back."""
+        self._sniff()
+        if self.first.startswith(GZIP_MAGIC):
+            self.inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+        held, self._held = b"".join(self._held), []
+        self._inflate(held)
+        self.last = held[-8:]
 
     @property
     def kind(self) -> str:
@@ -209,8 +212,7 @@ class _Verifier:
         if nbytes == 0:
             raise SourceError(f"{self.label}: {self.url} sent an empty file")
         if len(self.first) < 4:
-            self._sniff()
-            self.last = b"".join(self._held)[-8:]
+            self._decide()
         if self.inflater is not None and not self.inflater.eof:
             raise SourceError(f"{self.label}: gzip stream truncated after {nbytes:,} bytes from {self.url}")
         if (self.is_parquet or self.kind == "parquet") and not self.last.endswith(PARQUET_MAGIC):
@@ -235,7 +237,7 @@ class _Verifier:
                 raise SourceError(f"{self.label}: {broken} in the zip from {self.url} is corrupt")
         elif self.is_gzip or self.is_parquet:
             return
-        elif self.url.lower().split("?")[0].endswith(".zip"):
+        elif url_file_name(self.url).lower().endswith(".zip"):
             raise SourceError(f"{self.label}: {self.url} is not a zip file (starts with {self.first[:8]!r})")
 
 
@@ -445,7 +447,7 @@ def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> D
             dest.unlink(missing_ok=True)
             raise
         if log and complete_by != "declared length":
-            log.info(f"{label}: no length declared; the {nbytes:,} bytes are whole by their {complete_by}")
+            log.info(f"{label}: sent without a length; the {nbytes:,} bytes are shown whole by the {complete_by}")
         return Download(
             url=url,
             path=dest,
