@@ -212,3 +212,27 @@ def test_a_gzip_file_without_any_length_loads_on_its_trailer(served, tmp_path):
     served.set_fault(relpath("yellow", MONTH), Fault("unsized", methods=("GET", "HEAD")))
     assert materialize(platform, SPEC, MONTH).success
     assert platform.warehouse().month_row_counts(SPEC) == {MONTH: ROWS}
+
+
+def test_a_chunked_plain_csv_ended_early_with_a_proper_last_chunk_is_not_published(served, tmp_path):
+    # A proxy whose upstream broke off may still close the chunked body properly.
+    platform = platform_for(served, tmp_path, ".csv")
+    data = (served.root / CSV).read_bytes()
+    n = cut_at(data, 0.7, at_line_break=True)
+    served.set_fault(CSV, Fault("chunked", nbytes=n))
+    result = materialize(platform, SPEC, MONTH, body_attempts=2)
+    assert_refused(
+        result,
+        "raw__yellow_raw",
+        f"yellow 2021-01: connection closed after {n:,} of the {len(data):,} bytes a HEAD request announced "
+        f"from {re.escape(served.url(CSV))} \\(after 2 attempts\\)",
+    )
+    assert platform.lake().list("raw/yellow") == []
+
+
+@pytest.mark.parametrize("head_declares", [True, False], ids=["head_declares_the_length", "no_length_anywhere"])
+def test_a_whole_chunked_plain_csv_loads(served, tmp_path, head_declares):
+    platform = platform_for(served, tmp_path, ".csv")
+    served.set_fault(CSV, Fault("chunked", methods=("GET",) if head_declares else ("GET", "HEAD")))
+    assert materialize(platform, SPEC, MONTH).success
+    assert platform.warehouse().month_row_counts(SPEC) == {MONTH: ROWS}

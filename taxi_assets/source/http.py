@@ -5,11 +5,11 @@ and connection set-up, tenacity for a body that breaks off mid-stream. What is
 accepted is verified first (byte count, gzip integrity, content sniffing), so a
 bad file never reaches the lake.
 
-Completeness: a body whose end HTTP marks (Content-Length, or a chunked body's last
-chunk) is complete when the bytes match. A body that just stops when the connection
-closes could be cut anywhere, so it is accepted only when a HEAD request declares the
-same length or, without one, when the file proves its own end (gzip trailer, Parquet
-footer, zip central directory); otherwise (a plain CSV) it is refused.
+Completeness: a body with a Content-Length is complete when the bytes match. Without
+one, a HEAD request's length must match when it declares one; if none, the file must
+prove its own end (gzip trailer, Parquet footer, zip central directory) or, for a plain
+file, HTTP must (a chunked body's last chunk); a plain file whose end is only the
+connection closing could be cut anywhere, and is refused.
 """
 
 from __future__ import annotations
@@ -264,20 +264,21 @@ def parquet_incomplete(path: Path, nbytes: int) -> str | None:
     return None
 
 
-def _framed(response) -> bool:
-    """Whether HTTP marks the body's end: a Content-Length, or chunked transfer (whose
-    last chunk the client must see, or the read fails)."""
-    chunked = "chunked" in response.headers.get("Transfer-Encoding", "").lower()
-    return chunked or response.headers.get("Content-Length") is not None
+def _chunked(response) -> bool:
+    return "chunked" in response.headers.get("Transfer-Encoding", "").lower()
 
 
-def _check_unframed(session, url: str, label: str, timeout: float, verifier: _Verifier, nbytes: int) -> str:
-    """A body that ended only because the connection closed: how its completeness is shown.
+def _check_unframed(
+    session, url: str, label: str, timeout: float, verifier: _Verifier, nbytes: int, chunked: bool
+) -> str:
+    """A body without a Content-Length: how its completeness is shown.
 
     First a HEAD request: a length it declares must be the bytes received (else the body
     was cut, worth another attempt). Without one, gzip, Parquet and zip are taken on the
-    structure that ends them (checked by the verifier); anything else, a plain CSV above
-    all, looks the same cut at a line break as whole, and is refused.
+    structure that ends them (checked by the verifier), and a chunked body on its last
+    chunk (a proxy whose upstream broke off may still send one, hence the HEAD first);
+    anything else, a plain CSV above all, ended only by the connection closing, looks the
+    same cut at a line break as whole, and is refused.
     """
     import requests
 
@@ -295,6 +296,8 @@ def _check_unframed(session, url: str, label: str, timeout: float, verifier: _Ve
         return "Content-Length of a HEAD request"
     if verifier.kind in ("gzip", "parquet", "zip"):
         return f"{verifier.kind} end marker"
+    if chunked:
+        return "last chunk of its chunked transfer"
     raise SourceError(
         f"{label}: {url} was sent without a length (no Content-Length, not chunked){head_failed} and a plain "
         f"file has no end marker, so the {nbytes:,} bytes received cannot be shown to be the whole file; nothing "
@@ -440,8 +443,8 @@ def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> D
             verifier.check_whole(dest, nbytes)
             complete_by = (
                 "declared length"
-                if _framed(response)
-                else _check_unframed(session, url, label, timeout, verifier, nbytes)
+                if expected_bytes is not None
+                else _check_unframed(session, url, label, timeout, verifier, nbytes, _chunked(response))
             )
         except (SourceError, TransientBodyError):
             dest.unlink(missing_ok=True)
