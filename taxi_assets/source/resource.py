@@ -15,6 +15,7 @@ from taxi_assets.datasets import DatasetSpec
 from taxi_assets.errors import ConfigError, NotPublishedError, SchemaError
 from taxi_assets.months import normalize_month
 from taxi_assets.source import http
+from taxi_assets.source.http import url_file_name
 
 COURSE_CSV_URL = (
     "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/{dataset}/{dataset}_tripdata_{month}.csv.gz"
@@ -71,10 +72,6 @@ def _check_one_template(template: str, name: str) -> None:
         raise ConfigError(f"{name} cannot be filled in ({exc}); {usage}") from None
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
         raise ConfigError(f"{name} is not an http(s) URL; {usage}")
-
-
-def url_file_name(url: str) -> str:
-    return url.split("?")[0].rsplit("/", 1)[-1]
 
 
 def url_templates(text: str) -> list[str]:

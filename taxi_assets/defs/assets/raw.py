@@ -16,7 +16,7 @@ from taxi_assets.defs.resources import load_settings
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source import drop_zone
-from taxi_assets.source.http import Download
+from taxi_assets.source.http import GZIP_MAGIC, PARQUET_MAGIC, Download
 from taxi_assets.source.resource import NOT_AT, TaxiSource, url_templates
 from taxi_assets.storage.staging import StagedFile
 
@@ -87,6 +87,7 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
                 raise
             if chosen[0] is not staged:
                 staged.discard()
+            chosen[0] = named_by_content(chosen[0], spec, month)
             log_month(context, f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
             metadata = download_metadata(got)
             metadata["source_url_template"] = url_templates(source.url_template)[len(passed)]
@@ -101,6 +102,27 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
         return stage_each_partition(context, file_name, fetch)
 
     return raw
+
+
+def named_by_content(staged: StagedFile, spec: DatasetSpec, month: str) -> StagedFile:
+    """The month's file under a name whose extension says its format, which the lake step
+    reads it by: a URL that names no data file (`/download/1234`) gets the month's name, and
+    a `.csv` whose bytes are gzip (a server's Content-Encoding) or Parquet gets theirs."""
+    name = staged.path.name
+    if name.lower().endswith((".csv.gz", ".gz", ".parquet", ".zip")):
+        return staged  # the download checked the bytes are what the name says
+    with open(staged.path, "rb") as f:
+        head = f.read(4)
+    ext = ".parquet" if head == PARQUET_MAGIC else ".csv.gz" if head.startswith(GZIP_MAGIC) else ".csv"
+    if name.lower().endswith(".csv"):
+        if ext == ".csv":
+            return staged
+        name = name[: -len(".csv")] + ext
+    else:
+        name = f"{spec.name}_tripdata_{month}{ext}"
+    path = staged.path.with_name(name)
+    staged.path.rename(path)
+    return StagedFile(path)
 
 
 def check_dropped_file(spec: DatasetSpec, partition_keys: list[str], uri: str) -> None:
