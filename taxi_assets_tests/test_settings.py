@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
+from filelock import FileLock, Timeout
 
+from taxi_assets.analytics import dbt_env, writer_lock
 from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets import build_dataset_assets
-from taxi_assets.defs.resources import build_resources
+from taxi_assets.defs.resources import build_resources, warehouse_resource
 from taxi_assets.months import partition_key
 from taxi_assets.storage.duckdb_warehouse import DuckDBWarehouse
 
@@ -66,3 +68,27 @@ def test_run_config_for_a_field_wins_over_the_environment(platform, environment,
     assert result.success
     assert list(DuckDBWarehouse.at(elsewhere).month_row_counts(SPEC)) == [MONTH]
     assert platform.warehouse().month_row_counts(SPEC) == {}
+
+
+def test_a_warehouse_under_home_is_one_file_and_one_lock_for_loads_and_dbt(platform, monkeypatch, tmp_path):
+    """duckdb:///~/x.duckdb: the load writes $HOME/x.duckdb and locks $HOME/x.duckdb.lock,
+    the lock dbt takes (analytics.writer_lock), so the two never write at once."""
+    home, workdir = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    workdir.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(workdir)
+    uri = "duckdb:///~/x.duckdb"
+    result = dg.materialize(
+        build_dataset_assets(SPEC, "duckdb"),
+        partition_key=partition_key(MONTH),
+        resources={**platform.resources(), "warehouse": warehouse_resource(uri)},
+    )
+    assert result.success
+    assert list(DuckDBWarehouse.at(home / "x.duckdb").month_row_counts(SPEC)) == [MONTH]
+    assert dbt_env(uri)["TAXI_DBT_DUCKDB_PATH"] == str(home / "x.duckdb")
+    with writer_lock(uri):  # as a dbt run holds it
+        with pytest.raises(Timeout):
+            FileLock(f"{warehouse_resource(uri).path}.lock").acquire(timeout=0)
+    assert sorted(p.name for p in home.iterdir()) == ["x.duckdb", "x.duckdb.lock"]
+    assert list(workdir.iterdir()) == []  # no literal ./~ folder
