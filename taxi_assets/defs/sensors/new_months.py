@@ -56,8 +56,9 @@ def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits = WatchLimits(
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=(
             f"Probes the {spec.name} months after the latest known one (HEAD, at most "
-            f"{limits.max_probes} per tick) and requests raw -> lake -> warehouse for each new file "
-            f"(at most {limits.max_runs} per tick)."
+            f"{limits.max_probes} per tick), and {limits.max_late_probes} of the unpublished months in the "
+            f"{limits.lookback} below it (published late), and requests raw -> lake -> warehouse for "
+            f"each new file (at most {limits.max_runs} per tick)."
         ),
     )
     def new_month_sensor(context: dg.SensorEvaluationContext, source: TaxiSource) -> dg.SensorResult:
