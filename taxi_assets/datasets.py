@@ -379,8 +379,9 @@ FHV = DatasetSpec(
     dropoff_column="dropoff_datetime",
     amount_column=None,
     distance_column=None,
-    # Many bases reported no pickup or dropoff zone for most of their trips.
-    sparse_columns=("PULocationID", "DOLocationID"),
+    # Many bases reported no pickup or dropoff zone for most of their trips, and no dropoff
+    # time at all in real months of 2017 (fhv 2017-01).
+    sparse_columns=("dropoff_datetime", "PULocationID", "DOLocationID"),
     columns=(
         Column("dispatching_base_num", STR, aliases=("Dispatching_base_number",)),
         Column("pickup_datetime", TS, aliases=("Pickup_date",)),

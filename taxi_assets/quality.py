@@ -80,7 +80,7 @@ def valued_columns(spec: DatasetSpec, month: str) -> tuple[str, ...]:
     where each era of the month (CSV and Parquet) publishes them. A column an era does not
     publish is null by design; the spec's sparse columns may be empty in a real month."""
     month = normalize_month(month)
-    found = [e for e in (spec.era(month, "csv"), spec.era(month, "parquet")) if e is not None]
+    found = [*spec.eras_of(month, "csv"), *spec.eras_of(month, "parquet")]
     published = set.intersection(*(set(era_columns(spec, e)) for e in found)) if found else set()
     others = (spec.dropoff_column, spec.amount_column, spec.distance_column, *spec.location_columns)
     return (
