@@ -188,3 +188,16 @@ def test_schema_differences_are_named(tmp_path):
         "unexpected column surprise",
     ]
     assert figures.rows == 0
+
+
+def test_only_checks_that_can_fail_with_error_are_blocking():
+    """The UI labels a blocking check "This is a blocking asset check": the WARN-only ones
+    (pickups_located, dropoffs_located) never stop anything, so they are not blocking."""
+    from taxi_assets.defs.checks import lake_check_specs, share_rules
+
+    not_blocking = {}
+    for spec in DATASETS.values():
+        warn_only = {r.check for r in share_rules(spec) if r.error_above is None}
+        not_blocking[spec.name] = {c.name for c in lake_check_specs(spec) if not c.blocking}
+        assert not_blocking[spec.name] == warn_only, spec.name
+    assert not_blocking["yellow"] == {"pickups_located", "dropoffs_located"}
