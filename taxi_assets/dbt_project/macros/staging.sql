@@ -53,11 +53,14 @@ from {{ source_or_empty(table_name) }}
     feed built later joins it. -#}
 {% macro ref_or_empty(model_name) %}
   {%- set relation = ref(model_name) -%}
-  {%- if not execute or adapter.get_relation(relation.database, relation.schema, relation.identifier) is not none -%}
+  {#- Only when building: `dbt compile` shows the SQL as it reads once every view exists. -#}
+  {%- if not execute or flags.WHICH not in ('run', 'build')
+        or adapter.get_relation(relation.database, relation.schema, relation.identifier) is not none -%}
     {{ relation }}
   {%- else -%}
-    (select {% for name, type in trip_vocabulary() -%}
+    {#- A FROM before the WHERE: BigQuery refuses a WHERE without one. -#}
+    (select * from (select {% for name, type in trip_vocabulary() -%}
       cast(null as {{ sql_type(type) }}) as {{ name }}{{ ', ' if not loop.last }}
-    {%- endfor %} where 1 = 0)
+    {%- endfor %}) as empty_view where 1 = 0)
   {%- endif -%}
 {% endmacro %}
