@@ -23,12 +23,12 @@ $(STAMP): setup.cfg pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-# At most two runs at once: a backfill's partitions share the machine's cores; the queue
-# looks for a free slot every second, not every 5 s. Dagster's SQLite storage, with an event
-# log that keeps its database engines (taxi_assets/dagster_instance.py; README, Performance).
-$(DAGSTER_HOME)/dagster.yaml: Makefile
+# The local instance: a run queue of two, Dagster's SQLite storage with an event log that keeps
+# its database engines, and run monitoring that fails a run whose process was killed
+# (taxi_assets/dagster_local.yaml; README, Performance).
+$(DAGSTER_HOME)/dagster.yaml: taxi_assets/dagster_local.yaml
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n  config:\n    max_concurrent_runs: 2\n    dequeue_interval_seconds: 1\nstorage:\n  custom:\n    module: taxi_assets.dagster_instance\n    class: SqliteStorage\n    config:\n      base_dir:\n        env: DAGSTER_HOME\n' > $@
+	cp taxi_assets/dagster_local.yaml $@
 
 # The product on its embedded defaults (local lake folder, DuckDB file), real TLC source.
 dev: install $(DAGSTER_HOME)/dagster.yaml
@@ -46,7 +46,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
 
-# The inner loop: lint, then the unit and integration tests (real mirror, DuckDB, fake-gcs-server,
+# The inner loop: lint, then the unit and integration tests (real mirror, DuckDB, fake-gcs-server, a BigQuery emulator,
 # Dagster runs in the test process); not the `deploy` ones (processes, PostgreSQL, Chromium).
 # Two test processes (pytest-xdist), a test file each at a time: module fixtures stay one per file.
 check: lint

@@ -31,6 +31,7 @@ from taxi_assets.datasets import DATASETS
 from taxi_assets.months import normalize_month
 from taxi_assets.storage.gcp import CREDENTIALS_ENV, _key_info, credentials_from_json
 from taxi_assets.storage.warehouse import DEFAULT_WAREHOUSE_URI, warehouse_kind
+from taxi_assets.storage.warehouse import duckdb_path as warehouse_file
 
 PROJECT_DIR = Path(__file__).parent / "dbt_project"
 TARGET_DIR = PROJECT_DIR / "target"
@@ -47,7 +48,9 @@ KEY_FIELDS_ENV = {
 
 
 def duckdb_path(uri: str) -> str:
-    return str(Path(uri.removeprefix("duckdb://").removeprefix("/")).expanduser().resolve())
+    """The warehouse file as the loads name it (storage/warehouse.py), absolute: dbt runs in the
+    project's folder, and loads and dbt must take the same lock."""
+    return str(Path(warehouse_file(uri)).resolve())
 
 
 def dbt_target(uri: str) -> str:

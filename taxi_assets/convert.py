@@ -53,6 +53,7 @@ from taxi_assets.reader import (
     csv_bytes,
     csv_header,
     fast_batches,
+    match_era,
     resolve_columns,
 )
 
@@ -71,6 +72,12 @@ class ConvertResult:
     dataset: str
     month: str
     rows: int = 0
+    # Records in the file, counted apart from the parser: data lines of a CSV (blank ones
+    # not counted), the footer's row count of a Parquet file.
+    rows_read: int = 0
+    # What rows_read counts: "records", or "lines" where a CSV's quotes do not close (its
+    # set-aside records are then counted by their lines too).
+    rows_read_unit: str = "records"
     outside_month_rows: int = 0
     renamed: dict[str, str] = field(default_factory=dict)
     extra_columns: list[str] = field(default_factory=list)
@@ -298,6 +305,29 @@ def _write(
         sink.close()
 
 
+def check_schema(spec: DatasetSpec, month: str, src: Path) -> None:
+    """SchemaError when the lake step would refuse src's columns, read from the CSV header or
+    the Parquet footer alone (cheap enough for the raw step: see TaxiSource.download_first)."""
+    month = normalize_month(month)
+    label = f"{spec.name} {month}"
+    src = Path(src)
+    is_parquet = src.name.lower().endswith(".parquet")
+    try:
+        names = pq.read_schema(src).names if is_parquet else csv_header(src, label)
+    except (*READ_ERRORS, ConversionError):
+        return  # not a question of columns (empty, broken): the lake step says what is wrong
+    era = match_era(spec, names, spec.eras_of(month, "parquet" if is_parquet else "csv"))
+    resolve_columns(spec, names, label, era)
+
+
+def _reporting(batches: Iterable[pa.RecordBatch], kept: Callable[[int], None] | None) -> Iterable[pa.RecordBatch]:
+    """The batches, each one's row count handed to `kept` first (when given)."""
+    for batch in batches:
+        if kept is not None:
+            kept(batch.num_rows)
+        yield batch
+
+
 def convert(
     spec: DatasetSpec,
     month: str,
@@ -305,6 +335,7 @@ def convert(
     dst: Path,
     set_aside: Callable[[str, str], None] | None = None,
     zones: ZoneFill | None = None,
+    kept: Callable[[int], None] | None = None,
 ) -> ConvertResult:
     """Convert src to dst (Parquet, zstd). dst is written in place: callers stage it.
 
@@ -312,7 +343,8 @@ def convert(
     mode, which hands it the rows it cannot read (see reader.py). A Parquet value that does
     not fit its declared type (a float that is not a whole number where an integer belongs,
     text that is not a decimal integer) goes to `set_aside` with its row (when given; else
-    ConversionError).
+    ConversionError). With `set_aside`, `kept(rows)` is called as each batch is read, once
+    its unreadable rows went to `set_aside` (quarantine.py stops a mostly malformed file there).
     Raises ConversionError (naming dataset, month and file) on anything unreadable;
     UnreadableRowError, a subclass, when the fast mode meets a row it cannot read.
     """
@@ -324,17 +356,19 @@ def convert(
     pool = memory_pool()
     dst.parent.mkdir(parents=True, exist_ok=True)
     is_parquet = src.name.lower().endswith(".parquet")
-    era = spec.era(month, "parquet" if is_parquet else "csv")
-    result.era = era.months if era else None
     codes = eras.CodeCounts()
     with default_pool(pool):
         try:
             if is_parquet:
                 # Unbuffered column chunks read page by page: a row group is never held whole.
-                pf = pq.ParquetFile(src, memory_map=False, buffer_size=1 << 20, pre_buffer=False)
+                pf = pq.ParquetFile(
+                    src, memory_map=False, buffer_size=1 << 20, pre_buffer=False, coerce_int96_timestamp_unit="us"
+                )
                 names = pf.schema_arrow.names
             else:
                 names = csv_header(src, label)
+            era = match_era(spec, names, spec.eras_of(month, "parquet" if is_parquet else "csv"))
+            result.era = era.months if era else None
             mapping, result.extra_columns, result.filled_columns = resolve_columns(spec, names, label, era)
             result.extra_columns = [n for n in result.extra_columns if not n.startswith("__unnamed_")]
             result.renamed = {s: d for s, d in mapping.items() if s != d}
@@ -343,7 +377,9 @@ def convert(
             fill = zones.for_file(set(mapping.values())) if zones is not None else None
             hook = fill if fill is not None and fill.columns else None
             if is_parquet:
+                result.rows_read = pf.metadata.num_rows
                 batches = _parquet_batches(spec, pf, mapping, label, codes, set_aside, use_threads=hook is None)
+                batches = _reporting(batches, kept)
                 _write(spec, month, batches, dst, result, pool, hook)
             else:
                 with csv_bytes(src) as source:
@@ -357,12 +393,18 @@ def convert(
                         batches = fast_batches(spec, source, names, mapping, where, pool, era, canonical)
                     else:
                         read = careful_batches(spec, source, names, mapping, where, pool, set_aside, era)
-                        batches = (canonical(b) for b in read)
+                        batches = _reporting((canonical(b) for b in read), kept)
                     _write(spec, month, batches, dst, result, pool, hook)
+                    result.rows_read = source.records
+                    result.rows_read_unit = "records" if source.quotes_closed else "lines"
             result.unknown_codes = codes.as_dict()
             result.zones = hook.metadata() if hook is not None else {}
         except (ConversionError, StagingError):
             raise
+        except UnicodeDecodeError as exc:  # pyarrow decodes a Parquet footer's names and metadata as UTF-8
+            raise ConversionError(
+                f"{label}: cannot convert {src}: its metadata is not UTF-8 text (damaged?): {exc}"
+            ) from None
         except READ_ERRORS as exc:
             if "straddling object" in str(exc):  # only the careful mode's 16 MiB blocks get here
                 exc = f"a record longer than {2 * CAREFUL_BLOCK_SIZE >> 20} MiB (an unclosed quote?)"

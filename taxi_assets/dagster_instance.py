@@ -10,14 +10,9 @@ opened per use and closed after (NullPool, as Dagster does): nothing is shared a
 processes or forks, and the database files, their layout and their WAL mode are
 Dagster's own, so the same DAGSTER_HOME works with or without this class.
 
-Configured in DAGSTER_HOME/dagster.yaml (see the Makefile):
-
-    storage:
-      custom:
-        module: taxi_assets.dagster_instance
-        class: SqliteStorage
-        config:
-          base_dir: {env: DAGSTER_HOME}
+Configured in DAGSTER_HOME/dagster.yaml (taxi_assets/dagster_local.yaml, which the Makefile
+copies there), with `LocalRunLauncher`: Dagster's default launcher, which also tells run
+monitoring whether a run's process is alive.
 
 Imported by the webserver, the daemon and every run worker: it imports Dagster only.
 """
@@ -29,6 +24,10 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from dagster._core.events import DagsterEventType
+from dagster._core.launcher import DefaultRunLauncher
+from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
+from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
@@ -109,3 +108,49 @@ class SqliteStorage(DagsterSqliteStorage):
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData, config_value) -> SqliteStorage:
         return cls.from_local(inst_data=inst_data, **config_value)
+
+
+# A process made this long after the run's worker reported its pid is another one (pid reuse).
+PID_REUSE_SLACK_S = 1.0
+
+
+class LocalRunLauncher(DefaultRunLauncher):
+    """Dagster's default launcher (a run is a process of the code server, on this machine)
+    that tells run monitoring whether that process is alive. Dagster's own cannot: a run
+    whose process died with its code server (kill -9, `dagster dev` killed, the machine
+    restarted) would stay STARTED, holding its queue slot. The run's process is the pid
+    its first engine event records ("Started process for run (pid: N)")."""
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        worker = run_worker(self._instance, run.run_id)
+        if worker is None:
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "the run's process has not reported its pid yet")
+        pid, reported_at = worker
+        if process_alive(pid, reported_at):
+            return CheckRunHealthResult(WorkerStatus.RUNNING)
+        return CheckRunHealthResult(WorkerStatus.FAILED, f"the run's process (pid {pid}) is gone")
+
+
+def run_worker(instance, run_id: str) -> tuple[int, float] | None:
+    """(pid, when it was reported) of the run's process: its first engine event with a pid."""
+    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=20).records:
+        event = record.event_log_entry
+        data = event.dagster_event.event_specific_data if event.dagster_event else None
+        pid = getattr(data, "metadata", {}).get("pid") if data is not None else None
+        if pid is not None:
+            return int(pid.value), event.timestamp
+    return None
+
+
+def process_alive(pid: int, reported_at: float) -> bool:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= reported_at + PID_REUSE_SLACK_S
+    except psutil.NoSuchProcess:
+        return False

@@ -36,8 +36,21 @@ def markdown() -> str:
         + "). A code nobody knows becomes null and is counted in the lake's `unknown_codes` metadata.",
         "A coordinate of `0` means unknown and is stored as null. A value that cannot be read as its",
         "declared type (a float that is not a whole number where an integer belongs) goes to the quarantine",
-        "with its reason. Columns typed null, `__index_level_0__`, timestamps as text / ns / us, a blank line",
-        "after a CSV header, empty trailing fields: all read as is.",
+        "with its reason. Columns typed null, `__index_level_0__`, timestamps as text / ns / us, blank lines",
+        "after a CSV header (LF or CRLF), rows with more (empty) fields than the header: all read as is (a",
+        "value in a field past the header's last name sets its row aside).",
+        "",
+        "A month published in several shapes has one era per shape (same months, different columns): a file",
+        "is read as the shape whose columns it has. A column its shape does not have is null; a file is refused",
+        "(SchemaError) only when it lacks a column its shape has. Columns shown as (dropped) are not columns of",
+        "the feed's table: they are reported in the lake's `dropped_columns` metadata.",
+        "",
+        "Every row is accounted for, every month: the lake step counts the file's records apart from the",
+        "parser (a CSV's records from its bytes: non-blank lines after the header, a quoted line break not",
+        "ending one; the Parquet footer's row count)",
+        "and fails the month unless `rows_read` = `dagster/row_count` (published) + `set_aside_rows` (in the",
+        "quarantine, each with its reason), naming the first lines when it does not hold. The three figures",
+        "are in the lake's metadata of each month.",
         "",
     ]
     for spec in DATASETS.values():
@@ -54,6 +67,8 @@ def markdown() -> str:
                 notes.append(f"{c.codes} codes")
             if c.coordinate:
                 notes.append("coordinate: 0 → null; null where the era has location IDs")
+            if c.zero_is_null:
+                notes.append("0 (unknown) → null")
             if not c.required:
                 notes.append("optional")
             if c.aliases:
@@ -68,16 +83,21 @@ def markdown() -> str:
         for era in spec.eras:
             cols = []
             for name in era.header:
-                canonical = lookup[name.strip().lower()]
+                canonical = lookup.get(name.strip().lower())
+                if canonical is None:
+                    cols.append(f"`{name}` (dropped)")
+                    continue
                 shown = f"`{name}`" if name.strip() == canonical else f"`{name}`→{canonical}"
                 if canonical in era.text_codes:
                     shown += " (text)"
                 cols.append(shown)
             quirks = []
-            if era.blank_line_after_header:
-                quirks.append("blank line after the header")
+            if era.format == "csv":
+                quirks.append(line_ends(era))
             if era.trailing_empty_fields:
                 quirks.append(f"{era.trailing_empty_fields} empty trailing field(s)")
+            if era.quoted:
+                quirks.append("fields quoted")
             if era.flags != "YN":
                 quirks.append("flags 1/0")
             if era.format == "parquet":
@@ -90,6 +110,18 @@ def markdown() -> str:
             out.append(f"| {era.months} | {era.format} | {', '.join(cols)} | {'; '.join(quirks)} |")
         out.append("")
     return "\n".join(out)
+
+
+def line_ends(era) -> str:
+    """How a CSV era's lines end, and its blank lines after the header, in words."""
+    names = {"\n": "LF", "\r\n": "CRLF"}
+    header = names[era.line_end if era.header_end is None else era.header_end]
+    rows = names[era.line_end]
+    blank = era.after_header.replace("\r\n", "CRLF ").replace("\n", "LF ").split()
+    text = f"lines end in {rows}" if header == rows else f"header ends in {header}, rows in {rows}"
+    if blank:
+        text += f"; blank line(s) after the header: {', '.join(blank)}"
+    return text
 
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"

@@ -38,6 +38,9 @@ class Column:
     codes: str | None = None
     # Longitude/latitude: 0 means unknown and is stored as null.
     coordinate: bool = False
+    # 0 means unknown (no zone is numbered 0): stored as null, as in the feeds whose
+    # location IDs come from coordinates.
+    zero_is_null: bool = False
     # What the column means (the UI shows it in every layer's column schema); by default
     # the TLC data dictionary's text for the name (dictionary.py).
     description: str = ""
@@ -79,6 +82,9 @@ class DatasetSpec:
     amount_column: str | None = "total_amount"
     distance_column: str | None = "trip_distance"
     location_columns: tuple[str, ...] = ("PULocationID", "DOLocationID")
+    # Published columns that may be empty in a whole month: the lake check that every trip
+    # column holds values (quality.valued_columns) leaves them out.
+    sparse_columns: tuple[str, ...] = ()
     thresholds: CheckThresholds = field(default_factory=CheckThresholds)
     # The source publishes a month roughly this many months after it ends (docs/data.md):
     # the latest partition is the latest month that should be published by now.
@@ -95,8 +101,13 @@ class DatasetSpec:
         return f"{self.first_month}-01"
 
     def era(self, month: str, fmt: str) -> Era | None:
-        """The era of `month` in format `fmt` ("csv" or "parquet"), None when none is declared."""
-        return next((e for e in self.eras if e.format == fmt and e.covers(month)), None)
+        """The era of `month` in format `fmt` ("csv" or "parquet"), None when none is declared;
+        of several shapes published for the month, the first declared."""
+        return next(iter(self.eras_of(month, fmt)), None)
+
+    def eras_of(self, month: str, fmt: str) -> list[Era]:
+        """Every shape in which `month` was published in format `fmt` (one file matches one)."""
+        return [e for e in self.eras if e.format == fmt and e.covers(month)]
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -114,6 +125,12 @@ class DatasetSpec:
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(text.split(","))
+
+
+CRLF = "\r\n"
+# TLC's original CSVs of 2009-2014 and 2016-2018: the header ends in LF, then a blank line and
+# the rows end in CRLF (docs/data.md, "Shapes checked on real files").
+LF_HEADER_CRLF_ROWS = {"header_end": "\n", "after_header": CRLF, "line_end": CRLF}
 
 
 # Coordinates of yellow and green before 2016-07 (and yellow Parquet of 2009-2010):
@@ -185,22 +202,39 @@ YELLOW = DatasetSpec(
             "csv",
             YELLOW_2009,
             text_codes=("VendorID", "payment_type"),
-            blank_line_after_header=True,
+            **LF_HEADER_CRLF_ROWS,
             note="vendor VTS/CMT/DDS, payment CASH/Credit/No Charge/Dispute",
         ),
         Era(
             "2010-01",
+            "2013-12",
+            "csv",
+            tuple(n.strip() for n in YELLOW_2010),
+            text_codes=("VendorID", "payment_type"),
+            **LF_HEADER_CRLF_ROWS,
+            flags="10",
+            note="vendor CMT/VTS, payment CAS/CRE/NA (2010-01..07) then CSH/CRD/NOC/DIS; flags 1/0",
+        ),
+        Era(
+            "2014-01",
             "2014-12",
             "csv",
             YELLOW_2010,
             text_codes=("VendorID", "payment_type"),
-            blank_line_after_header=True,
-            flags="10",
-            note="leading spaces in the header; vendor CMT/VTS, payment CSH/CRD/NOC/DIS/UNK; flags 1/0",
+            **LF_HEADER_CRLF_ROWS,
+            note="leading spaces in the header; payment CSH/CRD/NOC/DIS/UNK",
         ),
-        Era("2015-01", "2016-06", "csv", YELLOW_2015),
-        Era("2016-07", "2016-12", "csv", YELLOW_2016, trailing_empty_fields=2, note="rows end with two empty fields"),
-        Era("2017-01", "2018-12", "csv", YELLOW_2016),
+        Era("2015-01", "2016-06", "csv", YELLOW_2015, line_end=CRLF),
+        Era(
+            "2016-07",
+            "2016-12",
+            "csv",
+            YELLOW_2016,
+            line_end=CRLF,
+            trailing_empty_fields=2,
+            note="rows end with two empty fields",
+        ),
+        Era("2017-01", "2018-12", "csv", YELLOW_2016, **LF_HEADER_CRLF_ROWS),
         Era("2019-01", None, "csv", YELLOW_2019, note="the course mirror (2019-01 .. 2021-07)"),
         Era(
             "2009-01",
@@ -252,7 +286,7 @@ GREEN_PROVIDERS = (
 GREEN_2013 = _names(
     "VendorID,lpep_pickup_datetime,Lpep_dropoff_datetime,Store_and_fwd_flag,RateCodeID,Pickup_longitude,"
     "Pickup_latitude,Dropoff_longitude,Dropoff_latitude,Passenger_count,Trip_distance,Fare_amount,Extra,MTA_tax,"
-    "Tip_amount,Tolls_amount,Ehail_fee,Total_amount,Payment_type,Trip_type"
+    "Tip_amount,Tolls_amount,Ehail_fee,Total_amount,Payment_type,Trip_type "  # sic: a trailing space
 )
 GREEN_2015 = GREEN_2013[:17] + ("improvement_surcharge",) + GREEN_2013[17:]
 GREEN_2016 = _names(
@@ -293,9 +327,21 @@ GREEN = DatasetSpec(
         *COORDINATES,
     ),
     eras=(
-        Era("2013-08", "2014-12", "csv", GREEN_2013, trailing_empty_fields=2, note="rows end with two empty fields"),
-        Era("2015-01", "2016-06", "csv", GREEN_2015),
-        Era("2016-07", "2018-12", "csv", GREEN_2016),
+        Era("2013-08", "2013-12", "csv", GREEN_2013, **LF_HEADER_CRLF_ROWS, trailing_empty_fields=2),
+        Era(
+            "2014-01",
+            "2014-12",
+            "csv",
+            GREEN_2013,
+            **{**LF_HEADER_CRLF_ROWS, "after_header": "\n" + CRLF},
+            trailing_empty_fields=2,
+            note="two blank lines after the header (LF, CRLF)",
+        ),
+        Era("2015-01", "2015-06", "csv", GREEN_2015, line_end=CRLF, trailing_empty_fields=2),
+        Era("2015-07", "2015-12", "csv", GREEN_2015, line_end=CRLF),
+        Era("2016-01", "2016-06", "csv", GREEN_2015, **LF_HEADER_CRLF_ROWS),
+        Era("2016-07", "2016-12", "csv", GREEN_2016, **LF_HEADER_CRLF_ROWS, trailing_empty_fields=2),
+        Era("2017-01", "2018-12", "csv", GREEN_2016, **LF_HEADER_CRLF_ROWS),
         Era("2019-01", None, "csv", GREEN_2019, note="the course mirror (2019-01 .. 2021-07)"),
         Era(
             "2013-08",
@@ -333,42 +379,65 @@ FHV = DatasetSpec(
     dropoff_column="dropoff_datetime",
     amount_column=None,
     distance_column=None,
+    # Many bases reported no pickup or dropoff zone for most of their trips.
+    sparse_columns=("PULocationID", "DOLocationID"),
     columns=(
         Column("dispatching_base_num", STR, aliases=("Dispatching_base_number",)),
         Column("pickup_datetime", TS, aliases=("Pickup_date",)),
         Column("dropoff_datetime", TS, aliases=("dropOff_datetime",)),
-        Column("PULocationID", INT, aliases=("PUlocationID", "locationID")),
-        Column("DOLocationID", INT, aliases=("DOlocationID",)),
+        Column("PULocationID", INT, aliases=("PUlocationID", "locationID"), zero_is_null=True),
+        Column("DOLocationID", INT, aliases=("DOlocationID",), zero_is_null=True),
         # SR_Flag is 1 or empty (a shared ride), not Y/N: it stays the integer it always was.
         Column("SR_Flag", INT),
         Column("Affiliated_base_number", STR),
     ),
     eras=(
         Era(
-            "2015-01", "2016-12", "csv", _names("Dispatching_base_num,Pickup_date,locationID"), note="pickup zone only"
+            "2015-01",
+            "2016-12",
+            "csv",
+            _names("Dispatching_base_num,Pickup_date,locationID"),
+            line_end=CRLF,
+            note="pickup zone only",
         ),
         Era(
             "2017-01",
             "2017-06",
             "csv",
             _names("Dispatching_base_num,Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID"),
+            line_end=CRLF,
+            note="DOlocationID 0 (unknown) in places",
         ),
         Era(
             "2017-07",
             "2017-12",
             "csv",
             _names("Dispatching_base_num,Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID,SR_Flag"),
+            line_end=CRLF,
+            quoted=True,
         ),
         Era(
             "2018-01",
             "2018-12",
             "csv",
-            _names("Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID,SR_Flag,Dispatching_base_number"),
-            trailing_empty_fields=1,
-            note="reordered; rows end with an empty field",
+            _names(
+                "Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID,SR_Flag,Dispatching_base_number,"
+                "Dispatching_base_num"
+            ),
+            line_end=CRLF,
+            quoted=True,
+            note="reordered; the base in Dispatching_base_number, Dispatching_base_num empty",
         ),
         Era("2019-01", "2019-12", "csv", FHV_2019, note="the course mirror"),
         Era("2020-01", None, "csv", FHV_2020, note="the course mirror"),
+        Era(
+            "2019-01",
+            "2020-06",
+            "csv",
+            FHV_2020[:6],
+            line_end=CRLF,
+            note="TLC's original CSV: no Affiliated_base_number",
+        ),
         Era(
             "2015-01",
             "2019-04",
@@ -394,6 +463,12 @@ FHVHV_COLUMNS = _names(
     "sales_tax,congestion_surcharge,airport_fee,tips,driver_pay,shared_request_flag,shared_match_flag,"
     "access_a_ride_flag,wav_request_flag,wav_match_flag"
 )
+# The CSVs of 2019-2021 carry fhv's columns: SR_Flag (1 or empty: part of a shared ride)
+# and Affiliated_base_number are not fhvhv columns, so they are dropped (and reported).
+FHVHV_ORIGINAL = _names(
+    "hvfhs_license_num,dispatching_base_num,pickup_datetime,dropoff_datetime,PULocationID,DOLocationID,SR_Flag"
+)
+FHVHV_COURSE = FHV_2020
 FHVHV_TYPES = {
     "request_datetime": TS, "on_scene_datetime": TS, "pickup_datetime": TS, "dropoff_datetime": TS,
     "PULocationID": INT, "DOLocationID": INT, "trip_miles": FLOAT, "trip_time": BIGINT,
@@ -416,7 +491,22 @@ FHVHV = DatasetSpec(
     )
     + (Column("cbd_congestion_fee", FLOAT, required=False),),
     eras=(
-        Era("2019-02", None, "csv", FHVHV_COLUMNS, note="the course mirror (2019-02 .. 2021-07)"),
+        Era("2019-02", None, "csv", FHVHV_COLUMNS, note="the Parquet's columns as CSV"),
+        Era(
+            "2019-02",
+            "2020-06",
+            "csv",
+            FHVHV_ORIGINAL,
+            line_end=CRLF,
+            note="TLC's original CSV; SR_Flag dropped (the shared_* flags hold what is known of sharing)",
+        ),
+        Era(
+            "2019-02",
+            "2021-07",
+            "csv",
+            FHVHV_COURSE,
+            note="the course mirror; SR_Flag and Affiliated_base_number dropped",
+        ),
         Era(
             "2019-02",
             "2024-12",

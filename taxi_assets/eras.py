@@ -38,7 +38,7 @@ PAYMENT_CODES: dict[str, int | None] = {
     "CAS": 2, "CSH": 2, "CASH": 2,
     "NOC": 3, "NO CHARGE": 3,
     "DIS": 4, "DISPUTE": 4,
-    "UNK": 5,
+    "UNK": 5, "NA": 5,
 }  # fmt: skip
 # Y and N first: a batch of only those is already canonical (see map_codes).
 FLAG_CODES: dict[str, str | None] = {"Y": "Y", "N": "N", "1": "Y", "0": "N"}
@@ -63,9 +63,14 @@ class Era:
     header: tuple[str, ...]
     # Canonical columns published as text codes (VTS, CASH, ...) rather than numbers.
     text_codes: tuple[str, ...] = ()
-    # CSV quirks.
-    blank_line_after_header: bool = False
+    # CSV quirks, as bytes: how rows end, how the header ends (None: as the rows), what
+    # comes between the header and the first row (blank lines), empty fields after each
+    # row's last named one, every field quoted.
+    line_end: str = "\n"
+    header_end: str | None = None
+    after_header: str = ""
     trailing_empty_fields: int = 0
+    quoted: bool = False
     flags: str = "YN"  # how Y/N flags are spelled: "YN" or "10"
     # Parquet quirks: canonical column -> published type where it differs from the declared
     # one ("null" = the column has no type), the timestamps' type, a stray pandas index.
@@ -73,6 +78,10 @@ class Era:
     timestamps: str = "us"  # "us", "ns" or "string"
     index_column: bool = False
     note: str = ""
+
+    @property
+    def blank_line_after_header(self) -> bool:
+        return bool(self.after_header)
 
     def covers(self, month: str) -> bool:
         return self.first <= month and (self.last is None or month <= self.last)
@@ -215,6 +224,23 @@ def wall_clock(array: pa.Array) -> pa.Array:
     return pc.local_timestamp(array.cast(pa.timestamp(array.type.unit, TLC_TIME_ZONE)))
 
 
+def yes_no(flags: pa.Array) -> pa.Array:
+    """A boolean flag as the data dictionary's Y/N text (true: Y); null stays null."""
+    return _Y_N.take(flags.cast(pa.int8()))
+
+
+_Y_N = pa.Array.from_buffers(pa.string(), 2, [None, pa.py_buffer(np.array([0, 1, 2], np.int32)), pa.py_buffer(b"NY")])
+
+
+def trimmed_numbers(text: pa.Array) -> pa.Array:
+    """Numbers as text, read the way the CSV reader reads them: blanks around a number are
+    trimmed and an empty value is null (blanks alone still fail the cast, as in a CSV)."""
+    import pyarrow.compute as pc
+
+    empty = pc.match_substring_regex(text, "^$")
+    return pc.if_else(empty, pa.nulls(len(text), text.type), pc.utf8_trim_whitespace(text))
+
+
 def not_decimal(array: pa.Array) -> list[int]:
     """Positions of text values that are not decimal integers (0x1F, 1e3, +5)."""
     import pyarrow.compute as pc
@@ -250,18 +276,31 @@ def canonical_batch(
         array = batch.column(column.name)
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
+        if pa.types.is_dictionary(array.type):  # a dictionary-encoded column reads as its values
+            array = array.dictionary_decode()
         if array.null_count == len(array):  # absent in this era, or typed null: nothing to map
             arrays[column.name] = array if array.type == column.type else pa.nulls(len(array), column.type)
             continue
+        if column.codes == "flag" and pa.types.is_boolean(array.type):
+            array = yes_no(array)
         if column.codes and (
             pa.types.is_string(array.type) or pa.types.is_large_string(array.type) or column.codes == "flag"
         ):
             array = map_codes(array, CODE_MAPS[column.codes], column.type, column.name, counts)
         elif array.type != column.type:
             array = wall_clock(array)
-            if pa.types.is_integer(column.type) and (
-                pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
-            ):
+            if pa.types.is_timestamp(array.type) and array.type.unit == "ns" and pa.types.is_timestamp(column.type):
+                # The lake keeps microseconds: digits below are dropped (truncated), never a reason
+                # to refuse a row (ns to us cannot overflow).
+                array = array.cast(column.type, safe=False)
+            if pa.types.is_decimal(array.type) and pa.types.is_floating(column.type):
+                # Through the decimal text: Arrow's direct cast can miss the nearest double (25.9 ->
+                # 25.900000000000002); parsing the text rounds correctly, as from a CSV.
+                array = array.cast(pa.string())
+            is_text = pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+            if is_text and (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+                array = trimmed_numbers(array)
+            if pa.types.is_integer(column.type) and is_text:
                 for i in not_decimal(array):
                     if set_aside is None:
                         raise ConversionError(
@@ -280,10 +319,10 @@ def canonical_batch(
                         f"{label}: column {column.name} ({array.type}) cannot be read as {column.type}: {exc}"
                     ) from None
                 for i in uncastable(array, column.type):
-                    reason = f"{column.name}: {array[i].as_py()!r} is not {column.type}"
+                    reason = f"{column.name}: {_python(array, i)!r} is not {column.type}"
                     bad[i] = f"{bad[i]}; {reason}" if i in bad else reason
                 array = _cast_valid(array, column.type, bad)
-        if column.coordinate:
+        if column.coordinate or column.zero_is_null:
             array = zero_is_null(array)
         arrays[column.name] = array
     out = pa.RecordBatch.from_arrays([arrays[f.name] for f in schema], schema=schema)
@@ -316,6 +355,21 @@ def uncastable(values: pa.Array, type_: pa.DataType, offset: int = 0) -> list[in
     return uncastable(values[:half], type_, offset) + uncastable(values[half:], type_, offset + half)
 
 
+def _python(array: pa.Array, i: int):
+    """Value i as Python has it; a time Python's datetime cannot hold (after year 9999) as its
+    text in numpy's calendar, so that a row set aside shows its true value."""
+    try:
+        return array[i].as_py()
+    except (OverflowError, ValueError):
+        if not pa.types.is_timestamp(array.type):
+            raise
+        ticks = array.slice(i, 1).view(pa.int64())[0].as_py()
+        return str(np.datetime64(ticks, array.type.unit)).replace("T", " ")
+
+
 def _record(batch: pa.RecordBatch, i: int) -> str:
-    row = batch.slice(i, 1).to_pylist()[0]
-    return ",".join("" if v is None else str(v) for v in row.values())
+    try:
+        values = list(batch.slice(i, 1).to_pylist()[0].values())
+    except (OverflowError, ValueError):  # a time after year 9999
+        values = [_python(batch.column(j), i) for j in range(batch.num_columns)]
+    return ",".join("" if v is None else str(v) for v in values)

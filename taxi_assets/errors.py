@@ -29,6 +29,10 @@ class MalformedRowsError(ConversionError):
     """Too many of the file's rows are malformed to trust the rest."""
 
 
+class RowsUnaccountedError(ConversionError):
+    """Rows read from the file are neither published nor set aside: a reader lost them."""
+
+
 class UnreadableRowError(ConversionError):
     """A CSV row does not fit the declared schema (wrong field count, a value of the wrong type).
 

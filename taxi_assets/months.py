@@ -44,3 +44,8 @@ def month_range(spec: str) -> list[str]:
 def next_month(month: str) -> str:
     """'2021-12' -> '2022-01'."""
     return normalize_month(month_bounds(month)[1].isoformat())
+
+
+def previous_month(month: str) -> str:
+    """'2022-01' -> '2021-12'."""
+    return normalize_month((month_bounds(month)[0] - dt.timedelta(days=1)).isoformat())

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.months import month_bounds, normalize_month
+from taxi_assets.reader import era_columns
 from taxi_assets.storage.duckdb_warehouse import quote
 
 # Rules counted per month: name -> the rule's column(s), from the spec (absent when the dataset has none).
@@ -39,6 +40,13 @@ class MonthFigures:
     schema_differences: list[str]
     # Rows breaking each rule; None when a column the rule needs is missing from the file.
     counts: dict[str, int | None] = field(default_factory=dict)
+    # Rows with a value, per column that must have some (valued_columns) and is in the file.
+    values: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty_columns(self) -> list[str]:
+        """Columns that must hold values but are null in every row (none in a month without rows)."""
+        return [c for c, n in self.values.items() if n == 0] if self.rows else []
 
     def share(self, rule: str) -> float | None:
         count = self.counts.get(rule)
@@ -64,6 +72,21 @@ def rules(spec: DatasetSpec) -> dict[str, tuple[str, ...]]:
         if names.issuperset(columns):
             found[rule] = columns
     return found
+
+
+def valued_columns(spec: DatasetSpec, month: str) -> tuple[str, ...]:
+    """The columns of `month` that every trip has, so that a month null in every row of one
+    is broken: the pickup time, and the dropoff time, amount, distance and location IDs
+    where each era of the month (CSV and Parquet) publishes them. A column an era does not
+    publish is null by design; the spec's sparse columns may be empty in a real month."""
+    month = normalize_month(month)
+    found = [e for e in (spec.era(month, "csv"), spec.era(month, "parquet")) if e is not None]
+    published = set.intersection(*(set(era_columns(spec, e)) for e in found)) if found else set()
+    others = (spec.dropoff_column, spec.amount_column, spec.distance_column, *spec.location_columns)
+    return (
+        spec.pickup_column,
+        *(c for c in others if c and c in published and c not in spec.sparse_columns and c != spec.pickup_column),
+    )
 
 
 def schema_differences(spec: DatasetSpec, schema: pa.Schema) -> list[str]:
@@ -109,6 +132,8 @@ def month_figures(spec: DatasetSpec, month: str, path: Path) -> MonthFigures:
     # A month without any coordinate (its era has location IDs) has nothing to locate.
     gates = [r for r in countable if r in UNLOCATED]
     selects += [f"count({quote(UNLOCATED[r][1])})" for r in gates]
+    valued = [c for c in valued_columns(spec, month) if c in present]
+    selects += [f"count({quote(c)})" for c in valued]
     params: dict[str, object] = {"path": str(path)}
     if OUTSIDE_MONTH in countable:
         params["start"], params["end"] = month_bounds(month)
@@ -121,7 +146,14 @@ def month_figures(spec: DatasetSpec, month: str, path: Path) -> MonthFigures:
         ).fetchone()
     counts: dict[str, int | None] = {r: None for r in rules(spec)}
     counts.update(zip(countable, row[1 : 1 + len(countable)]))
-    for rule, coordinates in zip(gates, row[1 + len(countable) :]):
+    after_rules = 1 + len(countable)
+    for rule, coordinates in zip(gates, row[after_rules : after_rules + len(gates)]):
         if not coordinates:
             counts[rule] = 0
-    return MonthFigures(month=month, rows=row[0], schema_differences=schema_differences(spec, schema), counts=counts)
+    return MonthFigures(
+        month=month,
+        rows=row[0],
+        schema_differences=schema_differences(spec, schema),
+        counts=counts,
+        values=dict(zip(valued, row[after_rules + len(gates) :])),
+    )

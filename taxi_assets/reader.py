@@ -46,6 +46,7 @@ PARSE_THREADS = 2
 BLOCKS_IN_FLIGHT = 4
 UNQUOTED = pacsv.ParseOptions(quote_char=False)
 CAREFUL_BLOCK_SIZE = 16 << 20  # a record up to twice this is read (and set aside) in careful mode
+CAREFUL_PART_ROWS = 16 << 10  # rows of a block checked and handed on at a time
 INFLATE_BLOCK_SIZE = 256 << 10
 MAX_TEXT_CHARS = 1000  # TLC's text values are flags and base numbers: a longer one is not a value
 
@@ -73,6 +74,23 @@ def era_columns(spec: DatasetSpec, era: eras.Era) -> list[str]:
     """The canonical columns an era's files carry."""
     lookup = column_lookup(spec)
     return [lookup[_key(name)] for name in era.header if _key(name) in lookup]
+
+
+def match_era(spec: DatasetSpec, source_names: list[str], candidates: list[eras.Era]) -> eras.Era | None:
+    """Of the shapes a month was published in, the one this file has: the one whose required
+    columns it all has, sharing most columns with it (the first declared on a tie); when
+    none fits, the closest, so that the refusal names what is missing against it."""
+    if not candidates:
+        return None
+    lookup = column_lookup(spec)
+    present = {lookup[_key(n)] for n in source_names if _key(n) in lookup}
+
+    def distance(era: eras.Era) -> tuple[int, int]:
+        columns = set(era_columns(spec, era))
+        missing = {c for c in columns if spec.column(c).required} - present
+        return len(missing), len(columns ^ present)
+
+    return min(candidates, key=distance)
 
 
 def resolve_columns(spec: DatasetSpec, source_names: list[str], label: str, era: eras.Era | None = None):
@@ -140,9 +158,12 @@ def csv_header(path: Path, label: str) -> list[str]:
         # Bytes up to the first line break, then decoded: a bad byte further on is a row's problem.
         with opener(path, "rb") as f:
             line = f.readline(1 << 20).split(b"\r")[0].decode("utf-8-sig")
-            first = f.readline(1 << 20).split(b"\r")[0]
-            while first and not first.strip():  # a blank line after the header (2009-2014)
-                first = f.readline(1 << 20).split(b"\r")[0]
+            # Blank lines after the header (2009-2014, green 2016H2), ending in LF or CRLF:
+            # the first record is the first line with something on it.
+            first = f.readline(1 << 20)
+            while first and not first.strip():
+                first = f.readline(1 << 20)
+            first = first.split(b"\r")[0]
     except (*READ_ERRORS, UnicodeDecodeError) as exc:
         raise ConversionError(f"{label}: cannot read header of {path}: {exc}") from None
     if not line.strip():
@@ -152,7 +173,17 @@ def csv_header(path: Path, label: str) -> list[str]:
     names = next(csv.reader([line]))
     record = first.decode("utf-8", "replace")
     width = len(next(csv.reader([record]), [])) if record.strip() else len(names)
-    return names + [f"__unnamed_{i}" for i in range(len(names), width)]
+    return names + [f"{UNNAMED}{i}" for i in range(len(names), width)]
+
+
+def csv_text_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of the non-blank lines, for messages: the csv module, not the readers."""
+    opener = igzip.open if is_gzip(path) else open
+    with opener(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            text = line.decode("utf-8", "backslashreplace").rstrip("\r\n")
+            if text.strip():
+                yield number, next(csv.reader([text]))
 
 
 class _Scanned:
@@ -165,17 +196,65 @@ class _Scanned:
 
     def __init__(self, raw):
         self.raw, self.tail, self.hex_seen = raw, b"", False
+        # Lines counted from the bytes, apart from the parser, so that rows it drops
+        # without a word show (quarantine.py checks the row accounting).
+        self.line_ends, self.blank_lines, self.last = 0, 0, b""
+        self.quoted_breaks, self.in_quotes = 0, False
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
         if not self.hex_seen and data and (b"x" in data or b"X" in data):
             window = self.tail + data[:1]
             self.hex_seen = b"0x" in data or b"0X" in data or window in (b"0x", b"0X")
+        if data:
+            self.line_ends += data.count(b"\n")
+            if b'"' in data or self.in_quotes:  # a quoted line break is not a record's end
+                self.quoted_breaks += self._quoted_line_breaks(data)
+            edge = self.last + data[:2]  # a blank line across the previous read's end
+            if b"\n\n" in data or b"\n\r\n" in data or b"\n\n" in edge or b"\n\r\n" in edge:
+                self.blank_lines += _blank_lines(self.last + data, len(self.last))  # rare: counted only then
+            self.last = (self.last + data)[-2:] if len(data) < 2 else data[-2:]
         self.tail = data[-1:]
         return data
 
+    def _quoted_line_breaks(self, data: bytes) -> int:
+        """Line breaks of `data` inside a quoted value ("" inside one counts twice: no change)."""
+        a = np.frombuffer(data, dtype=np.uint8)
+        quotes = np.flatnonzero(a == 34)
+        breaks = np.flatnonzero(a == 10)
+        inside = (np.searchsorted(quotes, breaks) + self.in_quotes) % 2 == 1
+        self.in_quotes = bool((len(quotes) + self.in_quotes) % 2)
+        return int(inside.sum())
+
+    @property
+    def data_lines(self) -> int:
+        """Lines after the header that are not blank, as read so far (all of them at the end)."""
+        if not self.last:
+            return 0
+        lines = self.line_ends + (0 if self.last.endswith(b"\n") else 1)
+        return max(lines - 1 - self.blank_lines, 0)
+
+    @property
+    def quotes_closed(self) -> bool:
+        return not self.in_quotes
+
+    @property
+    def records(self) -> int:
+        """Records after the header: data lines, less the line breaks inside quoted values when
+        every quote is closed (else the lines: an unclosed quote's record is set aside as its lines)."""
+        return self.data_lines - self.quoted_breaks if self.quotes_closed else self.data_lines
+
     def __getattr__(self, name):
         return getattr(self.raw, name)
+
+
+def _blank_lines(window: bytes, seen: int) -> int:
+    """Empty lines (LF or CRLF) whose line end lies past the first `seen` bytes of window."""
+    a = np.frombuffer(window, dtype=np.uint8)
+    nl, cr = a == 10, a == 13
+    ends = np.flatnonzero(nl[:-1] & nl[1:]) + 1
+    crlf = np.flatnonzero(nl[:-2] & cr[1:-1] & nl[2:]) + 2
+    return int((ends >= seen).sum() + (crlf >= seen).sum())
 
 
 @contextmanager
@@ -189,10 +268,17 @@ def csv_bytes(path: Path):
             yield _Scanned(stream)
 
 
+UNNAMED = "__unnamed_"  # fields past the header's last name (csv_header)
+
+
 def _names(header: list[str], mapping: dict[str, str]) -> list[str]:
     # The file's columns under our names, so the reader emits the lake schema as is;
     # extra columns get names no spec column has.
-    return [mapping.get(name, f"__extra_{i}") for i, name in enumerate(header)]
+    return [mapping.get(name, name if name.startswith(UNNAMED) else f"__extra_{i}") for i, name in enumerate(header)]
+
+
+def _unnamed(names: list[str]) -> list[str]:
+    return [n for n in names if n.startswith(UNNAMED)]
 
 
 def _null_options(**options) -> pacsv.ConvertOptions:
@@ -239,8 +325,13 @@ def fast_batches(
     integers = [n for n, t in types.items() if pa.types.is_integer(t) and n in mapping.values()]
     texts = [n for n, t in types.items() if pa.types.is_string(t) and n in mapping.values()]
     names = _names(header, mapping)
+    # Fields past the header's last name are read too: empty in every row (as TLC's trailing
+    # fields are), or the file goes to the careful mode, which sets such rows aside.
+    unnamed = _unnamed(names)
     convert_options = _null_options(
-        column_types=types, include_columns=[c.name for c in spec.columns], include_missing_columns=True
+        column_types={**types, **{n: pa.string() for n in unnamed}},
+        include_columns=[c.name for c in spec.columns] + unnamed,
+        include_missing_columns=True,
     )
 
     def parse(block: memoryview, first: bool) -> list[pa.RecordBatch]:
@@ -268,6 +359,11 @@ def fast_batches(
             )
         except pa.ArrowInvalid as exc:
             raise UnreadableRowError(f"{label}: {exc}") from None
+        for name in unnamed:
+            if table.column(name).null_count != table.num_rows:
+                raise UnreadableRowError(f"{label}: a value past the header's last column")
+        if unnamed:
+            table = table.drop_columns(unnamed)
         batches = table.to_batches()
         for batch in batches:
             for name in texts:
@@ -335,12 +431,29 @@ def careful_batches(
         parse_options=pacsv.ParseOptions(invalid_row_handler=note_wrong_width),
         convert_options=_null_options(column_types={n: pa.binary() for n in names}),
     )
+
+    def flush_wrong_width() -> None:
+        for row in wrong_width:
+            set_aside(f"expected {row.expected_columns} fields, got {row.actual_columns}", row.text)
+        wrong_width.clear()
+
+    def parts() -> Iterator[pa.RecordBatch]:
+        # Each block's rows are typed and handed on CAREFUL_PART_ROWS at a time, so that the
+        # share set aside is known as the file is read (quarantine.py stops a file that is
+        # mostly malformed early) and not only after a whole block.
+        for block in reader:
+            flush_wrong_width()
+            for start in range(0, max(block.num_rows, 1), CAREFUL_PART_ROWS):
+                yield block.slice(start, CAREFUL_PART_ROWS)
+
     with reader:  # closed (read-ahead stopped) before the stream under it, as in fast_batches
-        for batch in reader:
-            for row in wrong_width:
-                set_aside(f"expected {row.expected_columns} fields, got {row.actual_columns}", row.text)
-            wrong_width.clear()
+        for batch in parts():
             typed, errors = {}, {}
+            for name in _unnamed(names):
+                values = batch.column(name)
+                for i in _positions(pc, pc.is_valid(values)) if values.null_count != len(values) else []:
+                    value = values[i].as_py().decode("utf-8", "replace")
+                    errors.setdefault(i, []).append(f"a value past the header's last column: {value!r}")
             for column in spec.columns:
                 if column.name in batch.schema.names:
                     typed[column.name] = _read_column(
@@ -356,6 +469,7 @@ def careful_batches(
                 [typed[c.name] if c.name in typed else pa.nulls(rows, types[c.name]) for c in spec.columns],
                 schema=schema,
             )
+        flush_wrong_width()  # rows of blocks that yielded no batch (every row the wrong width)
 
 
 def _read_column(pc, raw: pa.Array, name: str, type_: pa.DataType, errors: dict[int, list[str]]) -> pa.Array:

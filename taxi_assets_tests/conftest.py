@@ -133,11 +133,32 @@ def fake_google():
         yield fake
 
 
+@pytest.fixture(scope="session")
+def bigquery_emulator(request, tmp_path_factory):
+    """A BigQuery emulator (bqemulator in its own environment, made once into pytest's cache:
+    see bigquery_emulator.py), one per test process, stopped at the end of the session."""
+    from taxi_assets_tests.bigquery_emulator import Emulator, running_emulator
+    from taxi_assets_tests.fake_google import PROJECT
+
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("bqemulator") if cache is not None else tmp_path_factory.mktemp("bqemulator")
+    with running_emulator(folder, PROJECT) as url:
+        yield Emulator(url, PROJECT)
+
+
 # Test kinds (pyproject.toml's markers), given here so that a new test file needs none:
 # deploy/ is `deploy`; a test using one of these fixtures (a server, a Dagster run of the
 # product) is `integration`; any other is `unit`. A module's own `pytestmark` wins.
 KINDS = ("unit", "integration", "deploy")
-INTEGRATION_FIXTURES = {"mirror", "mirror_root", "platform", "fake_gcs", "gcs_bucket", "fake_google"}
+INTEGRATION_FIXTURES = {
+    "mirror",
+    "mirror_root",
+    "platform",
+    "fake_gcs",
+    "gcs_bucket",
+    "fake_google",
+    "bigquery_emulator",
+}
 
 
 @pytest.hookimpl(tryfirst=True)

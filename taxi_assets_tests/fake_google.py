@@ -1,6 +1,7 @@
 """A local stand-in for Google's OAuth token endpoint and the slice of the BigQuery REST
 API the warehouse uses, for tests at the HTTP boundary of the real google-cloud-bigquery
-client (no BigQuery emulator runs offline here; see the README's testing notes).
+client: what the BigQuery emulator of the tests (bigquery_emulator.py) cannot execute, the
+loads into a partition decorator, and the exact requests (docs/google-cloud.md).
 
 It records every request (method, path, query, headers, body) so tests can assert the
 exact bodies the real client sends. Load jobs are checked the way BigQuery checks them
@@ -11,7 +12,9 @@ nulls, and every row must belong to the destination partition; the job's statist
 computed from the file.
 
 The fake runs no SQL: a query (jobs.query, or a query job and its jobs.getQueryResults)
-is answered with the next of `query_answers`, which tests queue. A query job writing to a
+is answered with the next of `query_answers`, which tests queue; except a script of
+`ALTER TABLE t ADD COLUMN IF NOT EXISTS c TYPE;` statements, which it applies as BigQuery
+does (the column appended, NULLABLE). A query job writing to a
 destination is checked like a load: the table must exist (CREATE_NEVER), the answer's
 columns must be the table's, and its rows must belong to the destination partition.
 """
@@ -35,6 +38,7 @@ BQ = "/bigquery/v2/projects/"
 UPLOAD = "/upload/bigquery/v2/projects/"
 SLOT_MS = 4321  # what the fake reports as each load job's slot time
 PROJECT, DATASET = "taxi-project", "trips"  # the dataset the `fake_google` fixture serves
+ALTER_ADD_COLUMN = r"ALTER TABLE `([^.`]+)\.([^.`]+)\.([^.`]+)` ADD COLUMN IF NOT EXISTS `([^`]+)` (\w+);\s*"
 
 
 @dataclass
@@ -119,6 +123,11 @@ class FakeGoogle:
         found["etag"] = uuid.uuid4().hex
         return 200, found, {}
 
+    def _delete_table(self, req: Recorded, project: str, dataset: str, table: str):
+        if self.tables.pop((project, dataset, table), None) is None:
+            return error(404, f"Not found: Table {project}:{dataset}.{table}")
+        return 204, {}, {}
+
     def _get_job(self, req: Recorded, project: str, job: str):
         found = self.jobs.get(job)
         return (200, found, {}) if found else error(404, f"Not found: Job {project}:{job}")
@@ -190,6 +199,16 @@ class FakeGoogle:
         return 200, job, {}
 
     def _run_query_job(self, query: dict) -> tuple:
+        alters = re.findall(ALTER_ADD_COLUMN, query["query"])
+        if alters and not re.sub(ALTER_ADD_COLUMN, "", query["query"]).strip():
+            for project, dataset, table_id, name, type_ in alters:
+                table = self.tables.get((project, dataset, table_id))
+                if table is None:
+                    raise LoadError(f"Not found: Table {project}:{dataset}.{table_id}", "notFound")
+                fields = table["schema"]["fields"]
+                if name.lower() not in {f["name"].lower() for f in fields}:
+                    fields.append({"name": name, "type": type_, "mode": "NULLABLE"})
+            return [], []
         if not self.query_answers:
             raise LoadError("the fake has no answer queued for this query")
         answer = self.query_answers.pop(0)
@@ -299,6 +318,7 @@ ROUTES = [
     ("POST", BQ + r"(?P<project>[^/]+)/datasets/(?P<dataset>[^/]+)/tables", "_create_table"),
     ("GET", BQ + r"(?P<project>[^/]+)/datasets/(?P<dataset>[^/]+)/tables/(?P<table>[^/]+)", "_get_table"),
     ("PATCH", BQ + r"(?P<project>[^/]+)/datasets/(?P<dataset>[^/]+)/tables/(?P<table>[^/]+)", "_patch_table"),
+    ("DELETE", BQ + r"(?P<project>[^/]+)/datasets/(?P<dataset>[^/]+)/tables/(?P<table>[^/]+)", "_delete_table"),
     ("POST", BQ + r"(?P<project>[^/]+)/jobs", "_post_job"),
     ("GET", BQ + r"(?P<project>[^/]+)/jobs/(?P<job>[^/]+)", "_get_job"),
     ("POST", BQ + r"(?P<project>[^/]+)/queries", "_query"),

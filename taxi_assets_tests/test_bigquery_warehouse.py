@@ -1,9 +1,10 @@
 """The BigQuery warehouse at the HTTP boundary of the real google-cloud-bigquery client.
 
-No BigQuery emulator runs offline here, so the server is `fake_google.FakeGoogle`: these
-tests prove what the real client sends (table definition, load-job configuration,
-partition decorators, uploads, SQL) and how our code reads the answers. They do not
-prove that BigQuery itself accepts them. Lake objects live in the real fake-gcs-server.
+The server is `fake_google.FakeGoogle`: these tests prove what the real client sends (table
+definition, load-job configuration, partition decorators, uploads, SQL) and how our code reads
+the answers, not that BigQuery accepts them. Lake objects live in the real fake-gcs-server.
+What a BigQuery emulator can execute runs there too (test_bigquery_emulator.py); the loads
+into a partition decorator, which it refuses, are tested only here.
 """
 
 from __future__ import annotations
@@ -183,14 +184,44 @@ def test_the_fake_rejects_rows_outside_the_decorated_partition(fake_google, ware
         warehouse._load(YELLOW, "2021-02", jan)
 
 
-def test_an_unpartitioned_existing_table_is_refused_before_any_load(fake_google, warehouse, gcs_objects):
+def test_a_table_without_month_partitions_gets_a_staged_delete_and_insert_from_gcs(
+    fake_google, warehouse, gcs_objects, gcs_bucket
+):
+    """An existing unpartitioned table: each month is loaded from gs:// into a staging table of
+    the file's columns, then deleted and inserted by name in one transaction (it runs on the
+    emulator in test_bigquery_emulator.py; here, what the client sends from a GCS lake)."""
     fake_google.tables[(PROJECT, DATASET, "yellow_trips")] = {
         "tableReference": {"projectId": PROJECT, "datasetId": DATASET, "tableId": "yellow_trips"},
-        "schema": {"fields": [{"name": "VendorID", "type": "INT64"}]},
+        "schema": {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in YELLOW_BQ_SCHEMA]},
     }
-    with pytest.raises(WarehouseError, match="not partitioned by MONTH on source_month"):
-        warehouse.replace_months(YELLOW, gcs_objects)
-    assert not fake_google.jobs
+    for _ in MONTHS:  # per month: the staged rows outside the month (none), then the transaction
+        fake_google.query_answers += [([{"name": "n", "type": "INTEGER"}], [(0,)]), ([], [])]
+    result = warehouse.replace_months(YELLOW, gcs_objects)
+    assert result.metadata["replaced_by"] == "staged delete and insert"
+
+    loads = fake_google.load_configs()
+    assert len(loads) == 2
+    for load, month in zip(loads, MONTHS):
+        yyyymm = month.replace("-", "")
+        assert load["sourceUris"] == [f"gs://{gcs_bucket.name}/lake/yellow/month={month}/part-0.parquet"]
+        assert load["destinationTable"]["tableId"].startswith(f"_taxi_stage_yellow_trips_{yyyymm}_")
+        assert [f["name"] for f in load["schema"]["fields"]] == [n for n, _ in YELLOW_BQ_SCHEMA]
+    queries = [j["configuration"]["query"]["query"] for j in fake_google.jobs.values() if "query" in j["configuration"]]
+    scripts = [q for q in queries if q.startswith("BEGIN TRANSACTION;")]
+    assert len(scripts) == 2
+    columns = ", ".join(f"`{n}`" for n, _ in YELLOW_BQ_SCHEMA)
+    for script, load, month in zip(scripts, loads, MONTHS):
+        stage = load["destinationTable"]["tableId"]
+        assert script == (
+            "BEGIN TRANSACTION;\n"
+            f"DELETE FROM `{PROJECT}.{DATASET}.yellow_trips` WHERE source_month = DATE '{month}-01';\n"
+            f"INSERT INTO `{PROJECT}.{DATASET}.yellow_trips` ({columns}) "
+            f"SELECT {columns} FROM `{PROJECT}.{DATASET}.{stage}`;\n"
+            "COMMIT TRANSACTION;\n"
+        )
+    # Each staging table is dropped after its month.
+    assert len(fake_google.calls("DELETE", "/tables/_taxi_stage_yellow_trips_")) == 2
+    assert set(fake_google.tables) == {(PROJECT, DATASET, "yellow_trips")}
 
 
 def test_a_missing_dataset_is_a_clear_error(fake_google, warehouse, gcs_objects):
@@ -207,12 +238,13 @@ def test_month_row_counts_sends_one_grouping_query_and_reads_its_rows(fake_googl
         )
     )
     assert warehouse.month_row_counts(YELLOW) == {"2021-01": 990, "2021-02": 1010}
-    (query,) = fake_google.calls("POST", f"/projects/{PROJECT}/queries")
-    assert query.json["query"] == (
+    (job,) = fake_google.calls("POST", f"/projects/{PROJECT}/jobs")
+    query = job.json["configuration"]["query"]
+    assert query["query"] == (
         "SELECT FORMAT_DATE('%Y-%m', source_month) AS month, COUNT(*) AS row_count "
         f"FROM `{PROJECT}.{DATASET}.yellow_trips` GROUP BY month ORDER BY month"
     )
-    assert query.json["useLegacySql"] is False
+    assert query["useLegacySql"] is False
 
     fake_google.query_answers.append((404, f"Not found: Table {PROJECT}:{DATASET}.yellow_trips"))
     assert warehouse.month_row_counts(YELLOW) == {}
@@ -221,12 +253,14 @@ def test_month_row_counts_sends_one_grouping_query_and_reads_its_rows(fake_googl
 def test_query_resolves_table_names_in_the_warehouse_dataset(fake_google, warehouse):
     fake_google.query_answers.append(([{"name": "n", "type": "INTEGER"}], [(3,)]))
     assert warehouse.query("SELECT count(*) AS n FROM yellow_trips").to_pylist() == [{"n": 3}]
-    (query,) = fake_google.calls("POST", "/queries")
-    assert query.json["defaultDataset"] == {"projectId": PROJECT, "datasetId": DATASET}
+    (job,) = fake_google.calls("POST", "/jobs")
+    assert job.json["configuration"]["query"]["defaultDataset"] == {"projectId": PROJECT, "datasetId": DATASET}
 
 
 def test_a_table_of_the_previous_schema_gains_the_new_columns_in_place(fake_google, warehouse, gcs_objects):
-    """No reload: the previous version's table (2019 on, no coordinates) is patched, not replaced."""
+    """No reload: the previous version's table (2019 on, no coordinates) gains the columns by
+    `ALTER TABLE ADD COLUMN` (on the emulator too: test_bigquery_emulator.py), then its months
+    are loaded into their partitions (which only this fake takes: the emulator refuses decorators)."""
     previous = [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in PREVIOUS_YELLOW_BQ_SCHEMA]
     fake_google.tables[(PROJECT, DATASET, "yellow_trips")] = {
         "tableReference": {"projectId": PROJECT, "datasetId": DATASET, "tableId": "yellow_trips"},
@@ -238,10 +272,15 @@ def test_a_table_of_the_previous_schema_gains_the_new_columns_in_place(fake_goog
     }
     result = warehouse.replace_months(YELLOW, gcs_objects)
 
-    (patch,) = fake_google.calls("PATCH", "/tables/yellow_trips")
-    fields = patch.json["schema"]["fields"]
-    assert [(f["name"], f["type"]) for f in fields[: len(previous)]] == PREVIOUS_YELLOW_BQ_SCHEMA
-    added = [(f["name"], f["type"], f["mode"]) for f in fields[len(previous) :]]
+    (alter,) = [
+        j["configuration"]["query"]["query"] for j in fake_google.jobs.values() if "query" in j["configuration"]
+    ]
+    assert alter == "".join(
+        f"ALTER TABLE `{PROJECT}.{DATASET}.yellow_trips` ADD COLUMN IF NOT EXISTS `{c}` FLOAT64;\n" for c in COORDINATES
+    )
+    fields = fake_google.tables[(PROJECT, DATASET, "yellow_trips")]["schema"]["fields"]
+    assert [(f["name"], f["type"]) for f in fields[: len(PREVIOUS_YELLOW_BQ_SCHEMA)]] == PREVIOUS_YELLOW_BQ_SCHEMA
+    added = [(f["name"], f["type"], f["mode"]) for f in fields[len(PREVIOUS_YELLOW_BQ_SCHEMA) :]]
     assert added == [(c, "FLOAT64", "NULLABLE") for c in COORDINATES]
     # The table was neither created again nor replaced: each month went into its own partition.
     assert not fake_google.calls("DELETE", "/tables/")
@@ -252,4 +291,4 @@ def test_a_table_of_the_previous_schema_gains_the_new_columns_in_place(fake_goog
     assert result.metadata["migrated_columns"] == ", ".join(COORDINATES)
     # A second load finds nothing to add.
     warehouse.replace_months(YELLOW, gcs_objects)
-    assert len(fake_google.calls("PATCH", "/tables/yellow_trips")) == 1
+    assert len([j for j in fake_google.jobs.values() if "query" in j["configuration"]]) == 1

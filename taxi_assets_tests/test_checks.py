@@ -47,6 +47,7 @@ def test_checks_pass_on_good_data(platform, mirror_root, dataset):
     expected_names = {
         "schema_matches_spec",
         "has_rows",
+        "columns_have_values",
         "pickups_in_month",
         "dropoff_after_pickup",
         "location_ids_in_range",
@@ -188,6 +189,68 @@ def test_schema_differences_are_named(tmp_path):
         "unexpected column surprise",
     ]
     assert figures.rows == 0
+
+
+def _empty_column(root, column: str, fmt: str) -> None:
+    """Null in every row of the generated yellow 2021-01: empty CSV fields, or a Parquet column typed null."""
+    path = root / relpath("yellow", "2021-01", fmt)
+    if fmt == "parquet":
+        table = pq.read_table(path)
+        pq.write_table(table.set_column(table.schema.get_field_index(column), column, pa.nulls(table.num_rows)), path)
+        return
+    with gzip.open(path, "rt", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    for r in rows:
+        r[header.index(column)] = ""
+    with gzip.open(path, "wt", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([header, *rows])
+
+
+@pytest.mark.parametrize(
+    "column,fmt",
+    [
+        ("tpep_pickup_datetime", "csv"),
+        ("tpep_pickup_datetime", "parquet"),
+        ("total_amount", "csv"),
+        ("total_amount", "parquet"),
+        ("tpep_dropoff_datetime", "csv"),
+        ("DOLocationID", "csv"),
+    ],
+)
+def test_a_column_null_in_every_row_fails_a_blocking_check(tmp_path, monkeypatch, column, fmt):
+    root = tmp_path / "mirror"
+    generate(root, ["yellow"], ["2021-01"], rows=200, formats=(fmt,))
+    _empty_column(root, column, fmt)
+    monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
+    with MirrorServer(root) as server:
+        template = server.url_template.replace(".csv.gz", ".parquet") if fmt == "parquet" else server.url_template
+        platform = Platform(root=tmp_path, source_url=template)
+        result = run_with_checks(platform, YELLOW, "2021-01")
+    assert not result.success
+    checks = evaluations(result)
+    values = checks["columns_have_values"]
+    assert not values.passed and values.severity == dg.AssetCheckSeverity.ERROR
+    assert values.metadata["empty_columns"].value == [column]
+    assert values.description == f"yellow 2021-01: {column} null in every one of the 200 rows (a column every trip has)"
+    assert not (platform.lake().root / "yellow").exists()
+    assert not result.asset_materializations_for_node("warehouse__yellow_trips")
+    assert "2021-01" not in platform.warehouse().month_row_counts(YELLOW)
+
+
+def test_columns_a_month_does_not_publish_may_be_empty(tmp_path):
+    """Eras say which columns a month has: those it lacks are null by design, and the spec's
+    sparse columns (fhv's location IDs) may be empty in a real month."""
+    assert quality.valued_columns(YELLOW, "2009-06") == (
+        "tpep_pickup_datetime", "tpep_dropoff_datetime", "total_amount", "trip_distance",
+    )  # fmt: skip
+    assert quality.valued_columns(DATASETS["fhv"], "2016-03") == ("pickup_datetime",)  # no dropoff in 2015-2016
+    assert quality.valued_columns(DATASETS["fhv"], "2021-01") == ("pickup_datetime", "dropoff_datetime")
+    table = pa.table(
+        {"pickup_datetime": pa.array([dt.datetime(2016, 3, 1)]), "dropoff_datetime": pa.nulls(1, pa.timestamp("us"))}
+    )
+    pq.write_table(table, tmp_path / "part.parquet")
+    figures = quality.month_figures(DATASETS["fhv"], "2016-03", tmp_path / "part.parquet")
+    assert figures.values == {"pickup_datetime": 1} and figures.empty_columns == []
 
 
 def test_only_checks_that_can_fail_with_error_are_blocking():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -17,7 +20,7 @@ import taxi_assets.convert as convert_module
 import taxi_assets.reader as reader_module
 from taxi_assets.convert import convert, month_column, outside_month_rows
 from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
-from taxi_assets.errors import ConversionError, SchemaError, UnreadableRowError
+from taxi_assets.errors import ConversionError, MalformedRowsError, SchemaError, UnreadableRowError
 from taxi_assets.mirror import generate
 from taxi_assets.quarantine import convert_quarantining
 from taxi_assets_tests.helpers import mirror_file
@@ -337,3 +340,197 @@ def test_parquet_text_in_another_integer_notation_is_refused(tmp_path, lake_5k):
         pq.read_table(tmp_path / "q.parquet")["passenger_count"].to_pylist()
         == lake_5k["passenger_count"].to_pylist()[1:]
     )
+
+
+# ---------------------------------------------------------------- Parquet type variants
+
+
+def _parquet_month(tmp_path, table: pa.Table, **options):
+    """`table` as a yellow 2021-01 Parquet file, converted as the lake step does: (lake table, quarantine)."""
+    src = tmp_path / "yellow_tripdata_2021-01.parquet"
+    pq.write_table(table, src, **options)
+    result, quarantine = convert_quarantining(YELLOW, "2021-01", src, tmp_path / "out.parquet", tmp_path / "rows.csv")
+    return result, quarantine, pq.read_table(tmp_path / "out.parquet").drop_columns([SOURCE_MONTH_COLUMN])
+
+
+def _with(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, values)
+
+
+def test_parquet_dictionary_text_codes_load_like_plain_text(tmp_path, lake_5k):
+    codes = pa.array(["VTS" if v == 2 else "CMT" if v == 1 else None for v in lake_5k["VendorID"].to_pylist()])
+    _, quarantine, got = _parquet_month(tmp_path, _with(lake_5k, "VendorID", codes.dictionary_encode()))
+    assert pq.read_schema(tmp_path / "yellow_tripdata_2021-01.parquet").field("VendorID").type == pa.dictionary(
+        pa.int32(), pa.string()
+    )
+    assert quarantine.rows == 0
+    assert got.equals(lake_5k)
+
+
+def test_parquet_boolean_flags_become_y_and_n(tmp_path, lake_5k):
+    flags = pa.array([{"Y": True, "N": False}.get(v) for v in lake_5k["store_and_fwd_flag"].to_pylist()])
+    assert flags.type == pa.bool_() and flags.true_count and flags.false_count
+    result, quarantine, got = _parquet_month(tmp_path, _with(lake_5k, "store_and_fwd_flag", flags))
+    assert result.unknown_codes == {} and quarantine.rows == 0
+    assert got.equals(lake_5k)
+
+
+def test_parquet_int96_times_keep_their_true_value_far_in_the_future(tmp_path, lake_5k):
+    """An INT96 year 3019 (a real fhv file has one) lands as 3019, as the same CSV value does,
+    not wrapped by a nanosecond reading (to 1849, and then refused for its nanoseconds)."""
+    dropoffs = lake_5k["tpep_dropoff_datetime"].to_pylist()
+    dropoffs[7] = dt.datetime(3019, 2, 1, 12, 30, 5)
+    expected = _with(lake_5k, "tpep_dropoff_datetime", pa.array(dropoffs, pa.timestamp("us")))
+    _, quarantine, got = _parquet_month(tmp_path, expected, use_deprecated_int96_timestamps=True)
+    assert pq.ParquetFile(tmp_path / "yellow_tripdata_2021-01.parquet").schema.column(2).physical_type == "INT96"
+    assert quarantine.rows == 0
+    assert got["tpep_dropoff_datetime"][7].as_py() == dt.datetime(3019, 2, 1, 12, 30, 5)
+    assert got.equals(expected)
+
+
+def test_a_parquet_time_beyond_what_the_lake_holds_is_set_aside_with_its_true_value(tmp_path, lake_5k):
+    """timestamp[ms] reaches far beyond timestamp[us] (year 294,276): such a row is set aside,
+    showing the year it holds, not refused with a bare OverflowError."""
+    millis = pc.divide(lake_5k["tpep_pickup_datetime"].cast(pa.int64()), 1000).to_pylist()
+    millis[7] = 300_000 * 365 * 86_400_000  # in the year 301,770
+    table = _with(lake_5k, "tpep_pickup_datetime", pa.array(millis, pa.int64()).cast(pa.timestamp("ms")))
+    _, quarantine, got = _parquet_month(tmp_path, table)
+    assert quarantine.rows == 1
+    vendor = lake_5k["VendorID"][7].as_py()
+    assert quarantine.examples[0].startswith(
+        f"tpep_pickup_datetime: '301770-10-26 00:00:00.000' is not timestamp[us]: {vendor},301770-10-26 00:00:00.000,"
+    )
+    assert got.equals(pa.concat_tables([lake_5k.slice(0, 7), lake_5k.slice(8)]))
+
+
+def test_parquet_decimal_amounts_land_as_the_same_numbers_as_from_text(tmp_path, lake_5k):
+    import decimal
+
+    amounts = [None if v is None else decimal.Decimal(repr(v)) for v in lake_5k["total_amount"].to_pylist()]
+    _, quarantine, got = _parquet_month(
+        tmp_path, _with(lake_5k, "total_amount", pa.array(amounts, pa.decimal128(12, 2)))
+    )
+    assert quarantine.rows == 0
+    assert got.equals(lake_5k)  # 25.9, not 25.900000000000002
+
+
+def test_parquet_times_with_nanoseconds_are_truncated_to_the_microsecond(tmp_path, lake_5k):
+    pickups = pc.add(lake_5k["tpep_pickup_datetime"].cast(pa.timestamp("ns")), pa.scalar(999, pa.duration("ns")))
+    _, quarantine, got = _parquet_month(tmp_path, _with(lake_5k, "tpep_pickup_datetime", pickups))
+    assert pq.read_schema(tmp_path / "yellow_tripdata_2021-01.parquet").field(1).type == pa.timestamp("ns")
+    assert quarantine.rows == 0
+    assert got.equals(lake_5k)
+
+
+def test_parquet_amounts_as_text_are_read_as_the_csv_reader_reads_them(tmp_path, lake_5k):
+    """Blanks around a number are trimmed, an empty value is null, blanks alone set the row aside."""
+    amounts = [f"  {v!r} " if v is not None else None for v in lake_5k["total_amount"].to_pylist()]
+    amounts[3], amounts[4] = "", "   "
+    result, quarantine, got = _parquet_month(tmp_path, _with(lake_5k, "total_amount", pa.array(amounts)))
+    assert quarantine.rows == 1 and quarantine.examples[0].startswith("total_amount: '' is not double: ")
+    expected = _with(
+        lake_5k,
+        "total_amount",
+        pa.array([None if i == 3 else v for i, v in enumerate(lake_5k["total_amount"].to_pylist())]),
+    )
+    assert got.equals(pa.concat_tables([expected.slice(0, 4), expected.slice(5)]))
+
+
+def _footer_start(data: bytes) -> int:
+    return len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+
+
+def _assert_clear_error_or_same_rows(tmp_path, data: bytes, lake: pa.Table) -> str:
+    """A damaged Parquet file converts to the same rows or fails with an error naming dataset,
+    month and file (a column it no longer finds: dataset and month, and the columns it has)."""
+    src = tmp_path / "yellow_tripdata_2021-01.parquet"
+    src.write_bytes(data)
+    try:
+        convert_quarantining(YELLOW, "2021-01", src, tmp_path / "out.parquet", tmp_path / "rows.csv")
+    except ConversionError as exc:
+        assert str(exc).startswith("yellow 2021-01: ") and (str(src) in str(exc) or isinstance(exc, SchemaError)), exc
+        return str(exc)
+    assert pq.read_table(tmp_path / "out.parquet").drop_columns([SOURCE_MONTH_COLUMN]).equals(lake)
+    return "same rows"
+
+
+def test_a_parquet_footer_with_bytes_that_are_not_utf8_is_a_conversion_error(tmp_path, lake_5k):
+    src = tmp_path / "good.parquet"
+    pq.write_table(lake_5k, src)
+    data = bytearray(src.read_bytes())
+    footer = _footer_start(data)
+    at = data.find(b"VendorID", footer)
+    assert at > 0
+    data[at] = 0xFF  # the column's name in the footer's schema
+    message = _assert_clear_error_or_same_rows(tmp_path, bytes(data), lake_5k)
+    assert "its metadata is not UTF-8 text (damaged?)" in message
+
+
+def _name_bytes(data: bytes, start: int) -> list[int]:
+    """Positions of the column names' bytes in the footer (from `start`)."""
+    found = []
+    for name in YELLOW.arrow_schema().names:
+        at = data.find(name.encode(), start)
+        while at >= 0:
+            found += range(at, at + len(name))
+            at = data.find(name.encode(), at + 1)
+    return found
+
+
+@pytest.mark.parametrize("where", ["anywhere", "in_names"])
+@pytest.mark.parametrize("seed", range(12))
+def test_a_damaged_parquet_footer_converts_or_names_the_file(tmp_path, lake_5k, seed, where):
+    src = tmp_path / "good.parquet"
+    pq.write_table(lake_5k, src)
+    data = bytearray(src.read_bytes())
+    footer = _footer_start(data)
+    rng = np.random.default_rng(seed)
+    positions = range(footer, len(data) - 8) if where == "anywhere" else _name_bytes(data, footer)
+    for at in rng.choice(positions, size=int(rng.integers(1, 9))):
+        data[at] = int(rng.integers(0, 256))
+    _assert_clear_error_or_same_rows(tmp_path, bytes(data), lake_5k)
+
+
+# ---------------------------------------------------------------- a file of malformed rows stops early
+
+
+def _refused_early(tmp_path, src, rows: int, reason: str) -> int:
+    """The file is refused naming month, file and examples, after fewer rows than it has;
+    returns the rows read (all set aside in the quarantine file so far)."""
+    quarantine = tmp_path / "rows.csv"
+    with pytest.raises(MalformedRowsError) as err:
+        convert_quarantining(YELLOW, "2021-01", src, tmp_path / "out.parquet", quarantine)
+    pattern = (
+        rf"yellow 2021-01: ([\d,]+) of the first ([\d,]+) rows \(100.00%\) of {re.escape(str(src))} are malformed, "
+        rf"more than the 1.00% allowed; the rest was not read; e\.g\. {re.escape(reason)}: .*"
+    )
+    found = re.fullmatch(pattern, str(err.value), re.S)
+    assert found, str(err.value)
+    bad, read = (int(g.replace(",", "")) for g in found.groups())
+    assert bad == read and 10_000 <= read < rows
+    with open(quarantine, newline="") as f:
+        assert sum(1 for _ in csv.reader(f)) - 1 == read  # the rest was never set aside
+    return read
+
+
+def test_a_csv_of_malformed_rows_is_refused_after_its_first_rows(tmp_path, month_5k):
+    header, *lines = _raw(month_5k).decode().splitlines()
+    column = header.split(",").index("passenger_count")
+    bad = []
+    for line in lines:
+        fields = line.split(",")
+        fields[column] = "two"
+        bad.append(",".join(fields))
+    rows = 8 * len(bad)  # two and a half of the careful mode's parts
+    src = tmp_path / "yellow_tripdata_2021-01.csv.gz"
+    src.write_bytes(gzip.compress(("\n".join([header, *bad * 8]) + "\n").encode(), compresslevel=1))
+    read = _refused_early(tmp_path, src, rows, "passenger_count: 'two' is not int32")
+    assert read == reader_module.CAREFUL_PART_ROWS
+
+
+def test_a_parquet_of_malformed_rows_is_refused_after_its_first_batches(tmp_path, lake_5k, monkeypatch):
+    monkeypatch.setattr(convert_module, "PARQUET_BATCH_ROWS", 4096)
+    table = pa.concat_tables([lake_5k] * 8)
+    src = tmp_path / "yellow_tripdata_2021-01.parquet"
+    pq.write_table(_with(table, "total_amount", pa.array(["x"] * table.num_rows)), src)
+    assert _refused_early(tmp_path, src, table.num_rows, "total_amount: 'x' is not double") == 3 * 4096

@@ -22,11 +22,21 @@ FILE = relpath("yellow", "2021-01")
 def bad_version(kind: str, mirror_root) -> bytes:
     if kind == "empty":  # the header only
         return edited_source(mirror_root, "yellow", "2021-01", lambda lines: lines.__delitem__(slice(1, None)))
+    if kind == "no_pickup_times":  # an empty pickup field in every row
+
+        def blank(lines):
+            for i in range(1, len(lines)):
+                set_field(lines, i, "tpep_pickup_datetime", "")
+
+        return edited_source(mirror_root, "yellow", "2021-01", blank)
     # wrong month: February's trips served as January's
     return mirror_file(mirror_root, "yellow", "2021-02").read_bytes()
 
 
-@pytest.mark.parametrize("kind, check", [("empty", "has_rows"), ("wrong_month", "pickups_in_month")])
+@pytest.mark.parametrize(
+    "kind, check",
+    [("empty", "has_rows"), ("wrong_month", "pickups_in_month"), ("no_pickup_times", "columns_have_values")],
+)
 def test_a_version_failing_a_blocking_check_replaces_nothing(platform, mirror, mirror_root, kind, check):
     good_source = edited_source(
         mirror_root, "yellow", "2021-01", lambda lines: set_field(lines, 7, "passenger_count", "two")

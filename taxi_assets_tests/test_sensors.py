@@ -79,10 +79,12 @@ def test_new_month_sensor_requests_a_new_month_once(source_mirror):
     # Nothing changes: a skip that says what was probed, and no repeat of the two months.
     second, heads = tick(sensor, source_mirror, instance, first.cursor)
     assert second.run_requests == []
-    assert (
-        second.skip_reason.skip_message == "no new yellow month: 2021-03, 2021-04, 2021-05 not published yet (HEAD 404)"
+    assert second.skip_reason.skip_message == (
+        "no new yellow month: 2021-03, 2021-04, 2021-05 not published yet (HEAD 404); "
+        "below the latest, still not published: 2020-12"
     )
-    assert len(heads) == WatchLimits().lookahead
+    # The lookahead after the latest month, and the unpublished month below it (it may come late).
+    assert heads == [relpath("yellow", m) for m in ("2021-03", "2021-04", "2021-05", "2020-12")]
 
     # A new month appears: exactly one request, for that month, keyed by its version.
     generate(source_mirror.root, ["yellow"], ["2021-03"], rows=ROWS)
@@ -130,6 +132,59 @@ def test_new_month_sensor_bounds_probes_and_runs_per_tick(source_mirror):
     assert [r.partition_key for r in fourth.run_requests] == ["2021-03-01", "2021-04-01"]
     fifth, _ = tick(sensor, source_mirror, instance, fourth.cursor)
     assert [r.partition_key for r in fifth.run_requests] == ["2021-05-01"]
+
+
+def test_new_month_sensor_picks_up_a_month_published_late(tmp_path):
+    """2021-02 is missing (404) while 2021-03 is there: the sensor keeps asking for 2021-02
+    and requests it once it appears."""
+    root = tmp_path / "mirror"
+    generate(root, ["yellow"], ["2021-01", "2021-03"], rows=ROWS)
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = build_new_month_sensor(YELLOW, WatchLimits(start_month="2021-01"))
+    with MirrorServer(root) as server:
+        first, _ = tick(sensor, server, instance, None)
+        assert [r.partition_key for r in first.run_requests] == ["2021-01-01", "2021-03-01"]
+
+        second, heads = tick(sensor, server, instance, first.cursor)
+        assert second.run_requests == []
+        assert relpath("yellow", "2021-02") in heads
+        assert second.skip_reason.skip_message.endswith("below the latest, still not published: 2021-02")
+
+        generate(root, ["yellow"], ["2021-02"], rows=ROWS)  # published late
+        third, _ = tick(sensor, server, instance, second.cursor)
+        (request,) = third.run_requests
+        assert request.partition_key == "2021-02-01"
+        assert request.run_key == f"2021-02:{head_headers(server, '2021-02')['ETag']}"
+        assert request.tags["taxi/trigger"] == "new_month"
+
+        fourth, heads = tick(sensor, server, instance, third.cursor)
+        assert fourth.run_requests == []
+        assert relpath("yellow", "2021-02") not in heads
+
+
+def test_new_month_sensor_probes_late_months_a_few_per_tick_in_turn(tmp_path):
+    """Unknown months below the latest are probed `max_late_probes` per tick, oldest first,
+    in turn, no further back than `lookback` months."""
+    root = tmp_path / "mirror"
+    generate(root, ["yellow"], ["2021-05"], rows=ROWS)
+    instance = dg.DagsterInstance.ephemeral()
+    limits = WatchLimits(start_month="2019-01", lookback=12, max_late_probes=2)
+    sensor = build_new_month_sensor(YELLOW, limits)
+    cursor = json.dumps({"requested": {"2021-12": "a-version"}})
+    late_heads = []
+    with MirrorServer(root) as server:
+        for _ in range(3):
+            result, heads = tick(sensor, server, instance, cursor)
+            cursor = result.cursor
+            after = [relpath("yellow", m) for m in ("2022-01", "2022-02", "2022-03")]
+            assert heads[: limits.lookahead] == after
+            late_heads.append(heads[limits.lookahead :])
+        assert [r.partition_key for r in result.run_requests] == ["2021-05-01"]
+    assert late_heads == [
+        [relpath("yellow", m) for m in ("2020-12", "2021-01")],
+        [relpath("yellow", m) for m in ("2021-02", "2021-03")],
+        [relpath("yellow", m) for m in ("2021-04", "2021-05")],
+    ]
 
 
 def test_republished_sensor_requests_a_rematerialization_once(source_mirror, tmp_path, monkeypatch):

@@ -81,3 +81,77 @@ def test_a_broken_zip_is_refused_naming_the_url_and_the_lake_keeps_nothing(platf
     assert "taxi zone shapes" in message and mirror.zone_shapes_url in message
     assert not (platform.lake().root / "raw" / "taxi_zone_shapes").exists()
     assert not (platform.lake().root / "taxi_zone_shapes").exists()
+
+
+def rezipped(tmp_path, prj: str | None = None, records: int | None = None):
+    """The test data's shapefile zipped again, with another .prj or only its first `records` records."""
+    import io
+    import zipfile
+
+    import shapefile  # pyshp
+
+    with zipfile.ZipFile(SHAPES_ZIP) as zf:
+        files = {name: zf.read(name) for name in zf.namelist()}
+    by_ext = {name.rsplit(".", 1)[-1].lower(): name for name in files}
+    if prj is not None:
+        files[by_ext["prj"]] = prj.encode()
+    if records is not None:
+        shp, shx, dbf = io.BytesIO(), io.BytesIO(), io.BytesIO()
+        source = {ext: io.BytesIO(files[by_ext[ext]]) for ext in ("shp", "shx", "dbf")}
+        with shapefile.Reader(**source) as reader, shapefile.Writer(shp=shp, shx=shx, dbf=dbf) as writer:
+            writer.fields = reader.fields[1:]
+            for sr in list(reader.iterShapeRecords())[:records]:
+                writer.shape(sr.shape)
+                writer.record(*sr.record)
+        for ext, buf in (("shp", shp), ("shx", shx), ("dbf", dbf)):
+            files[by_ext[ext]] = buf.getvalue()
+    path = tmp_path / "taxi_zones.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_a_prj_that_lies_about_the_crs_is_named_not_a_memory_error(tmp_path):
+    import pyproj
+
+    from taxi_assets.errors import ConversionError
+    from taxi_assets.geo.shapes import read_shapefile_zip
+
+    # WGS84 declared on coordinates in state-plane feet (x about 1e6, y about 2e5).
+    path = rezipped(tmp_path, prj=pyproj.CRS("EPSG:4326").to_wkt("WKT1_ESRI"))
+    with pytest.raises(ConversionError) as raised:
+        read_shapefile_zip(path, "zones.zip")
+    message = str(raised.value)
+    assert message.startswith("taxi zone shapes: zones.zip: its .prj declares 'WGS 84', but read so the zones")
+    assert "not in New York City: the .prj does not describe the coordinates" in message
+
+
+def test_a_lying_prj_fails_the_lake_step_with_that_message_and_publishes_no_shapes(platform, mirror, tmp_path):
+    import pyproj
+
+    path = rezipped(tmp_path, prj=pyproj.CRS("EPSG:4326").to_wkt("WKT1_ESRI"))
+    mirror.set_fault("misc/taxi_zones.zip", Fault("body", body=path.read_bytes()))
+    try:
+        result = platform.materialize_selection(SHAPES, raise_on_error=False)
+    finally:
+        mirror.clear_faults()
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "lake__taxi_zone_shapes_lake"
+    error = failure.event_specific_data.error
+    assert (error.cause or error).cls_name == "ConversionError"
+    assert "not in New York City: the .prj does not describe the coordinates" in (error.cause or error).message
+    assert not (platform.lake().root / "taxi_zone_shapes").exists()
+
+
+def test_a_shapefile_of_50_zones_is_refused_naming_what_is_missing(tmp_path):
+    from taxi_assets.errors import ConversionError
+    from taxi_assets.geo.shapes import read_shapefile_zip
+
+    path = rezipped(tmp_path, records=50)
+    with pytest.raises(ConversionError) as raised:
+        read_shapefile_zip(path, "zones.zip")
+    assert str(raised.value) == (
+        "taxi zone shapes: zones.zip has 50 zones, not the taxi zones (TLC's file has a shape for each of "
+        "LocationIDs 1..263, 263 records): no shape for 213 of LocationIDs 1..263: 51..263"
+    )

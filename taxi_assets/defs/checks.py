@@ -23,6 +23,7 @@ from taxi_assets.partitions import monthly_partitions
 
 SCHEMA_CHECK = "schema_matches_spec"
 ROWS_CHECK = "has_rows"
+VALUES_CHECK = "columns_have_values"
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,26 @@ def rows_result(spec: DatasetSpec, f: quality.MonthFigures) -> dg.AssetCheckResu
     )
 
 
+def values_result(spec: DatasetSpec, f: quality.MonthFigures) -> dg.AssetCheckResult:
+    """ERROR when a column every trip has (quality.valued_columns) is null in every row."""
+    empty = f.empty_columns
+    checked = ", ".join(f.values)
+    return dg.AssetCheckResult(
+        check_name=VALUES_CHECK,
+        passed=not empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{spec.name} {f.month}: "
+        + (
+            f"{', '.join(empty)} null in every one of the {f.rows:,} rows (a column every trip has)"
+            if empty
+            else f"{checked} hold values"
+            if f.rows
+            else "no rows to look at"
+        ),
+        metadata={"empty_columns": empty, "checked_columns": list(f.values), "rows": f.rows},
+    )
+
+
 def share_result(spec: DatasetSpec, rule: ShareRule, f: quality.MonthFigures) -> dg.AssetCheckResult:
     """Fails with ERROR above the error share (or when it cannot be counted), WARN above the warn share."""
     share = f.share(rule.rule)
@@ -131,6 +152,7 @@ def month_results(spec: DatasetSpec, figures: quality.MonthFigures) -> list[dg.A
     return [
         schema_result(spec, figures),
         rows_result(spec, figures),
+        values_result(spec, figures),
         *(share_result(spec, rule, figures) for rule in share_rules(spec)),
     ]
 
@@ -153,6 +175,10 @@ def lake_check_specs(spec: DatasetSpec) -> list[dg.AssetCheckSpec]:
     descriptions = {
         SCHEMA_CHECK: "The month's file has exactly the spec's columns and types (ERROR otherwise).",
         ROWS_CHECK: "The month has at least one row (ERROR otherwise).",
+        VALUES_CHECK: (
+            "No column that every trip has is null in every row of the month (ERROR otherwise): the pickup time, "
+            "and the dropoff time, amount, distance and location IDs where the month's eras publish them."
+        ),
         **{r.check: f"Share of the month's rows that {r.what}: {r.limits()}." for r in share_rules(spec)},
     }
     suffix = " Evaluated on the new version before it is published: an ERROR keeps the previous version."

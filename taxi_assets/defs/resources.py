@@ -11,14 +11,18 @@
 
 TAXI_SOURCE_URL and TAXI_WAREHOUSE_URI are checked here, when the definitions load,
 and again by their resources when a run starts (ConfigError naming the variable).
+Each becomes the default of its resource field, so run config that sets some fields of a
+resource (the launchpad) keeps these settings for the others.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import dagster as dg
+from pydantic import Field
 
 from taxi_assets.defs.sensors.common import INTERVAL_ENV, START_MONTH_ENV, WatchLimits, parse_start_months
 from taxi_assets.source.resource import (
@@ -93,6 +97,31 @@ def load_settings() -> LoadSettings:
     )
 
 
+R = TypeVar("R", bound=dg.ConfigurableResource | dg.ConfigurableIOManager)
+
+
+def with_field_defaults(cls: type[R], **settings: object) -> R:
+    """`cls(**settings)`, as a subclass whose fields default to `settings` (an EnvVar by its
+    name). Dagster makes the values given to a resource the default of its whole config:
+    run config that sets one field (the launchpad) would drop the others back to the class's
+    defaults (another source, another warehouse); field defaults fill in each field left out."""
+    fields = cls.model_fields
+    defaults = {
+        name: {"env": value.env_var_name} if isinstance(value, dg.EnvVar) else value
+        for name, value in settings.items()
+        if value is not None
+    }
+    namespace: dict[str, object] = {
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+        "__annotations__": {name: fields[name].annotation for name in defaults},
+    }
+    for name, value in defaults.items():
+        namespace[name] = Field(default=value, description=fields[name].description)
+    return type(cls.__name__, (cls,), namespace)(**settings)
+
+
 def warehouse_resource(
     uri: str | dg.EnvVar,
     kind: str | None = None,
@@ -106,10 +135,12 @@ def warehouse_resource(
     if kind == "bigquery":
         from taxi_assets.storage.bigquery_warehouse import BigQueryWarehouse
 
-        return BigQueryWarehouse(uri=uri, location=location, gcp_credentials_json=gcp_credentials_json)
+        return with_field_defaults(
+            BigQueryWarehouse, uri=uri, location=location, gcp_credentials_json=gcp_credentials_json
+        )
     from taxi_assets.storage.duckdb_warehouse import DuckDBWarehouse
 
-    return DuckDBWarehouse(uri=uri)
+    return with_field_defaults(DuckDBWarehouse, uri=uri)
 
 
 def build_resources() -> dict[str, object]:
@@ -117,13 +148,16 @@ def build_resources() -> dict[str, object]:
     # The key's JSON is only ever an EnvVar: Dagster then shows and stores its name, not its value.
     credentials = env_or_default(CREDENTIALS_ENV, None)
     return {
-        "source": TaxiSource(
+        "source": with_field_defaults(
+            TaxiSource,
             url_template=env_or_default("TAXI_SOURCE_URL", DEFAULT_SOURCE_URL),
             zones_url=env_or_default("TAXI_ZONES_URL", DEFAULT_ZONES_URL),
             zone_shapes_url=env_or_default("TAXI_ZONE_SHAPES_URL", DEFAULT_ZONE_SHAPES_URL),
         ),
-        "lake_io_manager": LakeIOManager(
-            lake_uri=env_or_default("TAXI_LAKE_URI", DEFAULT_LAKE_URI), gcp_credentials_json=credentials
+        "lake_io_manager": with_field_defaults(
+            LakeIOManager,
+            lake_uri=env_or_default("TAXI_LAKE_URI", DEFAULT_LAKE_URI),
+            gcp_credentials_json=credentials,
         ),
         "warehouse": warehouse_resource(
             env_or_default("TAXI_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI),

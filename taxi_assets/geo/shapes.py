@@ -42,6 +42,13 @@ SHAPES_CRS = "EPSG:4326"
 SEGMENT_FT = 100.0
 # OBJECTID -> (LocationID the file says, LocationID the pipeline assigns). See the docstring.
 LOCATION_ID_FIXES = {57: (56, 57), 104: (103, 104), 105: (103, 105)}
+# The zones that have a shape (264 and 265, the unknown zones, have none): a file missing
+# any would leave trips in those zones unmapped, so it is refused rather than published.
+SHAPED_LOCATION_IDS = range(1, 264)
+# Lon/lat box around New York City with a margin: shapes projected outside it were
+# projected from a CRS (.prj) that does not describe their coordinates.
+NYC_LON = (-75.0, -73.0)
+NYC_LAT = (40.0, 41.5)
 
 SHAPES_SCHEMA = pa.schema(
     [
@@ -108,9 +115,12 @@ def read_shapefile_zip(path: Path, source: str) -> pa.Table:
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
         raise ConversionError(f"taxi zone shapes: {source}: LocationID(s) {duplicated} have more than one shape")
+    _check_zone_ids(ids, source)
     rows.sort(key=lambda r: r[0])
     geoms = np.array([shapely.geometry.shape(geo) for _, _, geo in rows], dtype=object)
     to_lonlat = pyproj.Transformer.from_crs(crs, SHAPES_CRS, always_xy=True)
+    # Before anything is built from them: the shapes, projected, must lie in New York City.
+    _check_in_nyc(shapely.total_bounds(geoms), to_lonlat, crs, source)
     # The state plane is in US feet: pieces of SEGMENT_FT (see the docstring).
     unit = crs.axis_info[0].unit_conversion_factor if crs.is_projected else None
     if unit is not None:
@@ -127,6 +137,48 @@ def read_shapefile_zip(path: Path, source: str) -> pa.Table:
         },
         schema=SHAPES_SCHEMA,
     )
+
+
+def _ranges(ids: list[int]) -> str:
+    parts: list[list[int]] = []
+    for i in sorted(ids):
+        if parts and parts[-1][1] == i - 1:
+            parts[-1][1] = i
+        else:
+            parts.append([i, i])
+    return ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in parts)
+
+
+def _check_zone_ids(ids: list[int], source: str) -> None:
+    expected = set(SHAPED_LOCATION_IDS)
+    missing = sorted(expected - set(ids))
+    unknown = sorted(set(ids) - expected - {264, 265})
+    lo, hi = SHAPED_LOCATION_IDS[0], SHAPED_LOCATION_IDS[-1]
+    if missing or unknown:
+        what = [f"no shape for {len(missing)} of LocationIDs {lo}..{hi}: {_ranges(missing)}"] if missing else []
+        what += [f"LocationID(s) that are no TLC zone: {_ranges(unknown[:20])}"] if unknown else []
+        raise ConversionError(
+            f"taxi zone shapes: {source} has {len(ids)} zones, not the taxi zones (TLC's file has a shape for each "
+            f"of LocationIDs {lo}..{hi}, {len(expected)} records): {'; '.join(what)}"
+        )
+
+
+def _check_in_nyc(bounds, to_lonlat, crs, source: str) -> None:
+    x0, y0, x1, y1 = (float(v) for v in bounds)
+    xs, ys = to_lonlat.transform([x0, x0, x1, x1], [y0, y1, y0, y1])
+    lon, lat = (min(xs), max(xs)), (min(ys), max(ys))
+    inside = (
+        np.isfinite([*lon, *lat]).all()
+        and NYC_LON[0] <= lon[0] <= lon[1] <= NYC_LON[1]
+        and NYC_LAT[0] <= lat[0] <= lat[1] <= NYC_LAT[1]
+    )
+    if not inside:
+        raise ConversionError(
+            f"taxi zone shapes: {source}: its .prj declares {crs.name!r}, but read so the zones lie at "
+            f"lon {lon[0]:.6g}..{lon[1]:.6g}, lat {lat[0]:.6g}..{lat[1]:.6g}, not in New York City: the .prj "
+            f"does not describe the coordinates (x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}; TLC's file is "
+            "EPSG:2263, NAD83 / New York Long Island in US feet)"
+        )
 
 
 def geoparquet_metadata(table: pa.Table) -> dict[bytes, bytes]:

@@ -29,7 +29,7 @@ from taxi_assets.reader import column_lookup
 UNKNOWN_CODE = "ZZZ"
 VENDOR_TEXT = {1: ["CMT"], 2: ["VTS"]}
 PAYMENT_TEXT_2009 = {1: ["Credit", "CREDIT"], 2: ["CASH", "Cash"], 3: ["No Charge"], 4: ["Dispute"]}
-PAYMENT_TEXT_2010 = {1: ["CRD"], 2: ["CSH"], 3: ["NOC"], 4: ["DIS"], 5: ["UNK"]}
+PAYMENT_TEXT_2010 = {1: ["CRD", "CRE", "Cre"], 2: ["CSH", "CAS", "Cas"], 3: ["NOC"], 4: ["DIS"], 5: ["UNK", "NA "]}
 # Rows generated at a time, and the Parquet row group: TLC's own files use row groups of
 # about a million rows, so a reader that held a row group whole would show it.
 CHUNK_ROWS = 1 << 20
@@ -97,7 +97,10 @@ def canonical_columns(spec: DatasetSpec, rng: np.random.Generator, month: str, n
                 "pickup_datetime": ts(pickup),
                 "dropoff_datetime": ts(dropoff),
                 "PULocationID": _nullable(rng.integers(1, 266, n), pa.int32(), some_null),
-                "DOLocationID": _nullable(rng.integers(1, 266, n), pa.int32(), some_null),
+                # 0 (unknown) as in fhv 2017's files; the lake stores it as null.
+                "DOLocationID": _nullable(
+                    np.where(rng.random(n) < 0.03, 0, rng.integers(1, 266, n)), pa.int32(), some_null
+                ),
                 "SR_Flag": _nullable(np.ones(n, np.int32), pa.int32(), rng.random(n) >= 0.1),
                 "Affiliated_base_number": pa.array(_pick(rng, BASES, n)),
             }
@@ -134,6 +137,9 @@ def canonical_columns(spec: DatasetSpec, rng: np.random.Generator, month: str, n
                 "wav_request_flag": flag(0.03),
                 "wav_match_flag": flag(0.03),
                 "cbd_congestion_fee": pa.array(_pick(rng, [0.0, 1.5], n)),
+                # Columns of the 2019-2021 CSVs that fhvhv does not keep (datasets.py).
+                "SR_Flag": _nullable(np.ones(n, np.int32), pa.int32(), rng.random(n) >= 0.1),
+                "Affiliated_base_number": pa.array(_pick(rng, BASES, n)),
             }
         )
     else:
@@ -158,15 +164,20 @@ def published_table(spec: DatasetSpec, era: Era, month: str, n: int, seed: int, 
     lookup = column_lookup(spec)
     arrays, names = [], []
     for name in era.header:
-        column = lookup[name.strip().lower()]
-        array = canonical[column]
+        column = lookup.get(name.strip().lower(), name)  # a column the spec drops: as generated
+        # A second spelling of a column is empty, as fhv 2018's Dispatching_base_num.
+        array = canonical[column] if column not in {lookup.get(n.strip().lower()) for n in names} else None
+        if array is None:
+            arrays.append(pa.nulls(n, canonical[column].type))
+            names.append(name)
+            continue
         if column in era.text_codes:
             array = _text_codes(
                 rng,
                 array,
                 VENDOR_TEXT if column == "VendorID" else PAYMENT_TEXT_2009 if month < "2010-01" else PAYMENT_TEXT_2010,
             )
-        elif spec.column(column).codes == "flag" and era.flags == "10":
+        elif column in lookup.values() and spec.column(column).codes == "flag" and era.flags == "10":
             array = pc.if_else(pc.equal(array, "Y"), "1", "0")
         arrays.append(array)
         names.append(name)
@@ -179,7 +190,7 @@ def parquet_table(spec: DatasetSpec, era: Era, table: pa.Table) -> pa.Table:
     overrides = dict(era.parquet_types)
     arrays = []
     for name, array in zip(table.column_names, table.columns):
-        column = lookup[name.strip().lower()]
+        column = lookup.get(name.strip().lower(), name)
         kind = overrides.get(column)
         if kind == "null":
             array = pa.nulls(len(array))
@@ -189,7 +200,7 @@ def parquet_table(spec: DatasetSpec, era: Era, table: pa.Table) -> pa.Table:
             array = array.cast(pa.int64())
         elif pa.types.is_timestamp(array.type):
             array = array.cast(pa.string() if era.timestamps == "string" else pa.timestamp(era.timestamps))
-        elif spec.column(column).type == pa.int32() and column not in era.text_codes:
+        elif column in lookup.values() and spec.column(column).type == pa.int32() and column not in era.text_codes:
             array = array.cast(pa.int64())  # official files mostly use int64
         arrays.append(array)
     names = [n.strip() for n in table.column_names]
@@ -218,8 +229,9 @@ def write_era_file(path: Path, spec: DatasetSpec, era: Era, month: str, n: int, 
             writer.close()
         else:
             with pa.output_stream(tmp, compression="gzip" if path.name.endswith(".gz") else None) as out:
-                head = ",".join(era.header).encode() + b"\n" + (b"\n" if era.blank_line_after_header else b"")
-                out.write(head)
+                names = [f'"{n}"' if era.quoted else n for n in era.header]
+                end = era.line_end if era.header_end is None else era.header_end
+                out.write((",".join(names) + end + era.after_header).encode())
                 for table in chunks:
                     out.write(_csv_body(era, table))
         os.replace(tmp, path)
@@ -234,9 +246,10 @@ def _csv_body(era: Era, table: pa.Table) -> bytes:
         [c.cast(pa.timestamp("s")) if pa.types.is_timestamp(c.type) else c for c in table.columns],
         names=table.column_names,
     )
-    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    quoting = "all_valid" if era.quoted else "none"
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style=quoting))
     body = sink.getvalue().to_pybytes()
-    if era.trailing_empty_fields:
-        tail = b"," * era.trailing_empty_fields
-        body = b"".join(line + tail + b"\n" for line in body.splitlines())
+    if era.trailing_empty_fields or era.line_end != "\n":
+        tail = b"," * era.trailing_empty_fields + era.line_end.encode()
+        body = b"".join(line + tail for line in body.splitlines())
     return body

@@ -294,6 +294,23 @@ def _stream_gzip(out: BinaryIO, header: list[str], tables: Iterator[pa.Table]) -
     out.write(struct.pack("<II", crc, size & 0xFFFFFFFF))
 
 
+def write_month(root: Path, dataset: str, month: str, fmt: str, n: int, seed: int = 0, era=None) -> Path:
+    """The month's file at its mirror path, in the shape of `era` (one of the month's
+    shapes, spec.eras_of), by default the first declared."""
+    spec = DATASETS[dataset]
+    first = spec.era(month, fmt)
+    era = era or first
+    if era is None:
+        raise ValueError(f"{dataset} {month}: no {fmt} era declared")
+    path = root / relpath(dataset, month, fmt)
+    if era is first and fmt == "csv" and month >= "2019-01" and dataset in ("yellow", "green", "fhv"):
+        # The course mirror's files, written fast in chunks (any size).
+        _write_gzip_csv(path, header_for(dataset, month), _chunks(dataset, month, n, seed))
+    else:
+        write_era_file(path, spec, era, month, n, seed)
+    return path
+
+
 def write_zones(root: Path) -> Path:
     """The zone lookup CSV and the zone shapes zip (real files shipped with the package)."""
     for relpath in (SHAPES_RELPATH, ZONES_RELPATH):
@@ -338,15 +355,8 @@ def generate(
                 continue
             n = default_rows(dataset, month, seed) if rows is None else int(rows)
             for fmt in formats:
-                era = spec.era(month, fmt)
-                if era is None:
-                    continue
-                if fmt == "csv" and month >= "2019-01" and dataset in ("yellow", "green", "fhv"):
-                    # The course mirror's files, written fast in chunks (any size).
-                    header = header_for(dataset, month)
-                    _write_gzip_csv(root / relpath(dataset, month), header, _chunks(dataset, month, n, seed))
-                else:
-                    write_era_file(root / relpath(dataset, month, fmt), spec, era, month, n, seed)
+                if spec.era(month, fmt) is not None:
+                    write_month(root, dataset, month, fmt, n, seed)
             counts[(dataset, month)] = n
             if progress is not None:
                 progress(dataset, month, n)

@@ -32,7 +32,8 @@ SHAPES_PATH = "/misc/taxi_zones.zip"
 REDIRECT_PREFIX = "_redirected/"
 
 FAULT_KINDS = (
-    "status", "cut", "trickle", "wrong_length", "html", "empty", "truncated_gzip", "body", "redirect",
+    "status", "cut", "trickle", "wrong_length", "html", "empty", "truncated_gzip", "body", "redirect", "unsized",
+    "chunked",
 )  # fmt: skip
 
 
@@ -52,6 +53,11 @@ class Fault:
                       matching Content-Length, as a corrupt upstream file would be
       body            200 with `body` instead of the file (`content_type` optional)
       redirect        302 to the same file under /_redirected/ (GitHub-style)
+      unsized         200 with no Content-Length and `Connection: close`, then the first
+                      `nbytes` (default: all) of the file: the end is only the close
+      chunked         200 with Transfer-Encoding: chunked, the first `nbytes` (default:
+                      all) of the file, then a proper last chunk (as a proxy whose
+                      upstream ended early may send)
 
     times=None applies the fault to every request. `methods` defaults to GET and
     HEAD for `status`/`redirect` and to GET only for the others, so a HEAD probe
@@ -148,6 +154,12 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "cut":
             n = min(size, size // 2 if fault.nbytes is None else fault.nbytes)
             return self._send_file(file, 200, headers, size, n, close=True)
+        if fault.kind == "unsized":
+            n = size if fault.nbytes is None else min(size, fault.nbytes)
+            return self._send_file(file, 200, headers, None, n, close=True)
+        if fault.kind == "chunked":
+            n = size if fault.nbytes is None else min(size, fault.nbytes)
+            return self._send_chunked(file, headers, n)
         if fault.kind == "wrong_length":
             return self._send_file(file, 200, headers, size + fault.extra_length, size, close=True)
         # trickle
@@ -204,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
         file: Path,
         status: int,
         headers: dict[str, str],
-        advertised: int,
+        advertised: int | None,
         send: int,
         close: bool = False,
         step: int | None = None,
@@ -213,7 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(advertised))
+        if advertised is not None:
+            self.send_header("Content-Length", str(advertised))
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True
@@ -229,6 +242,25 @@ class _Handler(BaseHTTPRequestHandler):
         if close:
             # The client must see EOF right here, not a hanging keep-alive socket.
             self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _send_chunked(self, file: Path, headers: dict[str, str], send: int) -> None:
+        self.send_response(200)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        with open(file, "rb") as fh:
+            left = send
+            while left > 0:
+                data = fh.read(min(COPY_CHUNK, left))
+                if not data:
+                    break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                left -= len(data)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _trickle(self, fh: BinaryIO, total: int, step: int, delay: float) -> None:
         stopping = self.server.mirror._stopping

@@ -4,6 +4,12 @@ Transient failures are retried by libraries: urllib3's Retry for 5xx/429 answers
 and connection set-up, tenacity for a body that breaks off mid-stream. What is
 accepted is verified first (byte count, gzip integrity, content sniffing), so a
 bad file never reaches the lake.
+
+Completeness: a body with a Content-Length is complete when the bytes match. Without
+one, a HEAD request's length must match when it declares one; if none, the file must
+prove its own end (gzip trailer, Parquet footer, zip central directory) or, for a plain
+file, HTTP must (a chunked body's last chunk); a plain file whose end is only the
+connection closing could be cut anywhere, and is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +37,25 @@ CHUNK = 1 << 20
 PROGRESS_EVERY_S = 5.0
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip, an empty zip
+# File name endings the loaders recognise (the format is also told by the content).
+DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".parquet", ".zip")
+
+
+def url_file_name(url: str) -> str:
+    """The file's name in url: the path's last part, or, when that names no data file
+    (`/get?f=yellow_tripdata_2021-01.parquet`), the name a query value gives."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    name = parts.path.rsplit("/", 1)[-1]
+    if name.lower().endswith(DATA_SUFFIXES):
+        return name
+    for _, value in parse_qsl(parts.query):
+        candidate = value.rsplit("/", 1)[-1]
+        if candidate.lower().endswith(DATA_SUFFIXES):
+            return candidate
+    return name
 
 
 class TransientBodyError(Exception):
@@ -95,9 +120,12 @@ def make_session(retries: int, backoff: float) -> requests.Session:
     return session
 
 
-def head(session: requests.Session, url: str, timeout: float) -> FileVersion | None:
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
+def head(session: requests.Session, url: str, timeout: float, headers: dict | None = None) -> FileVersion | None:
     """The file's version at the source, or None when it is not published (404/403)."""
-    response = session.head(url, allow_redirects=True, timeout=timeout)
+    response = session.head(url, allow_redirects=True, timeout=timeout, headers=headers)
     if response.status_code in (403, 404):
         return None
     response.raise_for_status()
@@ -111,20 +139,52 @@ def head(session: requests.Session, url: str, timeout: float) -> FileVersion | N
 
 
 class _Verifier:
-    """Checks the stream while it is written: gzip integrity and content type."""
+    """Checks the stream while it is written: gzip integrity and content type.
+
+    The name says what the file must be (.gz, .parquet); the first bytes say what it is,
+    so a gzip file under another name is checked to its trailer all the same."""
 
     def __init__(self, label: str, url: str, is_gzip: bool, is_parquet: bool):
         self.label, self.url = label, url
         self.is_gzip, self.is_parquet = is_gzip, is_parquet
-        self.inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16) if is_gzip else None
+        self.inflater = None
         self.first = b""
         self.last = b""
+        self._held: list[bytes] = []  # chunks before the first 4 bytes told the format
 
     def feed(self, chunk: bytes) -> None:
+        if len(self.first) < 4:
+            self.first += chunk[:512]
+            self._held.append(chunk)
+            if len(self.first) >= 4:
+                self._decide()
+            return
         if len(self.first) < 512:
             self.first += chunk[: 512 - len(self.first)]
-            if len(self.first) >= 4:
-                self._sniff()
+        self._inflate(chunk)
+        self.last = (self.last + chunk)[-8:]
+
+    def _decide(self) -> None:
+        """The first bytes are in: check them, then verify what was held back."""
+        self._sniff()
+        if self.first.startswith(GZIP_MAGIC):
+            self.inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+        held, self._held = b"".join(self._held), []
+        self._inflate(held)
+        self.last = held[-8:]
+
+    @property
+    def kind(self) -> str:
+        """What the content is, by its first bytes: gzip, parquet, zip or plain."""
+        if self.first.startswith(GZIP_MAGIC):
+            return "gzip"
+        if self.first.startswith(PARQUET_MAGIC):
+            return "parquet"
+        if self.first.startswith(ZIP_MAGIC):
+            return "zip"
+        return "plain"
+
+    def _inflate(self, chunk: bytes) -> None:
         if self.inflater is not None:
             try:
                 # Inflate and throw away: only integrity matters here.
@@ -138,7 +198,6 @@ class _Verifier:
                     self.inflater.decompress(rest, 0)
             except zlib.error as exc:
                 raise SourceError(f"{self.label}: corrupt gzip stream from {self.url}: {exc}") from None
-        self.last = (self.last + chunk)[-8:]
 
     def _sniff(self) -> None:
         head = self.first.lstrip()[:15].lower()
@@ -153,11 +212,97 @@ class _Verifier:
         if nbytes == 0:
             raise SourceError(f"{self.label}: {self.url} sent an empty file")
         if len(self.first) < 4:
-            self._sniff()
+            self._decide()
         if self.inflater is not None and not self.inflater.eof:
             raise SourceError(f"{self.label}: gzip stream truncated after {nbytes:,} bytes from {self.url}")
-        if self.is_parquet and not self.last.endswith(PARQUET_MAGIC):
+        if (self.is_parquet or self.kind == "parquet") and not self.last.endswith(PARQUET_MAGIC):
             raise SourceError(f"{self.label}: Parquet file from {self.url} has no footer (truncated?)")
+
+    def check_whole(self, path: Path, nbytes: int) -> None:
+        """The file's own end marker, read back: a Parquet footer that parses and whose
+        column chunks lie inside the file; a zip's central directory and every CRC."""
+        if self.kind == "parquet":
+            problem = parquet_incomplete(path, nbytes)
+            if problem:
+                raise SourceError(f"{self.label}: Parquet file from {self.url} is incomplete: {problem}")
+        elif self.kind == "zip":
+            import zipfile
+
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    broken = zf.testzip()
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise SourceError(f"{self.label}: {self.url} is not a zip file: {exc}") from None
+            if broken:
+                raise SourceError(f"{self.label}: {broken} in the zip from {self.url} is corrupt")
+        elif self.is_gzip or self.is_parquet:
+            return
+        elif url_file_name(self.url).lower().endswith(".zip"):
+            raise SourceError(f"{self.label}: {self.url} is not a zip file (starts with {self.first[:8]!r})")
+
+
+def parquet_incomplete(path: Path, nbytes: int) -> str | None:
+    """Why the Parquet file at path is not whole (None: its footer parses and every
+    column chunk it lists lies before the footer)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"its footer does not parse ({exc})"
+    end = nbytes - 8 - meta.serialized_size
+    for rg in range(meta.num_row_groups):
+        group = meta.row_group(rg)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            start = chunk.data_page_offset
+            if chunk.has_dictionary_page and chunk.dictionary_page_offset:
+                start = min(start, chunk.dictionary_page_offset)
+            if start < 4 or start + chunk.total_compressed_size > end:
+                return f"row group {rg} column {chunk.path_in_schema} lies outside the file's {nbytes:,} bytes"
+    return None
+
+
+def _chunked(response) -> bool:
+    return "chunked" in response.headers.get("Transfer-Encoding", "").lower()
+
+
+def _check_unframed(
+    session, url: str, label: str, timeout: float, verifier: _Verifier, nbytes: int, chunked: bool
+) -> str:
+    """A body without a Content-Length: how its completeness is shown.
+
+    First a HEAD request: a length it declares must be the bytes received (else the body
+    was cut, worth another attempt). Without one, gzip, Parquet and zip are taken on the
+    structure that ends them (checked by the verifier), and a chunked body on its last
+    chunk (a proxy whose upstream broke off may still send one, hence the HEAD first);
+    anything else, a plain CSV above all, ended only by the connection closing, looks the
+    same cut at a line break as whole, and is refused.
+    """
+    import requests
+
+    try:
+        # The representation the GET asked for: a compressed one would declare another length.
+        version = head(session, url, timeout, headers=IDENTITY)
+        declared, head_failed = (version.content_length if version is not None else None), ""
+    except requests.RequestException as exc:
+        declared, head_failed = None, f" (a HEAD request for it failed: {exc})"
+    if declared is not None:
+        if declared != nbytes:
+            raise TransientBodyError(
+                f"connection closed after {nbytes:,} of the {declared:,} bytes a HEAD request announced"
+            )
+        return "Content-Length of a HEAD request"
+    if verifier.kind in ("gzip", "parquet", "zip"):
+        return f"{verifier.kind} end marker"
+    if chunked:
+        return "last chunk of its chunked transfer"
+    raise SourceError(
+        f"{label}: {url} was sent without a length (no Content-Length, not chunked){head_failed} and a plain "
+        f"file has no end marker, so the {nbytes:,} bytes received cannot be shown to be the whole file; nothing "
+        "is published. Serve it with a Content-Length, or gzip it (its trailer proves the end)"
+    )
 
 
 def download(
@@ -246,7 +391,7 @@ def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> D
             stream=True,
             allow_redirects=True,
             timeout=timeout,
-            headers={"Accept-Encoding": "identity"},
+            headers=IDENTITY,
         )
     except requests.RequestException as exc:
         raise SourceError(f"{label}: cannot reach {url}: {exc}") from None
@@ -260,7 +405,7 @@ def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> D
             )
         expected = response.headers.get("Content-Length")
         expected_bytes = int(expected) if expected is not None else None
-        lower = url.lower().split("?")[0]
+        lower = url_file_name(url).lower()
         verifier = _Verifier(label, url, lower.endswith(".gz"), lower.endswith(".parquet"))
         sha = hashlib.sha256()
         nbytes, last_log = 0, started
@@ -295,9 +440,17 @@ def _download_once(session, url, dest: Path, label, timeout, deadline, log) -> D
             raise TransientBodyError(f"got {nbytes:,} bytes but Content-Length said {expected_bytes:,}")
         try:
             verifier.finish(nbytes)
-        except SourceError:
+            verifier.check_whole(dest, nbytes)
+            complete_by = (
+                "declared length"
+                if expected_bytes is not None
+                else _check_unframed(session, url, label, timeout, verifier, nbytes, _chunked(response))
+            )
+        except (SourceError, TransientBodyError):
             dest.unlink(missing_ok=True)
             raise
+        if log and complete_by != "declared length":
+            log.info(f"{label}: sent without a length; the {nbytes:,} bytes are shown whole by the {complete_by}")
         return Download(
             url=url,
             path=dest,

@@ -12,9 +12,10 @@ import dagster as dg
 from pydantic import Field
 
 from taxi_assets.datasets import DatasetSpec
-from taxi_assets.errors import ConfigError, NotPublishedError
+from taxi_assets.errors import ConfigError, NotPublishedError, SchemaError
 from taxi_assets.months import normalize_month
 from taxi_assets.source import http
+from taxi_assets.source.http import url_file_name
 
 COURSE_CSV_URL = (
     "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/{dataset}/{dataset}_tripdata_{month}.csv.gz"
@@ -28,6 +29,7 @@ DEFAULT_ZONE_SHAPES_URL = "https://d37ci6vzurychx.cloudfront.net/misc/taxi_zones
 
 
 SOURCE_SETTING = "TAXI_SOURCE_URL"
+NOT_AT = "HTTP 404/403"  # why a source was passed over: it does not have the month
 TEMPLATE_FIELDS = ("dataset", "month")
 
 
@@ -70,10 +72,6 @@ def _check_one_template(template: str, name: str) -> None:
         raise ConfigError(f"{name} cannot be filled in ({exc}); {usage}") from None
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
         raise ConfigError(f"{name} is not an http(s) URL; {usage}")
-
-
-def url_file_name(url: str) -> str:
-    return url.split("?")[0].rsplit("/", 1)[-1]
 
 
 def url_templates(text: str) -> list[str]:
@@ -152,26 +150,54 @@ class TaxiSource(dg.ConfigurableResource):
         return self._download(self.url(spec, month), dest, f"{spec.name} {normalize_month(month)}", log)
 
     def download_first(
-        self, spec: DatasetSpec, month: str, new_dest: Callable[[str], Path], log: logging.Logger | None = None
-    ) -> tuple[http.Download, list[str]]:
+        self,
+        spec: DatasetSpec,
+        month: str,
+        new_dest: Callable[[str], Path],
+        log: logging.Logger | None = None,
+        accept: Callable[[Path], None] | None = None,
+    ) -> tuple[http.Download, list[tuple[str, str]]]:
         """The month from the first source that has it, into new_dest(file name).
 
-        Returns the download and the URLs tried before it (each answered 404/403).
-        Raises NotPublishedError naming every URL when no source has the month.
+        `accept(path)` raises SchemaError for a file the product cannot read: while a later
+        source remains, that one is tried instead (a refusal is not the end of the chain).
+        Returns the download and the sources passed over before it, as (URL, why).
+        Raises NotPublishedError naming every URL when no source has the month, and the
+        first refusal (naming every source) when the others do not have it either.
         """
         label = f"{spec.name} {normalize_month(month)}"
-        missing: list[str] = []
+        passed: list[tuple[str, str]] = []
+        refused: SchemaError | None = None
         urls = self.urls(spec, month)
-        for url in urls:
+        for i, url in enumerate(urls):
             try:
-                return self._download(url, new_dest(url_file_name(url)), label, log), missing
+                got = self._download(url, new_dest(url_file_name(url)), label, log)
             except NotPublishedError:
                 if len(urls) == 1:
                     raise  # one source: its own message
-                missing.append(url)
+                passed.append((url, NOT_AT))
                 if log is not None:
                     log.info(f"{label}: not at {url}, trying the next source")
-        raise NotPublishedError(f"{label} is not published at any source: {', '.join(missing)} (HTTP 404/403)")
+                continue
+            if accept is None or i == len(urls) - 1:
+                return got, passed
+            try:
+                accept(got.path)
+            except SchemaError as exc:
+                passed.append((url, str(exc)))
+                refused = refused or exc
+                if log is not None:
+                    log.warning(f"{label}: the file at {url} cannot be read ({exc}); trying the next source")
+                continue
+            return got, passed
+        if refused is not None:
+            raise SchemaError(
+                f"{label}: no source serves a file that can be read: "
+                + "; ".join(f"{url}: {why}" for url, why in passed)
+            )
+        raise NotPublishedError(
+            f"{label} is not published at any source: {', '.join(url for url, _ in passed)} (HTTP 404/403)"
+        )
 
     def zones_file_name(self) -> str:
         return url_file_name(self.zones_url)

@@ -1,15 +1,21 @@
 """The production warehouse: BigQuery, one table per dataset, natively partitioned by month.
 
-A table is partitioned by MONTH on `source_month` and clustered on the pickup and
-dropoff zones. A month is replaced by one load job into its partition decorator
-(`table$YYYYMM`) with WRITE_TRUNCATE: BigQuery swaps the partition when the job
-succeeds and leaves it as it was when the job fails, and a rerun gives the same
-table. From a GCS lake the job reads the `gs://` Parquet itself (the rows never
-pass through this process); from a local lake the client uploads the file.
+A table this project creates is partitioned by MONTH on `source_month` and clustered on the
+pickup and dropoff zones. A month is replaced by one load job into its partition decorator
+(`table$YYYYMM`) with WRITE_TRUNCATE: BigQuery swaps the partition when the job succeeds and
+leaves it as it was when the job fails, and a rerun gives the same table. From a GCS lake the
+job reads the `gs://` Parquet itself (the rows never pass through this process); from a local
+lake the client uploads the file.
 
-Several months are one job each (load jobs cannot join a transaction): a failure
-stops at that month; the months before it are replaced, each whole, and the rest
-are untouched, so no month is ever duplicated or half replaced.
+An existing table partitioned otherwise (by day, as the course's own flows make them, or on
+another column) or not at all has no month partition to swap: there a month is loaded into a
+staging table, then deleted and inserted in one transaction (`BEGIN TRANSACTION ... COMMIT`),
+by column name; a failure anywhere leaves the table as it was. DML on such a table reads the
+whole table (or the partitions of the month's rows), which costs more than a partition swap.
+
+Several months are one replace each (load jobs cannot join a transaction): a failure stops at
+that month; the months before it are replaced, each whole, and the rest are untouched, so no
+month is ever duplicated or half replaced.
 
 A whole table (the zone lookup) is one WRITE_TRUNCATE load job without a decorator.
 The marts on top are dbt models (taxi_assets/dbt_project), built by dbt-bigquery.
@@ -22,9 +28,11 @@ native partitioning (Dagster issue #15975).
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from google.api_core.exceptions import GoogleAPICallError, NotFound
 from google.cloud import bigquery
 from pydantic import Field, PrivateAttr
@@ -72,6 +80,20 @@ def ident(name: str) -> str:
 
 def partition_decorator(month: str) -> str:
     return "$" + normalize_month(month).replace("-", "")
+
+
+def table_path(table: bigquery.Table) -> str:
+    return f"{table.project}.{table.dataset_id}.{table.table_id}"
+
+
+def is_month_partitioned(table: bigquery.Table) -> bool:
+    """Whether a month of the table is one partition, swapped whole by a decorated load."""
+    partitioning = table.time_partitioning
+    return (
+        partitioning is not None
+        and partitioning.type_ == bigquery.TimePartitioningType.MONTH
+        and partitioning.field == SOURCE_MONTH_COLUMN
+    )
 
 
 class BigQueryWarehouse(Warehouse):
@@ -124,8 +146,8 @@ class BigQueryWarehouse(Warehouse):
     def ensure_month_partitioned_table(
         self, name: str, schema: pa.Schema, clustering: list[str] | None = None, description: str | None = None
     ) -> bigquery.Table:
-        """Table `name`, created if missing, partitioned by MONTH on source_month; refuses an
-        existing table partitioned otherwise (a month could not be replaced in it)."""
+        """Table `name`, created if missing, partitioned by MONTH on source_month; an existing
+        table is kept as it is partitioned (see is_month_partitioned) and gains missing columns."""
         wanted = bigquery.Table(self.table_id(name), schema=table_schema(schema))
         wanted.time_partitioning = bigquery.TimePartitioning(
             type_=bigquery.TimePartitioningType.MONTH, field=SOURCE_MONTH_COLUMN
@@ -138,34 +160,28 @@ class BigQueryWarehouse(Warehouse):
             raise WarehouseError(
                 f"BigQuery dataset {self.project}.{self.dataset} does not exist: create it first"
             ) from None
-        partitioning = table.time_partitioning
-        if (
-            partitioning is None
-            or partitioning.type_ != bigquery.TimePartitioningType.MONTH
-            or partitioning.field != SOURCE_MONTH_COLUMN
-        ):
-            raise WarehouseError(
-                f"BigQuery table {self.table_id(name)} exists but is not partitioned by MONTH on "
-                f"{SOURCE_MONTH_COLUMN}: months cannot be replaced in it; drop or rename it"
-            )
         return self._add_missing_columns(table, wanted.schema)
 
     def _add_missing_columns(self, table: bigquery.Table, wanted: list[bigquery.SchemaField]) -> bigquery.Table:
-        """A table made by an earlier version gains the columns added since, in place: a
-        schema update that only appends NULLABLE columns (what BigQuery allows without
-        rewriting the table); existing rows read them as null."""
+        """A table made by an earlier version gains the columns added since, in place: NULLABLE
+        columns appended by `ALTER TABLE ADD COLUMN` (no rewrite of the table); existing rows
+        read them as null. DDL rather than a schema patch: one statement changes both what
+        BigQuery reports and what queries see, here and in emulators that keep the two apart."""
         have = {f.name.lower() for f in table.schema}
-        added = [
-            bigquery.SchemaField(f.name, f.field_type, mode="NULLABLE") for f in wanted if f.name.lower() not in have
-        ]
+        added = [f for f in wanted if f.name.lower() not in have]
         if not added:
             return table
-        table.schema = [*table.schema, *added]
+        # One ALTER per column, in one script: one job for all of them.
+        script = "".join(
+            f"ALTER TABLE {ident(table_path(table))} ADD COLUMN IF NOT EXISTS {ident(f.name)} {f.field_type};\n"
+            for f in added
+        )
         try:
-            table = self.client.update_table(table, ["schema"])
+            self.client.query(script, job_id_prefix=f"taxi_migrate_{table.table_id}_").result()
+            table = self.client.get_table(table.reference)
         except GoogleAPICallError as exc:
             raise WarehouseError(
-                f"BigQuery table {table.full_table_id}: cannot add columns "
+                f"BigQuery table {table_path(table)}: cannot add columns "
                 f"{', '.join(f.name for f in added)}: {exc.message}"
             ) from None
         self.migrated[table.table_id] = [f.name for f in added]
@@ -173,16 +189,20 @@ class BigQueryWarehouse(Warehouse):
 
     def replace_months(self, spec: DatasetSpec, objects: dict[str, LakeObject]) -> LoadResult:
         started = time.monotonic()
-        self.ensure_table(spec)
-        jobs = {normalize_month(key): self._load(spec, normalize_month(key), obj) for key, obj in objects.items()}
+        table = self.ensure_table(spec)
+        month_partitioned = is_month_partitioned(table)
+        replace = self._load if month_partitioned else self._stage_and_swap
+        jobs = {normalize_month(key): replace(spec, normalize_month(key), obj) for key, obj in objects.items()}
         stats = {month: load_stats(job) for month, job in jobs.items()}
         metadata: dict[str, Any] = {
             "table": self.table_id(spec.table),
             "seconds": round(time.monotonic() - started, 3),
+            "replaced_by": "partition load" if month_partitioned else "staged delete and insert",
         }
         if spec.table in self.migrated:
             metadata["migrated_columns"] = ", ".join(self.migrated[spec.table])
-        # After WRITE_TRUNCATE of a partition, the partition holds exactly the job's rows.
+        # After WRITE_TRUNCATE of a partition, the partition holds exactly the job's rows; after
+        # the transaction, the month holds exactly the staged rows, which the load job counted.
         month_metadata = {
             month: {
                 "job_id": s["job_id"],
@@ -208,6 +228,51 @@ class BigQueryWarehouse(Warehouse):
             config,
             job_id_prefix=f"taxi_{spec.name}_{decorator[1:]}_",
         )
+
+    def _stage_and_swap(self, spec: DatasetSpec, month: str, obj: LakeObject) -> bigquery.LoadJob:
+        """One month of a dataset into a table without month partitions: the lake file into a
+        staging table of its own, then the month's rows deleted and the staged ones inserted in
+        one transaction. Returns the staging load job (its row count is the month's)."""
+        label, yyyymm = f"{spec.name} {month}", partition_decorator(month)[1:]
+        target = self.table_id(spec.table)
+        stage = self.table_id(f"_taxi_stage_{spec.table}_{yyyymm}_{uuid.uuid4().hex[:8]}")
+        schema = file_columns(spec.arrow_schema(), obj)
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            schema=table_schema(schema),
+        )
+        first_day = f"DATE '{month}-01'"
+        try:
+            job = self._load_job(label, obj, stage, config, job_id_prefix=f"taxi_{spec.name}_{yyyymm}_stage_")
+            (outside,) = (
+                self.query(
+                    f"SELECT COUNTIF({SOURCE_MONTH_COLUMN} IS DISTINCT FROM {first_day}) AS n FROM {ident(stage)}"
+                )
+                .column("n")
+                .to_pylist()
+            )
+            if outside:
+                raise WarehouseError(
+                    f"{label}: {obj.uri} has {outside} rows whose {SOURCE_MONTH_COLUMN} is not {month}: "
+                    f"{target} is left as it was"
+                )
+            columns = ", ".join(ident(f.name) for f in schema)
+            script = (
+                "BEGIN TRANSACTION;\n"
+                f"DELETE FROM {ident(target)} WHERE {SOURCE_MONTH_COLUMN} = {first_day};\n"
+                f"INSERT INTO {ident(target)} ({columns}) SELECT {columns} FROM {ident(stage)};\n"
+                "COMMIT TRANSACTION;\n"
+            )
+            swap = None
+            try:
+                swap = self.client.query(script, job_id_prefix=f"taxi_{spec.name}_{yyyymm}_swap_")
+                swap.result()
+            except GoogleAPICallError as exc:
+                raise job_failed(label, f"delete and insert of {obj.uri}", target, swap, exc) from None
+        finally:
+            self.client.delete_table(stage, not_found_ok=True)
+        return job
 
     def _load_job(
         self, label: str, obj: LakeObject, destination: str, config: bigquery.LoadJobConfig, job_id_prefix: str
@@ -259,7 +324,22 @@ class BigQueryWarehouse(Warehouse):
     def query(self, sql: str) -> pa.Table:
         # Unqualified table names resolve in the warehouse's dataset, as in DuckDB.
         config = bigquery.QueryJobConfig(default_dataset=f"{self.project}.{self.dataset}")
-        return self.client.query_and_wait(sql, job_config=config).to_arrow(create_bqstorage_client=False)
+        # A query job and its result, not query_and_wait: a job's failure then always raises
+        # (emulators answer jobs.query with an empty success when the query failed).
+        job = self.client.query(sql, job_config=config)
+        return job.result().to_arrow(create_bqstorage_client=False)
+
+
+def file_columns(schema: pa.Schema, obj: LakeObject) -> pa.Schema:
+    """The dataset's columns that a lake file has, in the file's order: the staging table's
+    columns. BigQuery matches a Parquet file's columns by name; emulators (bqemulator) by
+    position, which with another order would put values in the wrong columns without an error.
+    A local file's footer says its order; a gs:// file is taken to be in the dataset's."""
+    if obj.uri.startswith("gs://"):
+        return schema
+    with obj.local_path() as path:
+        names = pq.read_schema(path).names
+    return pa.schema([schema.field(name) for name in names if name in schema.names])
 
 
 def job_failed(label: str, action: str, destination: str, job, exc: GoogleAPICallError) -> WarehouseError:

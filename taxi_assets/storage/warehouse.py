@@ -10,6 +10,7 @@ the URI rules) and imports neither backend.
 
 from __future__ import annotations
 
+import os
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -75,7 +76,8 @@ class Warehouse(dg.ConfigurableResource):
 
 
 def duckdb_path(uri: str) -> str:
-    """The file a duckdb:// URI names: duckdb:///rel/x.duckdb -> rel/x.duckdb, duckdb:////abs -> /abs."""
+    """The file a duckdb:// URI names: duckdb:///rel/x.duckdb -> rel/x.duckdb, duckdb:////abs -> /abs,
+    duckdb:///~/x.duckdb -> $HOME/x.duckdb."""
     path = uri.removeprefix("duckdb://").removeprefix("/")
     # An empty path would be DuckDB's in-memory database: a run that writes its rows nowhere
     # (e.g. duckdb:///$DIR/ with DIR unset). A trailing slash names a folder, not a file.
@@ -83,7 +85,8 @@ def duckdb_path(uri: str) -> str:
         raise ConfigError(
             f"{WAREHOUSE_SETTING}={uri!r} names no database file, so rows would be written nowhere: {USAGE}"
         )
-    return path
+    # ~ as DuckDB and dbt read it: the load's lock file must sit beside the file they open.
+    return os.path.expanduser(path)
 
 
 def parse_bigquery_uri(uri: str) -> tuple[str, str]:

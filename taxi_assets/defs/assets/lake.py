@@ -23,7 +23,7 @@ from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.stored import CACHE_ENV, INDEX_FILE_NAME, built_index, read_index, shapes_version
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
-from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
+from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining, set_aside_count
 from taxi_assets.storage.io_manager import LakeIOManager, published
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.staging import StagedFile
@@ -116,9 +116,17 @@ def build_lake_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 context.log.warning(f"{spec.name} {month}: NaN/infinite values stored as null: {counts}")
             if result.zones:
                 log_month(context, f"{spec.name} {month}: location IDs from coordinates: {result.zones}")
-            log_month(context, f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s")
+            aside = set_aside_count(result, quarantine)
+            log_month(
+                context,
+                f"{spec.name} {month}: {result.rows:,} rows in {result.seconds:.1f}s "
+                f"({result.rows_read:,} read = {result.rows:,} published + {aside:,} set aside)",
+            )
             return StagedFile(staged.path, quarantine=quarantine.path), {
                 "dagster/row_count": result.rows,
+                # Checked for every month (quarantine.check_accounted): rows_read = row_count + set_aside_rows.
+                "rows_read": result.rows_read,
+                "set_aside_rows": aside,
                 "quarantined_rows": quarantine.rows,
                 "quarantined_share": round(quarantine.share, 6),
                 "dagster/column_schema": table_schema(spec),

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from taxi_assets.convert import check_schema
 from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.assets.metadata import download_metadata
@@ -15,8 +16,8 @@ from taxi_assets.defs.resources import load_settings
 from taxi_assets.months import normalize_month
 from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source import drop_zone
-from taxi_assets.source.http import Download
-from taxi_assets.source.resource import TaxiSource, url_templates
+from taxi_assets.source.http import GZIP_MAGIC, PARQUET_MAGIC, Download
+from taxi_assets.source.resource import NOT_AT, TaxiSource, url_templates
 from taxi_assets.storage.staging import StagedFile
 
 
@@ -75,24 +76,53 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
                 chosen[:] = [staged if name == staged.path.name else StagedFile.new(name)]
                 return chosen[0].path
 
+            def readable(path: Path) -> None:  # a file the lake step would refuse: try the next source
+                check_schema(spec, month, path)
+
             try:
-                got, missing = source.download_first(spec, month, new_dest, context.log)
+                got, passed = source.download_first(spec, month, new_dest, context.log, readable)
             except BaseException:
                 for old in chosen:
                     old.discard()
                 raise
             if chosen[0] is not staged:
                 staged.discard()
+            chosen[0] = named_by_content(chosen[0], spec, month)
             log_month(context, f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
             metadata = download_metadata(got)
-            metadata["source_url_template"] = url_templates(source.url_template)[len(missing)]
+            metadata["source_url_template"] = url_templates(source.url_template)[len(passed)]
+            missing = [url for url, why in passed if why == NOT_AT]
             if missing:
                 metadata["not_at"] = ", ".join(missing)
+            skipped = {url: why for url, why in passed if why != NOT_AT}
+            if skipped:  # sources whose file the lake step would refuse
+                metadata["skipped_sources"] = skipped
             return chosen[0], metadata
 
         return stage_each_partition(context, file_name, fetch)
 
     return raw
+
+
+def named_by_content(staged: StagedFile, spec: DatasetSpec, month: str) -> StagedFile:
+    """The month's file under a name whose extension says its format, which the lake step
+    reads it by: a URL that names no data file (`/download/1234`) gets the month's name, and
+    a `.csv` whose bytes are gzip (a server's Content-Encoding) or Parquet gets theirs."""
+    name = staged.path.name
+    if name.lower().endswith((".csv.gz", ".gz", ".parquet", ".zip")):
+        return staged  # the download checked the bytes are what the name says
+    with open(staged.path, "rb") as f:
+        head = f.read(4)
+    ext = ".parquet" if head == PARQUET_MAGIC else ".csv.gz" if head.startswith(GZIP_MAGIC) else ".csv"
+    if name.lower().endswith(".csv"):
+        if ext == ".csv":
+            return staged
+        name = name[: -len(".csv")] + ext
+    else:
+        name = f"{spec.name}_tripdata_{month}{ext}"
+    path = staged.path.with_name(name)
+    staged.path.rename(path)
+    return StagedFile(path)
 
 
 def check_dropped_file(spec: DatasetSpec, partition_keys: list[str], uri: str) -> None:

@@ -1,8 +1,8 @@
 """The taxi zone lookup through the three layers: the CSV as published, typed Parquet,
 a warehouse table (what the mart joins with). Unpartitioned: one file for all months.
 
-The lake layer checks the zones in Arrow (zones.zone_problems: columns, no nulls, unique
-LocationID) before it stages anything, so a file that breaks them fails the run naming the
+The lake layer checks the zones in Arrow (zones.zone_problems: columns, no nulls, every
+known LocationID 1..265 exactly once and no other) before it stages anything, so a file that breaks them fails the run naming the
 file and the problems, and nothing is published; a valid table is handed to the lake I/O
 manager as a staged Parquet file, like every other layer's output.
 """
@@ -49,7 +49,7 @@ def raw_taxi_zone_lookup(context: dg.AssetExecutionContext, source: TaxiSource) 
     description=(
         "The taxi zone lookup as Parquet with declared types, one row per LocationID. `NV` (264) and "
         "`NA` (265) are zone names, not nulls. Checked before it is published: every column present "
-        "and without nulls, LocationID at least 1 and unique."
+        "and without nulls, each LocationID 1..265 exactly once and no other; otherwise the previous zones stay."
     ),
     metadata={"layer": "lake", "dagster/column_schema": arrow_table_schema(ZONES_SCHEMA)},
 )

@@ -25,6 +25,10 @@ class WatchLimits:
     max_runs: int = 3  # run requests per tick
     # The new-month sensor stops after this many unpublished months in a row.
     lookahead: int = 3
+    # Months below the latest known one that were not published when the walk passed them
+    # (published late): re-probed up to `lookback` months back, `max_late_probes` per tick in turn.
+    lookback: int = 12
+    max_late_probes: int = 2
     # Where the new-month sensor starts when no month is known (default: the dataset's first month).
     start_month: str | None = field(default=None)
     # The same per dataset (dataset, month) pairs; a dataset named here ignores start_month.

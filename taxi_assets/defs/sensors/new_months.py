@@ -9,6 +9,11 @@ or at the per-tick limits. With no month known yet, the sensor walks forward fro
 the start month (TAXI_SENSOR_START_MONTH, one month or one per dataset; default and
 at the earliest the dataset's first month) and
 resumes on the next tick where this one stopped.
+
+A month the walk passed while it was not published (404, with a later month there) is
+not given up: each tick also probes a few of the unknown months in the `lookback`
+months below the latest known one, in turn (cursor `late_after`), and requests one
+as soon as it appears.
 """
 
 import time
@@ -20,9 +25,27 @@ from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.jobs import TRIGGER_TAG, month_job
 from taxi_assets.defs.resources import load_settings
 from taxi_assets.defs.sensors.common import WatchLimits, describe, dump_cursor, load_cursor
-from taxi_assets.months import next_month, normalize_month, partition_key
+from taxi_assets.months import next_month, normalize_month, partition_key, previous_month
 from taxi_assets.partitions import monthly_partitions
+from taxi_assets.source.http import FileVersion
 from taxi_assets.source.resource import TaxiSource
+
+
+def late_candidates(latest: str, known: set[str], first: str, lookback: int) -> list[str]:
+    """The unknown months in the `lookback` months below `latest` (none before `first`)."""
+    months = [latest]
+    for _ in range(lookback):
+        months.insert(0, previous_month(months[0]))
+    return [m for m in months[:-1] if m >= first and m not in known]
+
+
+def run_request(month: str, version: FileVersion) -> dg.RunRequest:
+    # The run key is the month and its file's version: the same file is never requested twice.
+    return dg.RunRequest(
+        partition_key=partition_key(month),
+        run_key=f"{month}:{version.token}",
+        tags={TRIGGER_TAG: "new_month", "taxi/source_url": version.url, "taxi/source_version": describe(version)},
+    )
 
 
 def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits = WatchLimits()) -> dg.SensorDefinition:
@@ -34,8 +57,9 @@ def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits = WatchLimits(
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=(
             f"Probes the {spec.name} months after the latest known one (HEAD, at most "
-            f"{limits.max_probes} per tick) and requests raw -> lake -> warehouse for each new file "
-            f"(at most {limits.max_runs} per tick)."
+            f"{limits.max_probes} per tick), and {limits.max_late_probes} of the unpublished months in the "
+            f"{limits.lookback} below it (published late), and requests raw -> lake -> warehouse for "
+            f"each new file (at most {limits.max_runs} per tick)."
         ),
     )
     def new_month_sensor(context: dg.SensorEvaluationContext, source: TaxiSource) -> dg.SensorResult:
@@ -69,17 +93,7 @@ def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits = WatchLimits(
                 unpublished.append(month)
                 misses += 1
             else:
-                runs.append(
-                    dg.RunRequest(
-                        partition_key=partition_key(month),
-                        run_key=f"{month}:{version.token}",
-                        tags={
-                            TRIGGER_TAG: "new_month",
-                            "taxi/source_url": version.url,
-                            "taxi/source_version": describe(version),
-                        },
-                    )
-                )
+                runs.append(run_request(month, version))
                 requested[month] = version.token
                 scanning, misses = False, 0
             month = next_month(month)
@@ -89,9 +103,30 @@ def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits = WatchLimits(
         new_state: dict = {"requested": requested}
         if scanning:
             new_state["scan_from"] = month
+        late: list[str] = []
+        still_missing: list[str] = []
+        if known and not problem and len(runs) < limits.max_runs:
+            candidates = late_candidates(max(known), known | set(requested), first, limits.lookback)
+            turn = [m for m in candidates if m > state.get("late_after", "")] or candidates
+            for late_month in turn[: limits.max_late_probes]:
+                try:
+                    version = source.head(spec, late_month)
+                except requests.RequestException as exc:
+                    problem = f"probing {source.url(spec, late_month)} failed: {exc}"
+                    break
+                probes += 1
+                new_state["late_after"] = late_month
+                if version is None:
+                    still_missing.append(late_month)
+                    continue
+                runs.append(run_request(late_month, version))
+                requested[late_month] = version.token
+                late.append(late_month)
+                if len(runs) >= limits.max_runs:
+                    break
         context.log.info(
             f"{spec.name}: {probes} HEAD probe(s) from {start} in {time.monotonic() - started:.3f}s, "
-            f"{len(runs)} run request(s)"
+            f"{len(runs)} run request(s)" + (f", published late: {', '.join(late)}" if late else "")
         )
         if runs:
             return dg.SensorResult(run_requests=runs, cursor=dump_cursor(new_state))
@@ -101,8 +136,12 @@ def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits = WatchLimits(
             reason = f"nothing to probe: {spec.name} {max(known, default=start)} is the latest month that should be published"
         elif scanning:
             reason = f"no {spec.name} month published in {start}..{unpublished[-1]}; the next tick goes on from {month}"
-        else:
+        elif unpublished:
             reason = f"no new {spec.name} month: {', '.join(unpublished)} not published yet (HEAD 404)"
+        else:
+            reason = f"no new {spec.name} month"
+        if still_missing:
+            reason += f"; below the latest, still not published: {', '.join(still_missing)}"
         return dg.SensorResult(skip_reason=reason, cursor=dump_cursor(new_state))
 
     return new_month_sensor
