@@ -56,8 +56,11 @@ check: lint
 # packages: installed and started here when missing (needs root, as on CI; a clear error otherwise).
 # Two test processes as in `check`, a file each at a time: the deployment tests spend most of their
 # time waiting on the daemon's 30 s cadence and on services, the other process fills the cores.
+# A PostgreSQL cluster started here is stopped when the tests end (TAXI_TEST_PG_STARTED names
+# it for taxi_assets_tests/conftest.py); one that was already running is left running.
 test: lint
 	deploy/ci/install-chromium.sh
+	export TAXI_TEST_PG_STARTED="$$(mktemp -d)/started"; \
 	TAXI_TEST_PG_URL="$${TAXI_TEST_PG_URL:-$$(deploy/ci/start-postgres.sh)}" $(PY) -m pytest -n 2 --dist loadfile
 
 # Conversion (CSV.gz and TLC-shaped Parquet months, generated and cached in .bench/) vs DuckDB,

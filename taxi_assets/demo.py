@@ -23,6 +23,8 @@ import sys
 import threading
 from pathlib import Path
 
+from taxi_assets.datasets import DATASETS
+from taxi_assets.defs.sensors.common import START_MONTH_ENV, start_months_value
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets.mirror.__main__ import parse_months
 
@@ -55,6 +57,18 @@ def stop_group(process: subprocess.Popen, grace: float = GRACE_S) -> None:
     os.killpg(process.pid, signal.SIGKILL)
 
 
+def sensor_start_months(datasets: list[str], months: list[str]) -> str:
+    """TAXI_SENSOR_START_MONTH for the demo: each feed's earliest month the mirror serves (a
+    month before a feed's first month is not generated), so that each feed's new-month sensor
+    finds its first month on its first tick."""
+    starts = {}
+    for name in datasets:
+        served = [m for m in months if m >= DATASETS[name].first_month]
+        if served:
+            starts[name] = min(served)
+    return start_months_value(starts)
+
+
 def run(
     root: Path, months: list[str], port: int, datasets: list[str], formats: tuple[str, ...], dev_args: list[str]
 ) -> int:
@@ -71,7 +85,7 @@ def run(
             ),
             "TAXI_ZONES_URL": mirror.zones_url,
             "TAXI_ZONE_SHAPES_URL": mirror.zone_shapes_url,
-            "TAXI_SENSOR_START_MONTH": min(months),
+            START_MONTH_ENV: sensor_start_months(datasets, months),
         }
         print(f"demo: mirror of {', '.join(datasets)} {', '.join(months)} on {mirror.base_url}", flush=True)
         dev = subprocess.Popen([str(DAGSTER), "dev", *dev_args], env=env, start_new_session=True)

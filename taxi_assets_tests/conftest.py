@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import uuid
@@ -19,6 +20,8 @@ from taxi_assets.geo.stored import CACHE_ENV
 from taxi_assets.mirror import MirrorServer, generate
 from taxi_assets_tests.harness import MONTHS, Platform
 
+START_POSTGRES = Path(__file__).resolve().parents[1] / "deploy" / "ci" / "start-postgres.sh"
+
 # The reliability tests' fixtures (clean_platform, clean_state, source, good), for every test file.
 pytest_plugins = ["taxi_assets_tests.reliability"]
 
@@ -31,6 +34,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # not in a clean clone: CI builds it once) keeps it between sessions; without the
     # cacheprovider plugin a folder for this session. A folder set by the caller wins.
     _sigint_not_ignored()
+    if not hasattr(config, "workerinput"):  # the main process (xdist workers inherit its environment)
+        _leave_nothing_behind(config)
     if os.environ.get(CACHE_ENV):
         return
     if getattr(config, "cache", None) is not None:
@@ -39,6 +44,28 @@ def pytest_configure(config: pytest.Config) -> None:
         folder = Path(tempfile.mkdtemp(prefix="taxi-zone-index-"))
         config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
     os.environ[CACHE_ENV] = str(folder)
+
+
+def _leave_nothing_behind(config: pytest.Config) -> None:
+    """What the session starts or writes, it stops and removes: files staged by tests that do
+    not set TAXI_STAGING_DIR go to a folder of the session's, not the checkout's data/staging;
+    a PostgreSQL cluster that deploy/ci/start-postgres.sh starts for this session (here, in
+    the deploy fixtures, or by `make test` before pytest) is stopped when the session ends."""
+    if not os.environ.get("TAXI_STAGING_DIR"):
+        staging = Path(tempfile.mkdtemp(prefix="taxi-staging-"))
+        os.environ["TAXI_STAGING_DIR"] = str(staging)
+        config.add_cleanup(lambda: shutil.rmtree(staging, ignore_errors=True))
+    if not os.environ.get("TAXI_TEST_PG_STARTED"):
+        os.environ["TAXI_TEST_PG_STARTED"] = str(Path(tempfile.mkdtemp(prefix="taxi-pg-")) / "started")
+    marker = Path(os.environ["TAXI_TEST_PG_STARTED"])
+
+    def stop_postgres() -> None:
+        if marker.exists():
+            subprocess.run([str(START_POSTGRES), "--stop"], timeout=120, check=False)
+        if marker.parent.exists() and not any(marker.parent.iterdir()):
+            marker.parent.rmdir()
+
+    config.add_cleanup(stop_postgres)
 
 
 def _sigint_not_ignored() -> None:

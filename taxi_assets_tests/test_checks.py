@@ -256,3 +256,16 @@ def test_columns_a_month_does_not_publish_may_be_empty(tmp_path):
     pq.write_table(table, tmp_path / "part.parquet")
     figures = quality.month_figures(DATASETS["fhv"], "2016-03", tmp_path / "part.parquet")
     assert figures.values == {"pickup_datetime": 1} and figures.empty_columns == []
+
+
+def test_only_checks_that_can_fail_with_error_are_blocking():
+    """The UI labels a blocking check "This is a blocking asset check": the WARN-only ones
+    (pickups_located, dropoffs_located) never stop anything, so they are not blocking."""
+    from taxi_assets.defs.checks import lake_check_specs, share_rules
+
+    not_blocking = {}
+    for spec in DATASETS.values():
+        warn_only = {r.check for r in share_rules(spec) if r.error_above is None}
+        not_blocking[spec.name] = {c.name for c in lake_check_specs(spec) if not c.blocking}
+        assert not_blocking[spec.name] == warn_only, spec.name
+    assert not_blocking["yellow"] == {"pickups_located", "dropoffs_located"}

@@ -92,3 +92,21 @@ def test_loading_the_definitions_imports_no_heavy_package():
     assert "mart/dim_zones:unique_dim_zones_location_id" in loaded["checks"]
     heavy = sorted(m for m in loaded["modules"] if any(m == h or m.startswith(h + ".") for h in NOT_AT_LOAD))
     assert heavy == [], f"imported when the definitions load: {heavy}"
+
+
+def test_the_code_location_has_one_name_in_every_workspace_and_in_the_project(monkeypatch):
+    """`make dev`/`make demo` (workspace.yaml), the deployment (deploy/workspace.yaml) and the
+    project's own name ([tool.dg.project], [tool.dagster]) agree: Dagster otherwise logs a
+    mismatch at every load and the UI names the location after the module."""
+    import tomllib
+
+    from dagster._core.workspace.load import location_origins_from_yaml_paths
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["tool"]
+    names = {project["dg"]["project"]["code_location_name"], project["dagster"]["code_location_name"]}
+    monkeypatch.setenv("DAGSTER_CODE_SERVER_HOST", "127.0.0.1")
+    monkeypatch.setenv("DAGSTER_CODE_SERVER_PORT", "4000")
+    for workspace in (root / "workspace.yaml", root / "deploy" / "workspace.yaml"):
+        names |= {origin.location_name for origin in location_origins_from_yaml_paths([str(workspace)])}
+    assert names == {"taxi_assets"}

@@ -440,3 +440,29 @@ def test_cli_serve_subprocess(mirror_root: Path) -> None:
             _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert stderr == ""  # quiet: no per-request logging
+
+
+@pytest.mark.parametrize(
+    "dataset,month,fmt",
+    [
+        ("yellow", "2009-03", "csv"),
+        ("yellow", "2010-11", "parquet"),
+        ("green", "2014-08", "csv"),
+        ("yellow", "2015-04", "csv"),
+    ],
+)
+def test_coordinate_era_months_are_located_like_real_ones(tmp_path, dataset, month, fmt):
+    """`make demo`'s coordinate-era months pass their located checks: 1-3 % of the points in no
+    zone, as in real months (0,0, water, outside the city), through the lake's own conversion."""
+    from taxi_assets.geo.fill import ZoneFill
+    from taxi_assets.quarantine import convert_quarantining
+    from taxi_assets_tests.harness import stored_zone_index
+
+    generate(tmp_path, [dataset], [month], formats=(fmt,))
+    src = tmp_path / relpath(dataset, month, fmt)
+    index = stored_zone_index()
+    result, _ = convert_quarantining(
+        DATASETS[dataset], month, src, tmp_path / "out.parquet", tmp_path / "q.csv", ZoneFill(lambda: index)
+    )
+    for side in ("pickups", "dropoffs"):
+        assert 0.01 <= result.zones[f"unlocated_{side}_share"] <= 0.03, (side, result.zones)

@@ -238,3 +238,34 @@ def test_republished_sensor_probes_a_bounded_rotating_batch(source_mirror, tmp_p
     second, heads2 = tick(sensor, source_mirror, instance, first.cursor)
     assert heads == [relpath("yellow", "2021-01")]
     assert heads2 == [relpath("yellow", "2021-02")]
+
+
+def test_each_feeds_new_month_sensor_finds_its_first_demo_month_on_its_first_tick(tmp_path, monkeypatch):
+    """`make demo DEMO_MONTHS=...`: green starts in 2013-08, fhvhv in 2019-02; each feed's sensor
+    starts at its own first month the mirror serves, not at the earliest of all."""
+    from taxi_assets.defs.resources import watch_limits
+    from taxi_assets.demo import sensor_start_months
+
+    months = ["2009-03", "2014-08", "2019-02"]
+    root = tmp_path / "mirror"
+    generate(root, list(DATASETS), months, rows=ROWS)
+    monkeypatch.setenv("TAXI_SENSOR_START_MONTH", sensor_start_months(list(DATASETS), months))
+    limits = watch_limits()
+    first = {"yellow": "2009-03", "green": "2014-08", "fhv": "2019-02", "fhvhv": "2019-02"}
+    with MirrorServer(root) as server, dg.instance_for_test() as instance:
+        for name, month in first.items():
+            result, _ = tick(build_new_month_sensor(DATASETS[name], limits), server, instance, None)
+            assert [r.partition_key for r in result.run_requests][:1] == [f"{month}-01"], (name, result.skip_message)
+
+
+def test_a_start_month_before_a_feeds_first_month_starts_at_its_first_month(monkeypatch):
+    from taxi_assets.defs.resources import watch_limits
+
+    monkeypatch.setenv("TAXI_SENSOR_START_MONTH", "2009-03")
+    assert watch_limits().start_for(DATASETS["fhvhv"]) == "2019-02"
+    monkeypatch.setenv("TAXI_SENSOR_START_MONTH", "2021-01, green=2014-08")
+    limits = watch_limits()
+    assert (limits.start_for(DATASETS["green"]), limits.start_for(DATASETS["yellow"])) == ("2014-08", "2021-01")
+    monkeypatch.setenv("TAXI_SENSOR_START_MONTH", "purple=2014-08")
+    with pytest.raises(ValueError, match="unknown dataset 'purple'"):
+        watch_limits()

@@ -3,7 +3,11 @@
 #
 #   export TAXI_TEST_PG_URL="$(deploy/ci/start-postgres.sh)"
 #   deploy/ci/start-postgres.sh --no-install    # start what is there, install nothing
+#   deploy/ci/start-postgres.sh --stop          # stop the cluster if this script started it
 #
+# A cluster this script starts is written to $TAXI_TEST_PG_STARTED (when set): the test run
+# that set it stops that cluster when it ends (`--stop`, taxi_assets_tests/conftest.py), and
+# leaves alone a server it found running.
 # Idempotent and without prompts: installs postgresql only when it is missing
 # (apt-get update first), creates a cluster only when there is none, starts it only
 # when it is down, creates the role and database only when they are missing.
@@ -13,6 +17,7 @@ set -euo pipefail
 
 install=1
 [ "${1:-}" = "--no-install" ] && install=0
+STARTED="${TAXI_TEST_PG_STARTED:-}"
 PG_USER="${TAXI_TEST_PG_USER:-taxi}"
 PG_PASSWORD="${TAXI_TEST_PG_PASSWORD:-taxi}"
 PG_DB="${TAXI_TEST_PG_DB:-taxi_test}"
@@ -20,6 +25,15 @@ PG_DB="${TAXI_TEST_PG_DB:-taxi_test}"
 say() { echo "start-postgres: $*" >&2; }
 die() { say "$*"; exit 1; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
+
+if [ "${1:-}" = "--stop" ]; then
+    [ -n "$STARTED" ] && [ -s "$STARTED" ] || exit 0
+    read -r version name <"$STARTED"
+    say "stopping cluster $version/$name (started for the tests)"
+    pg_ctlcluster "$version" "$name" stop >&2 || true
+    rm -f "$STARTED"
+    exit 0
+fi
 
 if ! command -v pg_lsclusters >/dev/null; then
     [ "$install" = 1 ] || die "PostgreSQL is not installed; run $0 as root to install Debian's postgresql, or set TAXI_TEST_PG_URL to a server"
@@ -44,6 +58,7 @@ if [ "$status" != "online" ]; then
     is_root || die "PostgreSQL cluster $version/$name is $status; run this script as root (sudo $0) to start it"
     say "starting cluster $version/$name on port $port"
     pg_ctlcluster "$version" "$name" start >&2
+    [ -z "$STARTED" ] || echo "$version $name" >"$STARTED"
 fi
 for _ in $(seq 1 60); do
     pg_isready -q -h 127.0.0.1 -p "$port" && break

@@ -42,6 +42,9 @@ class ShareRule:
         return ", ".join(parts)
 
 
+WARN_ONLY_CHECKS = frozenset({"pickups_located", "dropoffs_located"})
+
+
 def share_rules(spec: DatasetSpec) -> list[ShareRule]:
     t = spec.thresholds
     low, high = t.location_id_range
@@ -154,6 +157,12 @@ def month_results(spec: DatasetSpec, figures: quality.MonthFigures) -> list[dg.A
     ]
 
 
+def warn_only(check_name: str) -> bool:
+    """A check that never fails with ERROR (pickups_located, dropoffs_located) blocks nothing:
+    the UI must not call it blocking."""
+    return check_name in WARN_ONLY_CHECKS
+
+
 def blocks(result: dg.AssetCheckResult) -> bool:
     """A failed ERROR result keeps the month's new version out of the lake."""
     return not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
@@ -161,7 +170,8 @@ def blocks(result: dg.AssetCheckResult) -> bool:
 
 def lake_check_specs(spec: DatasetSpec) -> list[dg.AssetCheckSpec]:
     """The lake asset's checks. They run inside the lake step on the staged file, before
-    anything is published (see lake.py); blocking, so a failure also stops the warehouse."""
+    anything is published (see lake.py); blocking (except the WARN-only ones), so a failure
+    also stops the warehouse."""
     descriptions = {
         SCHEMA_CHECK: "The month's file has exactly the spec's columns and types (ERROR otherwise).",
         ROWS_CHECK: "The month has at least one row (ERROR otherwise).",
@@ -179,7 +189,7 @@ def lake_check_specs(spec: DatasetSpec) -> list[dg.AssetCheckSpec]:
             dg.AssetCheckSpec(
                 name,
                 asset=lake_key(spec),
-                blocking=True,
+                blocking=not warn_only(name),
                 partitions_def=monthly_partitions(spec),
                 description=description + suffix,
             )
@@ -206,7 +216,7 @@ def month_evaluation(
         severity=result.severity,
         description=result.description,
         metadata=result.metadata,
-        blocking=True,
+        blocking=not warn_only(result.check_name),
         partition=partition_key,
         target_materialization_data=target,
     )

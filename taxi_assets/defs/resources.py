@@ -24,8 +24,7 @@ from typing import TypeVar
 import dagster as dg
 from pydantic import Field
 
-from taxi_assets.defs.sensors.common import INTERVAL_ENV, START_MONTH_ENV, WatchLimits
-from taxi_assets.months import normalize_month
+from taxi_assets.defs.sensors.common import INTERVAL_ENV, START_MONTH_ENV, WatchLimits, parse_start_months
 from taxi_assets.source.resource import (
     DEFAULT_SOURCE_URL,
     DEFAULT_ZONE_SHAPES_URL,
@@ -80,12 +79,13 @@ class LoadSettings:
 
 def watch_limits() -> WatchLimits:
     interval = os.environ.get(INTERVAL_ENV, "").strip()
-    start = os.environ.get(START_MONTH_ENV, "").strip()
     if interval and not interval.isdigit():
         raise ValueError(f"{INTERVAL_ENV} must be a whole number of seconds, got {interval!r}")
+    start, per_dataset = parse_start_months(os.environ.get(START_MONTH_ENV, ""))
     return WatchLimits(
         interval_s=int(interval) if interval else WatchLimits.interval_s,
-        start_month=normalize_month(start) if start else None,
+        start_month=start,
+        start_months=per_dataset,
     )
 
 

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from taxi_assets.datasets import DatasetSpec
 from taxi_assets.eras import Era
+from taxi_assets.mirror.coordinates import trip_points
 from taxi_assets.reader import column_lookup
 
 # How each era spells codes: the first spellings are the usual ones; UNKNOWN_CODE is one
@@ -85,15 +86,10 @@ def canonical_columns(spec: DatasetSpec, rng: np.random.Generator, month: str, n
                 "trip_type": pa.array(_pick(rng, [1, 1, 2], n), pa.int32()),
             }
         )
-        zero = rng.random(n) < 0.05  # 0 means unknown
-        for name, centre in (
-            ("pickup_longitude", -73.97),
-            ("pickup_latitude", 40.75),
-            ("dropoff_longitude", -73.97),
-            ("dropoff_latitude", 40.75),
-        ):
-            values = np.round(centre + rng.normal(0, 0.05, n), 6)
-            cols[name] = pa.array(np.where(zero, 0.0, values))
+        # Inside the real zones, as real trips are (mirror/coordinates.py).
+        for end in ("pickup", "dropoff"):
+            lon, lat = trip_points(rng, n)
+            cols[f"{end}_longitude"], cols[f"{end}_latitude"] = pa.array(lon), pa.array(lat)
     elif spec.name == "fhv":
         cols.update(
             {

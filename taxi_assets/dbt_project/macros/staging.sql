@@ -46,3 +46,21 @@ select
   {%- endfor %}
 from {{ source_or_empty(table_name) }}
 {% endmacro %}
+
+{#- A staging view, or (the view never built: its feed has no month loaded yet, so the
+    automation did not build it) no rows of the trip vocabulary: fact_trips of a 2009 month
+    needs no green view. The view is rebuilt whenever a staging view of its month is, so a
+    feed built later joins it. -#}
+{% macro ref_or_empty(model_name) %}
+  {%- set relation = ref(model_name) -%}
+  {#- Only when building: `dbt compile` shows the SQL as it reads once every view exists. -#}
+  {%- if not execute or flags.WHICH not in ('run', 'build')
+        or adapter.get_relation(relation.database, relation.schema, relation.identifier) is not none -%}
+    {{ relation }}
+  {%- else -%}
+    {#- A FROM before the WHERE: BigQuery refuses a WHERE without one. -#}
+    (select * from (select {% for name, type in trip_vocabulary() -%}
+      cast(null as {{ sql_type(type) }}) as {{ name }}{{ ', ' if not loop.last }}
+    {%- endfor %}) as empty_view where 1 = 0)
+  {%- endif -%}
+{% endmacro %}

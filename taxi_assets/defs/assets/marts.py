@@ -47,22 +47,53 @@ AUTOMATION_SENSOR_NAME = "marts_automation_sensor"
 DIM_ZONES_KEY = mart_key("dim_zones")
 TRIPS_BY_ZONE = mart_key("trips_by_zone")
 
-# A month's models run once all their inputs of that month are in: every feed's table that
-# should have the month (a month before a feed's first month has no partition of it, which is
-# not missing) and the zones. A feed loaded later (or again) reruns the month. Unlike eager(),
-# every month, not only the latest, so a backfill of the feeds is followed by the marts.
-# An update of dim_zones alone does not rebuild every month of history: backfill the marts then.
+# What the automation sensor does, in both orders: data loaded before it is switched on counts
+# (Dagster's since_last_handled() forgets on its first tick what was already missing; handled
+# here is only "requested" or "updated"). A month's model runs once
+# - it is missing, or an input of it was updated, since it was last requested or updated;
+# - the month has data: an input of that month is there (or requested now); a feed's staging
+#   view is not built for a month that feed does not have (fact_trips reads it as empty);
+# - nothing the month needs is missing: an input that should have the month (a feed's table
+#   that has it, its staging view, fact_trips) is there or requested in this tick (the same
+#   run, where dbt builds in order), and dim_zones is built;
+# - nothing of it is in progress.
+# A failed run is not retried until an input is updated again (no loop of failing runs).
+# New zones or shapes alone do not rebuild every month of history: backfill the marts then.
+_HANDLED = (dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()).with_label("handled")
+_EXISTS = (dg.AutomationCondition.missing() | ~dg.AutomationCondition.missing()).with_label("exists")
+_ZONES_AND_SHAPES = dg.AssetSelection.assets(DIM_ZONES_KEY, shapes_key("lake"))
+_RUNNING = dg.AutomationCondition.any_deps_in_progress() | dg.AutomationCondition.in_progress()
+
 MONTH_COMPLETE = (
     (
-        dg.AutomationCondition.newly_missing()
-        # New zones or shapes alone do not rebuild every month of history (see below).
-        | dg.AutomationCondition.any_deps_updated().ignore(dg.AssetSelection.assets(DIM_ZONES_KEY, shapes_key("lake")))
-    ).since_last_handled()
+        dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated().ignore(_ZONES_AND_SHAPES)
+    ).since(_HANDLED)
+    & dg.AutomationCondition.any_deps_match(
+        ~dg.AutomationCondition.missing() | dg.AutomationCondition.will_be_requested()
+    )
+    .ignore(_ZONES_AND_SHAPES)
+    .with_label("month_has_data")
     # The shapes only draw trips_by_zone's map (which says so when they are missing): no reason to wait.
-    & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(shapes_key("lake")))
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.missing()
+        & ~dg.AutomationCondition.will_be_requested()
+        & dg.AutomationCondition.any_deps_match(_EXISTS)
+    )
+    .ignore(_ZONES_AND_SHAPES)
+    .with_label("any_input_of_the_month_missing")
+    # dim_zones is built by a run of its own, which the month's run would not wait for: built first.
+    & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing())
+    .allow(dg.AssetSelection.assets(DIM_ZONES_KEY))
+    .with_label("dim_zones_missing")
+    & ~_RUNNING
 ).with_label("month_complete")
+
+# dim_zones: built when it is missing or the zone lookup was loaded, whichever came first.
+ZONES_LOADED = (
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since(_HANDLED)
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~_RUNNING
+).with_label("zones_loaded")
 
 
 class TaxiDbtTranslator(ManifestTranslator):
@@ -106,7 +137,7 @@ class TaxiDbtTranslator(ManifestTranslator):
     def get_automation_condition(self, props: Mapping[str, Any]) -> dg.AutomationCondition | None:
         if MONTHLY_TAG in props.get("tags", []):
             return MONTH_COMPLETE
-        return dg.AutomationCondition.eager()
+        return ZONES_LOADED
 
 
 MONTHLY_ZONE_REVENUE = mart_key("monthly_zone_revenue")

@@ -1,10 +1,13 @@
 """What the source sensors share: their limits, their JSON cursor, their run tags."""
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import dagster as dg
 
+from taxi_assets.datasets import DATASETS, DatasetSpec
+from taxi_assets.months import normalize_month
 from taxi_assets.source.http import FileVersion
 
 # Read by defs/resources.py (load_settings) when the definitions load.
@@ -28,6 +31,34 @@ class WatchLimits:
     max_late_probes: int = 2
     # Where the new-month sensor starts when no month is known (default: the dataset's first month).
     start_month: str | None = field(default=None)
+    # The same per dataset (dataset, month) pairs; a dataset named here ignores start_month.
+    start_months: tuple[tuple[str, str], ...] = ()
+
+    def start_for(self, spec: DatasetSpec) -> str:
+        """The month the new-month sensor of `spec` starts from: never before the dataset's first
+        month (a start before it would spend ticks probing months that cannot exist)."""
+        start = dict(self.start_months).get(spec.name) or self.start_month or spec.first_month
+        return max(start, spec.first_month)
+
+
+def parse_start_months(value: str) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """TAXI_SENSOR_START_MONTH: one month for every dataset (`2021-01`), and/or a month per
+    dataset (`yellow=2009-03 green=2014-08`, separated by spaces or commas)."""
+    common, per_dataset = None, {}
+    for item in value.replace(",", " ").split():
+        name, _, month = item.rpartition("=")
+        if name and name not in DATASETS:
+            raise ValueError(f"{START_MONTH_ENV}: unknown dataset {name!r} in {value!r}; known: {', '.join(DATASETS)}")
+        if name:
+            per_dataset[name] = normalize_month(month)
+        else:
+            common = normalize_month(month)
+    return common, tuple(sorted(per_dataset.items()))
+
+
+def start_months_value(starts: Mapping[str, str]) -> str:
+    """The TAXI_SENSOR_START_MONTH value of a month per dataset."""
+    return " ".join(f"{name}={month}" for name, month in sorted(starts.items()))
 
 
 def load_cursor(context: dg.SensorEvaluationContext) -> dict:

@@ -6,7 +6,8 @@ A published month gets one run of raw -> lake -> warehouse whose run key is the
 month plus the file's version, so the same file is never requested twice. The
 walk stops after `lookahead` unpublished months in a row, at the latest partition,
 or at the per-tick limits. With no month known yet, the sensor walks forward from
-the start month (TAXI_SENSOR_START_MONTH, default the dataset's first month) and
+the start month (TAXI_SENSOR_START_MONTH, one month or one per dataset; default and
+at the earliest the dataset's first month) and
 resumes on the next tick where this one stopped.
 
 A month the walk passed while it was not published (404, with a later month there) is
@@ -71,7 +72,7 @@ def build_new_month_sensor(spec: DatasetSpec, limits: WatchLimits = WatchLimits(
         known = materialized | set(requested)
         last_key = monthly_partitions(spec).get_last_partition_key()
         last = normalize_month(last_key) if last_key else ""
-        first = limits.start_month or spec.first_month
+        first = limits.start_for(spec)
 
         scanning = not known
         month = next_month(max(known)) if known else state.get("scan_from", first)

@@ -4,7 +4,7 @@
     of it, and the month filter reaches the tables' partitions through the view. -#}
 with trips as (
   {% for model in ['stg_yellow_trips', 'stg_green_trips', 'stg_fhv_trips', 'stg_fhvhv_trips'] -%}
-  select * from {{ ref(model) }}
+  select * from {{ ref_or_empty(model) }}
   {% if not loop.last %}union all
   {% endif -%}
   {%- endfor %}
