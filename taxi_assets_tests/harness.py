@@ -11,7 +11,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from taxi_assets.datasets import DatasetSpec
 from taxi_assets.definitions import load_definitions
 from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.defs.assets.marts import dbt_resource
@@ -19,11 +18,12 @@ from taxi_assets.defs.resources import warehouse_resource
 from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import SHAPES_TABLE, read_shapefile_zip, write_shapes_parquet
 from taxi_assets.geo.stored import INDEX_FILE_NAME, write_index
-from taxi_assets.months import partition_key
-from taxi_assets.reader import era_columns
 from taxi_assets.source.resource import DEFAULT_ZONE_SHAPES_URL, DEFAULT_ZONES_URL, TaxiSource
+from taxi_assets.spec.datasets import DatasetSpec
+from taxi_assets.spec.months import partition_key
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import LocalLakeStore
+from taxi_assets.transform.reader import era_columns
 
 TEST_DATA = Path(__file__).parent / "data"
 MONTHS = ["2021-01", "2021-02"]

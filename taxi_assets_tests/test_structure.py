@@ -22,7 +22,12 @@ def test_the_definitions_read_the_environment_only_in_defs_resources():
 
 
 def test_no_reference_to_documents_outside_the_repository():
-    texts = [*python_files(PACKAGE), *python_files(REPO / "taxi_assets_tests"), *sorted((REPO / "docs").glob("*.md"))]
+    texts = [
+        *python_files(PACKAGE),
+        *python_files(REPO / "taxi_tools"),
+        *python_files(REPO / "taxi_assets_tests"),
+        *sorted((REPO / "docs").glob("*.md")),
+    ]
     texts.append(REPO / "README.md")
     outside = [
         str(p.relative_to(REPO))
@@ -49,3 +54,15 @@ def import_cycles(package: str = "taxi_assets") -> list[list[str]]:
 
 def test_no_import_cycles_in_the_package():
     assert import_cycles() == []
+
+
+def test_no_import_cycles_in_the_tools():
+    assert import_cycles("taxi_tools") == []
+
+
+def test_the_product_does_not_import_the_tools():
+    # taxi_tools (mirror, demo, bench, data docs) is not in the image (deploy/Dockerfile).
+    import grimp
+
+    graph = grimp.build_graph("taxi_assets", "taxi_tools", exclude_type_checking_imports=True)
+    assert not graph.chain_exists(importer="taxi_assets", imported="taxi_tools", as_packages=True)

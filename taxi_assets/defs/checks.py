@@ -1,7 +1,7 @@
 """Data-quality checks on the lake layer, with the thresholds of the dataset spec.
 
 The lake asset runs them on each month's staged file, before the I/O manager
-publishes anything (lake.py), with figures computed by DuckDB (`taxi_assets.quality`).
+publishes anything (lake.py), with figures computed by DuckDB (`taxi_assets.transform.quality`).
 A month failing a check with ERROR severity is not published: the lake keeps the
 previous good version, so no layer (and no later warehouse-only reload) can see
 the bad one. WARN results do not block.
@@ -16,10 +16,10 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,
 )
 
-from taxi_assets import quality
-from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key
-from taxi_assets.partitions import monthly_partitions
+from taxi_assets.spec.datasets import DatasetSpec
+from taxi_assets.spec.partitions import monthly_partitions
+from taxi_assets.transform import quality
 
 SCHEMA_CHECK = "schema_matches_spec"
 ROWS_CHECK = "has_rows"

@@ -7,8 +7,8 @@ from functools import cache
 
 import dagster as dg
 
-from taxi_assets.datasets import DATASETS, get_spec
 from taxi_assets.defs.assets.keys import lake_key, raw_key, warehouse_key
+from taxi_assets.spec.datasets import DATASETS, get_spec
 
 # Run tag saying what launched a month run: new_month, republished, gcs_drop, schedule.
 TRIGGER_TAG = "taxi/trigger"

@@ -10,11 +10,11 @@ usually have the month earlier, and then the tick skips it.
 
 import dagster as dg
 
-from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import warehouse_key
 from taxi_assets.defs.jobs import TRIGGER_TAG, month_job
-from taxi_assets.months import normalize_month
-from taxi_assets.partitions import monthly_partitions
+from taxi_assets.spec.datasets import DATASETS, DatasetSpec
+from taxi_assets.spec.months import normalize_month
+from taxi_assets.spec.partitions import monthly_partitions
 
 SCHEDULE_CRON = "0 6 5 * *"  # 06:00 UTC on the 5th of each month
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from taxi_assets.datasets import DatasetSpec
 from taxi_assets.geo.locate import ZoneIndex, int32_array
+from taxi_assets.spec.datasets import DatasetSpec
 
 # Location column -> its (longitude, latitude) columns; names as decided for the spec.
 COORDINATES = {

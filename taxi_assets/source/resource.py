@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 import dagster as dg
 from pydantic import Field
 
-from taxi_assets.datasets import DatasetSpec
 from taxi_assets.errors import ConfigError, NotPublishedError, SchemaError
-from taxi_assets.months import normalize_month
 from taxi_assets.source import http
 from taxi_assets.source.http import url_file_name
+from taxi_assets.spec.datasets import DatasetSpec
+from taxi_assets.spec.months import normalize_month
 
 COURSE_CSV_URL = (
     "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/{dataset}/{dataset}_tripdata_{month}.csv.gz"

@@ -18,7 +18,7 @@ that month; the months before it are replaced, each whole, and the rest are unto
 month is ever duplicated or half replaced.
 
 A whole table (the zone lookup) is one WRITE_TRUNCATE load job without a decorator.
-The marts on top are dbt models (taxi_assets/dbt_project), built by dbt-bigquery.
+The marts on top are dbt models (taxi_assets/analytics/dbt_project), built by dbt-bigquery.
 
 Not dagster-gcp's BigQuery I/O managers: they replace a partition by DELETE and an
 INSERT of a DataFrame built in the Dagster process, and create tables without
@@ -37,9 +37,9 @@ from google.api_core.exceptions import GoogleAPICallError, NotFound
 from google.cloud import bigquery
 from pydantic import Field, PrivateAttr
 
-from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec
 from taxi_assets.errors import TaxiAssetsError
-from taxi_assets.months import normalize_month
+from taxi_assets.spec.datasets import SOURCE_MONTH_COLUMN, DatasetSpec
+from taxi_assets.spec.months import normalize_month
 from taxi_assets.storage.gcp import credentials_field, credentials_from_json
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.warehouse import LoadResult, Warehouse, parse_bigquery_uri

@@ -20,9 +20,9 @@ import tenacity
 from dagster import get_dagster_logger
 from filelock import FileLock, Timeout
 
-from taxi_assets.datasets import SOURCE_MONTH_COLUMN, DatasetSpec
 from taxi_assets.errors import WarehouseLockedError
-from taxi_assets.months import normalize_month
+from taxi_assets.spec.datasets import SOURCE_MONTH_COLUMN, DatasetSpec
+from taxi_assets.spec.months import normalize_month
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.warehouse import LoadResult, Warehouse, duckdb_path
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from taxi_assets.months import normalize_month
+from taxi_assets.spec.months import normalize_month
 from taxi_assets.storage.gcp import credentials_field
 from taxi_assets.storage.lake import LakeObject, LakeStore, lake_store_from_uri
 from taxi_assets.storage.staging import StagedFile

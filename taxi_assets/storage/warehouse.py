@@ -23,7 +23,7 @@ from taxi_assets.errors import ConfigError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from taxi_assets.datasets import DatasetSpec
+    from taxi_assets.spec.datasets import DatasetSpec
     from taxi_assets.storage.lake import LakeObject
 
 DEFAULT_WAREHOUSE_URI = "duckdb:///./data/warehouse.duckdb"

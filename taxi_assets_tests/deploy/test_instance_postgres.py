@@ -6,9 +6,9 @@ import dagster as dg
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import lake_key, raw_key, warehouse_key
 from taxi_assets.source.resource import download_pool
+from taxi_assets.spec.datasets import DATASETS
 from taxi_assets_tests.deploy.harness import install_instance
 from taxi_assets_tests.helpers import csv_data_rows, mirror_file
 

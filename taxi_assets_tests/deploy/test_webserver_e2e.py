@@ -18,19 +18,19 @@ import dagster as dg
 import duckdb
 import pytest
 
-from taxi_assets.bench.browser import launch_chromium
-from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key
 from taxi_assets.defs.assets.mart_map import MAP_METADATA_KEY
-from taxi_assets.mirror import Fault, MirrorServer, generate, relpath
-from taxi_assets.months import partition_key
+from taxi_assets.spec.datasets import DATASETS
+from taxi_assets.spec.months import partition_key
 from taxi_assets_tests.deploy.graphql import TaxiGraphQL
 from taxi_assets_tests.deploy.harness import PgDatabase, fresh_database, install_instance
 from taxi_assets_tests.deploy.services import LOCATION, Deployment, wait_for
 from taxi_assets_tests.harness import Platform
 from taxi_assets_tests.helpers import csv_data_rows
+from taxi_tools.bench.browser import launch_chromium
+from taxi_tools.mirror import Fault, MirrorServer, generate, relpath
 
-MART_TABLE = "trips_by_zone"  # the dbt mart (taxi_assets/dbt_project/models/marts)
+MART_TABLE = "trips_by_zone"  # the dbt mart (taxi_assets/analytics/dbt_project/models/marts)
 SPEC = DATASETS["yellow"]
 MART = mart_key("trips_by_zone")
 KEYS = [raw_key(SPEC), lake_key(SPEC), warehouse_key(SPEC)]

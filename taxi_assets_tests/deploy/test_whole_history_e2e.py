@@ -10,14 +10,14 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import lake_key, raw_key, warehouse_key
-from taxi_assets.mirror import MirrorServer, generate, relpath
-from taxi_assets.partitions import monthly_partitions
+from taxi_assets.spec.datasets import DATASETS
+from taxi_assets.spec.partitions import monthly_partitions
 from taxi_assets_tests.deploy.graphql import TaxiGraphQL
 from taxi_assets_tests.deploy.harness import fresh_database, install_instance
 from taxi_assets_tests.deploy.services import LOCATION, Deployment, wait_for
 from taxi_assets_tests.helpers import csv_data_rows
+from taxi_tools.mirror import MirrorServer, generate, relpath
 
 SPEC = DATASETS["fhvhv"]
 KEYS = [raw_key(SPEC), lake_key(SPEC), warehouse_key(SPEC)]

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from taxi_assets.datasets import DatasetSpec
 from taxi_assets.defs.assets.lake import build_lake_asset
 from taxi_assets.defs.assets.raw import build_raw_asset
 from taxi_assets.defs.assets.warehouse import build_warehouse_asset
 from taxi_assets.defs.resources import load_settings
+from taxi_assets.spec.datasets import DatasetSpec
 
 
 def build_dataset_assets(spec: DatasetSpec, warehouse_kind: str) -> list[dg.AssetsDefinition]:

@@ -10,9 +10,9 @@ names (storage/io_manager.py strips the suffix).
 
 import dagster as dg
 
-from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.geo.shapes import SHAPES_TABLE
-from taxi_assets.zones import ZONES_TABLE
+from taxi_assets.spec.datasets import DatasetSpec
+from taxi_assets.transform.zones import ZONES_TABLE
 
 
 def raw_key(spec: DatasetSpec) -> dg.AssetKey:
@@ -40,14 +40,3 @@ def shapes_key(layer: str) -> dg.AssetKey:
 
 def mart_key(table: str) -> dg.AssetKey:
     return dg.AssetKey(["mart", table])
-
-
-def legacy_keys() -> dict[dg.AssetKey, dg.AssetKey]:
-    """{key before the rename: key now} for every renamed asset."""
-    renamed = {}
-    for spec in DATASETS.values():
-        renamed[dg.AssetKey(["raw", spec.name])] = raw_key(spec)
-        renamed[dg.AssetKey(["lake", spec.name])] = lake_key(spec)
-    for layer in ("raw", "lake"):
-        renamed[dg.AssetKey([layer, ZONES_TABLE])] = zones_key(layer)
-    return renamed

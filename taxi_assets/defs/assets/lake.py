@@ -10,8 +10,6 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from taxi_assets import quality
-from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key, raw_key, shapes_key
 from taxi_assets.defs.assets.metadata import table_schema
 from taxi_assets.defs.assets.staging import log_month, stage_each_partition
@@ -21,12 +19,14 @@ from taxi_assets.errors import CheckFailedError, ConversionError, StagingError
 from taxi_assets.geo.fill import ZoneFill, has_coordinates
 from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.stored import CACHE_ENV, INDEX_FILE_NAME, built_index, read_index, shapes_version
-from taxi_assets.months import normalize_month
-from taxi_assets.partitions import monthly_partitions
-from taxi_assets.quarantine import QUARANTINE_FILE_NAME, convert_quarantining, set_aside_count
+from taxi_assets.spec.datasets import DATASETS, DatasetSpec
+from taxi_assets.spec.months import normalize_month
+from taxi_assets.spec.partitions import monthly_partitions
 from taxi_assets.storage.io_manager import LakeIOManager, published
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.staging import StagedFile
+from taxi_assets.transform import quality
+from taxi_assets.transform.quarantine import QUARANTINE_FILE_NAME, convert_quarantining, set_aside_count
 
 LAKE_FILE_NAME = "part-0.parquet"
 

@@ -16,7 +16,7 @@ import dagster as dg
 
 from taxi_assets.defs.assets.keys import shapes_key
 from taxi_assets.geo.shapes import read_shapes_parquet
-from taxi_assets.months import normalize_month
+from taxi_assets.spec.months import normalize_month
 from taxi_assets.storage.io_manager import LakeIOManager, published
 from taxi_assets.storage.warehouse import Warehouse
 

@@ -1,4 +1,4 @@
-"""The analytics layer as assets: the dbt project's models (taxi_assets/dbt_project),
+"""The analytics layer as assets: the dbt project's models (taxi_assets/analytics/dbt_project),
 downstream of the warehouse tables (the dbt sources), with the dbt tests as asset checks.
 
 - staging/stg_{feed}_trips (views), mart/fact_trips (a view), mart/trips_by_zone and
@@ -8,9 +8,9 @@ downstream of the warehouse tables (the dbt sources), with the dbt tests as asse
 - Automation (off until its sensor is turned on): a month's models build once every feed
   that has the month is in the warehouse (MONTH_COMPLETE); dim_zones after the zone lookup.
 
-The specs come from the prepared manifest (taxi_assets/dbt_manifest.py), not from
+The specs come from the prepared manifest (taxi_assets/analytics/manifest.py), not from
 dagster-dbt's `@dbt_assets`: importing dagster-dbt (dbt-core) would cost every process that
-loads the definitions about 2 s. dagster-dbt runs dbt in the step (taxi_assets/dbt_runner.py).
+loads the definitions about 2 s. dagster-dbt runs dbt in the step (taxi_assets/analytics/runner.py).
 """
 
 from collections.abc import Mapping
@@ -18,7 +18,8 @@ from typing import Any
 
 import dagster as dg
 
-from taxi_assets.analytics import (
+from taxi_assets.analytics.manifest import EXCLUDE_TAG, SELECT_TAG, ManifestTranslator, read_manifest
+from taxi_assets.analytics.project import (
     MANIFEST_PATH,
     PROJECT_DIR,
     dbt_env,
@@ -28,17 +29,16 @@ from taxi_assets.analytics import (
     prepare_manifest,
     writer_lock,
 )
-from taxi_assets.datasets import DATASETS, SOURCE_MONTH_COLUMN
-from taxi_assets.dbt_manifest import EXCLUDE_TAG, SELECT_TAG, ManifestTranslator, read_manifest
 from taxi_assets.defs.assets.keys import mart_key, shapes_key, warehouse_key, zones_key
 from taxi_assets.defs.assets.mart_map import PickupMaps
 from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.defs.resources import load_settings
-from taxi_assets.months import normalize_month
-from taxi_assets.partitions import any_monthly_partitions
+from taxi_assets.spec.datasets import DATASETS, SOURCE_MONTH_COLUMN
+from taxi_assets.spec.months import normalize_month
+from taxi_assets.spec.partitions import any_monthly_partitions
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.warehouse import Warehouse
-from taxi_assets.zones import ZONES_TABLE
+from taxi_assets.transform.zones import ZONES_TABLE
 
 MART_GROUP = "marts"
 MONTHLY_TAG = "monthly"
@@ -181,7 +181,7 @@ def month_figures(warehouse: Warehouse, month: str, key: dg.AssetKey) -> dict[st
 
 class DbtCli(dg.ConfigurableResource):
     """Where dbt is: the project and the executable (dagster-dbt's DbtCliResource is made from
-    them in the step, taxi_assets/dbt_runner.py)."""
+    them in the step, taxi_assets/analytics/runner.py)."""
 
     project_dir: str
     dbt_executable: str
@@ -199,7 +199,7 @@ def run_dbt(
 
     Events are passed on once dbt has exited: on DuckDB the dbt process holds the file until
     then, and the marts' figures are read from it afterwards."""
-    from taxi_assets import dbt_runner  # dagster-dbt and dbt-core: only in the steps that run dbt
+    from taxi_assets.analytics import runner as dbt_runner  # dagster-dbt and dbt-core: only in the steps that run dbt
 
     selection, indirect = dbt_runner.selection(context, translator)
     events: list[Any] = []

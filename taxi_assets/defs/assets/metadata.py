@@ -3,9 +3,9 @@
 import dagster as dg
 import pyarrow as pa
 
-from taxi_assets.datasets import DatasetSpec
-from taxi_assets.dictionary import describe
 from taxi_assets.source.http import Download
+from taxi_assets.spec.datasets import DatasetSpec
+from taxi_assets.spec.dictionary import describe
 
 
 def arrow_table_schema(schema: pa.Schema, descriptions: dict[str, str] | None = None) -> dg.TableSchema:

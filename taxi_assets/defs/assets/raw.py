@@ -6,19 +6,19 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from taxi_assets.convert import check_schema
-from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.assets.metadata import download_metadata
 from taxi_assets.defs.assets.staging import log_month, stage_each_partition
 from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.defs.resources import load_settings
-from taxi_assets.months import normalize_month
-from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source import drop_zone
 from taxi_assets.source.http import GZIP_MAGIC, PARQUET_MAGIC, Download
 from taxi_assets.source.resource import NOT_AT, TaxiSource, url_templates
+from taxi_assets.spec.datasets import DATASETS, DatasetSpec
+from taxi_assets.spec.months import normalize_month
+from taxi_assets.spec.partitions import monthly_partitions
 from taxi_assets.storage.staging import StagedFile
+from taxi_assets.transform.convert import check_schema
 
 
 def download_staged(file_name: str, fetch: Callable[[Path], Download]) -> tuple[StagedFile, Download]:

@@ -2,14 +2,14 @@
 
 import dagster as dg
 
-from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import lake_key, warehouse_key
 from taxi_assets.defs.assets.metadata import table_schema
 from taxi_assets.defs.assets.staging import log_month
 from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.defs.resources import load_settings
-from taxi_assets.months import normalize_month
-from taxi_assets.partitions import monthly_partitions
+from taxi_assets.spec.datasets import DATASETS, DatasetSpec
+from taxi_assets.spec.months import normalize_month
+from taxi_assets.spec.partitions import monthly_partitions
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.warehouse import Warehouse
 

@@ -10,7 +10,6 @@ manager as a staged Parquet file, like every other layer's output.
 import dagster as dg
 import pyarrow.parquet as pq
 
-from taxi_assets.convert import PARQUET_COMPRESSION
 from taxi_assets.defs.assets.keys import zones_key
 from taxi_assets.defs.assets.metadata import arrow_table_schema, download_metadata
 from taxi_assets.defs.assets.raw import download_staged
@@ -20,7 +19,8 @@ from taxi_assets.source.resource import TaxiSource
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.staging import StagedFile
 from taxi_assets.storage.warehouse import Warehouse
-from taxi_assets.zones import ZONES_SCHEMA, ZONES_TABLE, read_zones_csv, zone_problems
+from taxi_assets.transform.convert import PARQUET_COMPRESSION
+from taxi_assets.transform.zones import ZONES_SCHEMA, ZONES_TABLE, read_zones_csv, zone_problems
 
 ZONES_GROUP = "zones"
 LAKE_FILE_NAME = "part-0.parquet"

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from taxi_assets.datasets import DATASETS, DatasetSpec
-from taxi_assets.months import normalize_month
 from taxi_assets.source.http import FileVersion
+from taxi_assets.spec.datasets import DATASETS, DatasetSpec
+from taxi_assets.spec.months import normalize_month
 
 # Read by defs/resources.py (load_settings) when the definitions load.
 INTERVAL_ENV = "TAXI_SOURCE_SENSOR_INTERVAL_S"

@@ -12,13 +12,13 @@ import time
 
 import dagster as dg
 
-from taxi_assets.datasets import DATASETS
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.jobs import TRIGGER_TAG, month_job
 from taxi_assets.defs.sensors.common import WatchLimits, dump_cursor, load_cursor
-from taxi_assets.months import partition_key
-from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source import drop_zone
+from taxi_assets.spec.datasets import DATASETS
+from taxi_assets.spec.months import partition_key
+from taxi_assets.spec.partitions import monthly_partitions
 
 GCS_DROP_INTERVAL_S = 300  # one listing call per tick
 

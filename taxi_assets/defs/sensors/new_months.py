@@ -20,15 +20,15 @@ import time
 
 import dagster as dg
 
-from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.jobs import TRIGGER_TAG, month_job
 from taxi_assets.defs.resources import load_settings
 from taxi_assets.defs.sensors.common import WatchLimits, describe, dump_cursor, load_cursor
-from taxi_assets.months import next_month, normalize_month, partition_key, previous_month
-from taxi_assets.partitions import monthly_partitions
 from taxi_assets.source.http import FileVersion
 from taxi_assets.source.resource import TaxiSource
+from taxi_assets.spec.datasets import DATASETS, DatasetSpec
+from taxi_assets.spec.months import next_month, normalize_month, partition_key, previous_month
+from taxi_assets.spec.partitions import monthly_partitions
 
 
 def late_candidates(latest: str, known: set[str], first: str, lookback: int) -> list[str]:

@@ -12,14 +12,14 @@ import time
 
 import dagster as dg
 
-from taxi_assets.datasets import DATASETS, DatasetSpec
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.jobs import TRIGGER_TAG, month_job
 from taxi_assets.defs.resources import load_settings
 from taxi_assets.defs.sensors.common import WatchLimits, describe, dump_cursor, load_cursor
-from taxi_assets.months import normalize_month, partition_key
 from taxi_assets.source.http import FileVersion
 from taxi_assets.source.resource import TaxiSource
+from taxi_assets.spec.datasets import DATASETS, DatasetSpec
+from taxi_assets.spec.months import normalize_month, partition_key
 
 
 def recorded_version(instance: dg.DagsterInstance, spec: DatasetSpec, month: str) -> FileVersion | None:

@@ -1,0 +1,90 @@
+"""dbt run for the dbt models' assets (defs/assets/marts.py), inside their step: the one module
+that imports dagster-dbt, and through it dbt-core (about 2 s), so that loading the
+definitions does not (see analytics/manifest.py).
+
+dagster-dbt's `DbtCliResource.cli(context=...)` takes the manifest, the translator and the
+dbt selection from metadata that `@dbt_assets` puts on its assets definition (dagster-dbt
+objects, which the definitions no longer build). So the step gives `cli` the manifest and
+a translator itself, chooses dbt's selection from the step's selected assets and checks as
+`@dbt_assets` does, and turns dbt's events (an op's: materializations, check evaluations)
+into the step's results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource
+
+from taxi_assets.analytics.manifest import EXCLUDE_TAG, SELECT_TAG, UNIQUE_ID_KEY, ManifestTranslator, dbt_name
+
+
+class _Keys(DagsterDbtTranslator):
+    """dagster-dbt's translation of dbt's events, to the keys the specs were built with."""
+
+    def __init__(self, translator: ManifestTranslator):
+        super().__init__()
+        self.translator = translator
+
+    def get_asset_key(self, dbt_resource_props) -> dg.AssetKey:
+        return self.translator.get_asset_key(dbt_resource_props)
+
+
+def selection(context: dg.AssetExecutionContext, translator: ManifestTranslator) -> tuple[list[str], str | None]:
+    """dbt's selection arguments for what the step must build and test, and the
+    DBT_INDIRECT_SELECTION it needs (None: dbt's default, eager: the tests of the models)."""
+    assets_def = context.assets_def
+    all_checks = {spec.key for spec in assets_def.node_check_specs_by_output_name.values()}
+    assets, checks = set(context.selected_asset_keys), set(context.selected_asset_check_keys)
+    if assets == set(assets_def.node_keys_by_output_name.values()) and checks == all_checks:
+        tags = context.op_def.tags
+        return [
+            *(["--select", tags[SELECT_TAG]] if SELECT_TAG in tags else []),
+            *(["--exclude", tags[EXCLUDE_TAG]] if EXCLUDE_TAG in tags else []),
+        ], None
+
+    def name(metadata) -> str:
+        return dbt_name(translator.props(metadata[UNIQUE_ID_KEY]))
+
+    models = [name(assets_def.specs_by_key[key].metadata) for key in sorted(assets, key=str)]
+    if checks == {key for key in all_checks if key.asset_key in assets}:
+        return ["--select", " ".join(models)], None
+    # Some checks of the selected models left out, or checks without their model: exactly these.
+    tests = [name(assets_def.get_spec_for_check_key(key).metadata) for key in sorted(checks, key=str)]
+    return ["--select", " ".join(models + tests)], "empty"
+
+
+def start(
+    translator: ManifestTranslator,
+    project_dir: str,
+    dbt_executable: str,
+    args: list[str],
+    selection_args: list[str],
+) -> DbtCliInvocation:
+    """Starts dbt (its environment is os.environ now: see analytics.environment_for_spawn)."""
+    cli = DbtCliResource(project_dir=project_dir, dbt_executable=dbt_executable)
+    return cli.cli([*args, *selection_args], manifest=translator.manifest, dagster_dbt_translator=_Keys(translator))
+
+
+def step_events(context: dg.AssetExecutionContext, events: Iterable[Any]) -> Iterator[Any]:
+    """dbt's events as the step's: a selected model's materialization as its MaterializeResult,
+    a selected check's evaluation as its AssetCheckResult; the rest (a test dbt ran for a
+    model of another step) as observations, as dagster-dbt does."""
+    assets, checks = context.selected_asset_keys, context.selected_asset_check_keys
+    for event in events:
+        if isinstance(event, dg.AssetMaterialization) and event.asset_key in assets:
+            yield dg.MaterializeResult(asset_key=event.asset_key, metadata=event.metadata)
+        elif isinstance(event, dg.AssetCheckEvaluation) and event.asset_check_key in checks:
+            yield dg.AssetCheckResult(
+                asset_key=event.asset_key,
+                check_name=event.check_name,
+                passed=event.passed,
+                severity=event.severity,
+                metadata=event.metadata,
+            )
+        elif isinstance(event, dg.AssetCheckEvaluation):
+            yield dg.AssetObservation(asset_key=event.asset_key, metadata=event.metadata)
+        else:
+            yield event
