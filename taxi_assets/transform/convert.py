@@ -30,7 +30,9 @@ import datetime as dt
 import json
 import os
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -46,6 +48,7 @@ from taxi_assets.errors import ConversionError, StagingError
 from taxi_assets.spec import eras
 from taxi_assets.spec.datasets import SOURCE_MONTH_COLUMN, DatasetSpec, get_spec
 from taxi_assets.spec.months import month_bounds, normalize_month
+from taxi_assets.transform import stitch
 from taxi_assets.transform.reader import (
     CAREFUL_BLOCK_SIZE,
     READ_ERRORS,
@@ -62,6 +65,8 @@ if TYPE_CHECKING:  # shapely and pyproj load only where zones are filled
 
 ROW_GROUP_ROWS = 64 << 10
 PARQUET_BATCH_ROWS = 64 << 10
+# Row groups encoded at once (stitch.py): the machines it runs on have two cores or more.
+ENCODERS = 2
 PARQUET_COMPRESSION = "zstd"  # at Arrow's default level (1): 3 is 3% smaller and 10% slower
 
 EPOCH = dt.date(1970, 1, 1)
@@ -251,14 +256,18 @@ def _write(
     pool: pa.MemoryPool,
     fill: Callable[[pa.Table], pa.Table] | None = None,
 ):
-    """Write row groups (plus source_month) to dst, encoding each on a thread while the next is read.
-    `fill` (location IDs from coordinates, geo.fill) runs on that thread too, after NaN -> null.
+    """Write row groups (plus source_month) to dst, ENCODERS of them encoded at once on
+    threads while the next is read, laid end to end in order in one file (stitch.py).
+    `fill` (location IDs from coordinates, geo.fill) runs on those threads too, after NaN -> null,
+    one row group at a time (it counts what it maps).
 
     An OSError of the writer (disk full) is a StagingError: not the source file's fault.
     """
     start, end = month_bounds(month)
     schema = spec.arrow_schema()
     month_field = schema.field(SOURCE_MONTH_COLUMN)
+    options = dict(memory_pool=pool, use_dictionary=dictionary_columns(schema), compression=PARQUET_COMPRESSION)
+    filling = threading.Lock()
 
     def writing(call: Callable, *args, **kwargs):
         try:
@@ -266,41 +275,37 @@ def _write(
         except OSError as exc:
             raise StagingError(f"{result.dataset} {month}: cannot write {dst}: {exc}") from None
 
-    def encode(table: pa.Table) -> None:  # on the encoder thread, beside the reader's
-        table = null_non_finite(table, result.non_finite_nulled)
+    def encode(table: pa.Table) -> tuple[stitch.EncodedRowGroup, dict[str, int]]:  # on an encoder thread
+        nulled: dict[str, int] = {}
+        table = null_non_finite(table, nulled)
         if fill is not None:
-            table = fill(table)
+            with filling:
+                table = fill(table)
         table = table.append_column(month_field, month_column(start, table.num_rows))
-        writer.write_table(table, row_group_size=table.num_rows)
+        return stitch.encode_row_group(table, schema, **options), nulled
 
-    sink = writing(pa.OSFile, str(dst), "wb")  # ours, so it is closed even when the writer fails
-    writer = writing(
-        pq.ParquetWriter,
-        sink,
-        schema,
-        memory_pool=pool,
-        use_dictionary=dictionary_columns(schema),
-        compression=PARQUET_COMPRESSION,
-    )
+    sink = writing(pa.OSFile, str(dst), "wb")
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-encode") as encoder:
-            pending: Future | None = None
+        out = stitch.StitchedWriter(lambda data: writing(sink.write, data))
+        with ThreadPoolExecutor(max_workers=ENCODERS, thread_name_prefix="parquet-encode") as encoder:
+            pending: deque[Future] = deque()
+
+            def append_oldest() -> None:
+                encoded, nulled = writing(pending.popleft().result)
+                for name, count in nulled.items():
+                    result.non_finite_nulled[name] = result.non_finite_nulled.get(name, 0) + count
+                out.add(encoded)
+
             for table in _row_groups(batches, declared_schema(spec)):
                 result.outside_month_rows += outside_month_rows(table.column(spec.pickup_column), start, end)
                 result.rows += table.num_rows
-                if pending is not None:
-                    writing(pending.result)  # at most one row group in the encoder: memory stays flat
-                pending = encoder.submit(encode, table)
+                if len(pending) >= ENCODERS:
+                    append_oldest()  # at most ENCODERS row groups in the encoders: memory stays flat
+                pending.append(encoder.submit(encode, table))
                 result.row_groups += 1
-            if pending is not None:
-                writing(pending.result)
-        writing(writer.close)
-    except BaseException:
-        try:
-            writer.close()
-        except OSError:
-            pass  # the first error is the one to report
-        raise
+            while pending:
+                append_oldest()
+        out.close(lambda: stitch.empty_footer(schema, **options))
     finally:
         sink.close()
 
