@@ -34,7 +34,7 @@ def _bench(*args: str, tmp_path) -> list[str]:
 
 def test_convert_bench_prints_every_variant_and_ends_with_the_summary_line(tmp_path):
     lines = _bench("convert", "--rows", "2000,3000", tmp_path=tmp_path)
-    assert re.fullmatch(r"csv_ours/duckdb=\d+\.\d\d csv_peak_mib=\d+ csv_rows=3000", lines[-1]), lines[-1]
+    assert re.fullmatch(r"csv_ours/best_peer=\d+\.\d\d csv_peak_mib=\d+ csv_rows=3000", lines[-1]), lines[-1]
     for rows in ("2,000", "3,000"):
         for variant in VARIANTS:
             assert any(re.match(rf"\s+csv yellow {rows} {re.escape(variant)}\s+\d", line) for line in lines), (
@@ -42,7 +42,18 @@ def test_convert_bench_prints_every_variant_and_ends_with_the_summary_line(tmp_p
                 variant,
             )
         ratios = next(line for line in lines if re.match(rf"\s+csv yellow {rows} ratios:", line))
-        assert re.search(r"ours/duckdb \d+\.\d\d, ours/duckdb-typed \d+\.\d\d, polars/ours \d", ratios), ratios
+        assert re.search(
+            r"ours/(duckdb|duckdb-typed|polars) \d+\.\d\d, ours/duckdb-typed \d+\.\d\d, polars/ours \d", ratios
+        )
+        # The target's verdict, against the faster of the three peers.
+        assert any(
+            re.fullmatch(
+                rf"target csv yellow {rows}: ours/(duckdb|duckdb-typed|polars) \d+\.\d\d .*: (met|NOT met)", line
+            )
+            for line in lines
+        ), rows
+    # The peers' releases, which the figures depend on.
+    assert any(re.search(r"peers: duckdb \d+\.\d+\.\d+.*, polars \d+\.\d+\.\d+", line) for line in lines)
     assert lines[0].startswith("generating") and any(line.startswith("machine:") for line in lines)
     # The generated months stay cached for the next run, and hold the rows asked for.
     assert csv_data_rows(month_file(tmp_path, 3000, "2021-01")) == 3000
@@ -54,6 +65,9 @@ def test_parquet_bench_runs_ours_against_duckdb_and_polars_on_tlc_shaped_months(
     assert re.fullmatch(r"parquet_ours/best_peer=\d+\.\d\d parquet_peak_mib=\d+ parquet_rows=2500", lines[-1]), lines[
         -1
     ]
+    assert any(
+        re.fullmatch(r"target parquet yellow 2,500: ours/(duckdb|polars) .*: (met|NOT met)", line) for line in lines
+    )
     for shape in ("yellow", "fhvhv"):
         ours = shape in DATASETS  # fhvhv once the spec table has it
         for variant in PARQUET_VARIANTS:

@@ -1,7 +1,7 @@
 """python -m taxi_tools.bench convert|parquet|dagster|defs|geo|zones|all [--quick] [options]; see README "Performance".
 
 The last line printed is one summary line of every part that ran, e.g.
-`csv_ours/duckdb=0.70 parquet_ours/best_peer=0.85 parquet_peak_mib=250 backfill_dagster/python=1.40 defs_import_s=1.2 ui_max_s=2.1`.
+`csv_ours/best_peer=0.70 parquet_ours/best_peer=0.85 parquet_peak_mib=250 backfill_dagster/python=1.40 defs_import_s=1.2 ui_max_s=2.1`.
 """
 
 from __future__ import annotations

@@ -26,6 +26,12 @@ from taxi_tools.mirror.generator import relpath
 
 DATASET = "yellow"
 
+# The peers' releases the figures are measured with (the bench extra in setup.cfg pins them).
+PEERS = {"duckdb": "2.0.1", "polars": "2.2.0"}
+# Targets: ours / the faster peer, and ours' peak (README, Performance).
+TARGETS = {"csv": 0.8, "parquet": 1.0}
+PEAK_TARGET_MIB = 300
+
 
 @dataclass(frozen=True)
 class Case:
@@ -44,8 +50,8 @@ class Case:
 
     @property
     def reference(self) -> tuple[str, ...]:
-        """What ours is compared with: DuckDB on CSV; the faster of DuckDB and Polars on Parquet."""
-        wanted = ("duckdb",) if self.fmt == "csv" else ("duckdb", "polars")
+        """What ours is compared with: the faster of DuckDB (on CSV: types sniffed or declared) and Polars."""
+        wanted = ("duckdb", "duckdb-typed", "polars") if self.fmt == "csv" else ("duckdb", "polars")
         return tuple(v for v in wanted if v in self.variants)
 
 
@@ -111,11 +117,20 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    libs = ", ".join(f"{p} {version(p)}" for p in ("pyarrow", "isal", "duckdb", "pandas"))
+    libs = ", ".join(f"{p} {version(p)}" for p in ("pyarrow", "isal", "pandas"))
     return (
         f"machine: {cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}, {libs}"
+        f"Python {platform.python_version()}, {libs}; {peer_versions()}"
     )
+
+
+def peer_versions() -> str:
+    """The peers' installed releases, flagged where one is not the pinned release."""
+    found = []
+    for name, pinned in PEERS.items():
+        installed = version(name)
+        found.append(f"{name} {installed}" + ("" if installed == pinned else f" (NOT the pinned {pinned})"))
+    return "peers: " + ", ".join(found)
 
 
 def load() -> str:
@@ -219,8 +234,25 @@ def summarize(runs: list[Run], cases: list[Case]) -> tuple[list[str], dict[str, 
         # The summary: the largest month (of the last shape, fhvhv when it exists) and the worst peak.
         case = max(ours_cases, key=lambda c: (c.rows, c.dataset == "fhvhv"))
         ref_name, ref = reference_wall(runs, case)
-        key = "csv_ours/duckdb" if fmt == "csv" else "parquet_ours/best_peer"
-        summary[key] = f"{median(runs, case, 'ours') / ref:.2f}"
+        summary[f"{fmt}_ours/best_peer"] = f"{median(runs, case, 'ours') / ref:.2f}"
         summary[f"{fmt}_peak_mib"] = f"{max(peak(runs, c, 'ours') for c in ours_cases):.0f}"
         summary[f"{fmt}_rows"] = str(case.rows)
+        lines += verdicts(runs, ours_cases, fmt)
     return lines, summary
+
+
+def verdicts(runs: list[Run], cases: list[Case], fmt: str) -> list[str]:
+    """Each case against the targets: measured and projected-quiet ratios, and the peak."""
+    lines = []
+    for case in cases:
+        ref_name, ref = reference_wall(runs, case)
+        ratio = median(runs, case, "ours") / ref
+        quiet_ratio = quiet(runs, case, "ours") / min(quiet(runs, case, v) for v in case.reference)
+        top = peak(runs, case, "ours")
+        met = ratio <= TARGETS[fmt] and top <= PEAK_TARGET_MIB
+        lines.append(
+            f"target {fmt} {case.dataset} {case.rows:,}: ours/{ref_name} {ratio:.2f} (target <= {TARGETS[fmt]}), "
+            f"projected quiet {quiet_ratio:.2f}, peak {top:.0f} MiB (target <= {PEAK_TARGET_MIB}): "
+            + ("met" if met else "NOT met")
+        )
+    return lines
