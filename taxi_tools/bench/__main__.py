@@ -1,4 +1,4 @@
-"""python -m taxi_tools.bench convert|parquet|dagster|defs|geo|zones|all [--quick] [options]; see README "Performance".
+"""python -m taxi_tools.bench convert|parquet|dagster|backfill|defs|geo|zones|all [--quick] [options]; see README "Performance".
 
 The last line printed is one summary line of every part that ran, e.g.
 `csv_ours/best_peer=0.70 parquet_ours/best_peer=0.85 parquet_peak_mib=250 backfill_dagster/python=1.40 defs_import_s=1.2 ui_max_s=2.1`.
@@ -21,6 +21,8 @@ QUICK = {
     "repeats": 1,
     "backfill_rows": 500,
     "backfill_months": 6,
+    "realistic_rows": 200_000,
+    "realistic_months": 4,
     "overhead_rows": 200_000,
     "variants": "ours,duckdb,duckdb-typed,polars",  # the slow pandas flow only in the full bench
 }
@@ -33,7 +35,10 @@ def _ints(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m taxi_tools.bench", description=__doc__)
     parser.add_argument(
-        "what", nargs="?", default="convert", choices=["convert", "parquet", "dagster", "defs", "geo", "zones", "all"]
+        "what",
+        nargs="?",
+        default="convert",
+        choices=["convert", "parquet", "dagster", "backfill", "defs", "geo", "zones", "all"],
     )
     parser.add_argument("--quick", action="store_true", help="small inputs, one repetition: a few minutes")
     parser.add_argument("--dir", type=Path, default=Path(".bench"), help="cache of generated months (default .bench)")
@@ -64,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the run queue's max_concurrent_runs for the backfill (default: what `make dev` sets)",
     )
+    parser.add_argument(
+        "--realistic-rows", type=int, default=1_400_000, help="rows per yellow month of the realistic backfill"
+    )
+    parser.add_argument("--realistic-months", type=int, default=12, help="months of the realistic backfill")
     parser.add_argument("--no-ui", action="store_true", help="skip the headless-browser timings")
     parser.add_argument("--points", type=int, default=1_000_000, help="points of the geo bench (coordinates -> zones)")
     parser.add_argument(
@@ -101,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
             ui=not args.no_ui,
             max_runs=args.backfill_max_runs,
         )
+    if args.what in ("backfill", "all"):
+        from taxi_tools.bench.dagster_bench import definitions_load, realistic_backfill
+
+        cost = definitions_load(args.dir, repeats=3)
+        lines, figures = realistic_backfill(args.dir, args.realistic_rows, args.realistic_months, cost.wall_s)
+        print("\n".join(lines), flush=True)
+        summary |= figures
     cases = []
     if args.what in ("convert", "all"):
         cases += csv_cases(args.dir, args.rows, [v for v in args.variants.split(",") if v], args.month)

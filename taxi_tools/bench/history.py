@@ -27,10 +27,13 @@ from taxi_tools.mirror.generator import SHAPES_RELPATH, relpath, write_zones
 WORKERS = 2
 
 
-def history_months(last: int = 0) -> dict[str, list[str]]:
-    """{dataset: [YYYY-MM, ...]}: every partition of every trip dataset (the last `last` when > 0)."""
+def history_months(last: int = 0, datasets: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+    """{dataset: [YYYY-MM, ...]}: every partition of every trip dataset, or of `datasets`
+    (the last `last` when > 0)."""
     months = {}
     for name, spec in DATASETS.items():
+        if datasets is not None and name not in datasets:
+            continue
         keys = monthly_partitions(spec).get_partition_keys()
         months[name] = [normalize_month(k) for k in (keys[-last:] if last else keys)]
     return months
