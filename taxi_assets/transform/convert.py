@@ -138,17 +138,13 @@ def _parquet_batches(
     label: str,
     codes: eras.CodeCounts,
     set_aside: Callable[[str, str], None] | None = None,
-    use_threads: bool = True,
 ) -> Iterator[pa.RecordBatch]:
     """Batches of the declared columns: renamed, mapped and cast (official files differ by
     year, eras.canonical_batch), filled. Read a batch at a time, never the whole file."""
     schema = declared_schema(spec)
-    # Columns decoded on Arrow's threads: the encoder thread is often idle while one thread
-    # decodes (4 of 4 paired runs faster, +15 MiB peak; README, Performance). Not when the
-    # encoder thread also maps coordinates to zones: it is then the busy one, and the
-    # decode threads only added memory (14M-row 2009 month: same time, peak 273-281
-    # against 290-291 MiB).
-    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(mapping), use_threads=use_threads):
+    # Decoded on this thread: the encoder threads keep both cores busy, and Arrow's decode
+    # threads only add CPU (docs/performance.md).
+    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(mapping), use_threads=False):
         batch = batch.rename_columns([mapping[n] for n in batch.schema.names])
         yield eras.canonical_batch(spec, batch, schema, codes, label, set_aside)
 
@@ -383,7 +379,7 @@ def convert(
             hook = fill if fill is not None and fill.columns else None
             if is_parquet:
                 result.rows_read = pf.metadata.num_rows
-                batches = _parquet_batches(spec, pf, mapping, label, codes, set_aside, use_threads=hook is None)
+                batches = _parquet_batches(spec, pf, mapping, label, codes, set_aside)
                 batches = _reporting(batches, kept)
                 _write(spec, month, batches, dst, result, pool, hook)
             else:
