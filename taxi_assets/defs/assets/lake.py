@@ -14,7 +14,6 @@ from taxi_assets.defs.assets.keys import lake_key, raw_key, shapes_key
 from taxi_assets.defs.assets.metadata import table_schema
 from taxi_assets.defs.assets.staging import log_month, stage_each_partition
 from taxi_assets.defs.checks import TargetMaterialization, blocks, lake_check_specs, month_evaluation, month_results
-from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.errors import CheckFailedError, ConversionError, StagingError
 from taxi_assets.geo.fill import ZoneFill, has_coordinates
 from taxi_assets.geo.locate import ZoneIndex
@@ -220,4 +219,4 @@ def discard(staged: dict[str, StagedFile]) -> None:
 
 @dg.definitions
 def lake_layer() -> dg.Definitions:
-    return dg.Definitions(assets=with_freshness_policy([build_lake_asset(spec) for spec in DATASETS.values()]))
+    return dg.Definitions(assets=([build_lake_asset(spec) for spec in DATASETS.values()]))

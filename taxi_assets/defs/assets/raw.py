@@ -9,7 +9,6 @@ from pydantic import Field
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.assets.metadata import download_metadata
 from taxi_assets.defs.assets.staging import log_month, stage_each_partition
-from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.defs.resources import load_settings
 from taxi_assets.source import drop_zone
 from taxi_assets.source.http import GZIP_MAGIC, PARQUET_MAGIC, Download
@@ -139,4 +138,4 @@ def check_dropped_file(spec: DatasetSpec, partition_keys: list[str], uri: str) -
 @dg.definitions
 def raw_layer() -> dg.Definitions:
     pool = load_settings().download_pool
-    return dg.Definitions(assets=with_freshness_policy([build_raw_asset(spec, pool) for spec in DATASETS.values()]))
+    return dg.Definitions(assets=([build_raw_asset(spec, pool) for spec in DATASETS.values()]))
