@@ -27,8 +27,8 @@ def load_definitions() -> dg.Definitions:
         for category in (dg.PreviewWarning, dg.BetaWarning, dg.SupersessionWarning, DeprecationWarning):
             warnings.simplefilter("ignore", category)
         folder = tree.build_defs(tree.defs_module_path)
-    # Freshness and automation once for every asset of every layer.
-    return apply_policies(dg.Definitions.merge(folder, dg.Definitions(component_tree=tree)))
+        # Freshness and automation once for every asset of every layer (mapping specs is "preview").
+        return apply_policies(dg.Definitions.merge(folder, dg.Definitions(component_tree=tree)))
 
 
 defs = load_definitions()

@@ -23,11 +23,11 @@ from taxi_assets.analytics.manifest import EXCLUDE_TAG, SELECT_TAG, ManifestTran
 from taxi_assets.analytics.project import (
     MANIFEST_PATH,
     PROJECT_DIR,
-    dbt_env,
     dbt_executable,
+    dbt_process_env,
     dbt_vars,
-    environment_for_spawn,
     prepare_manifest,
+    warehouse_dbt_env,
     writer_lock,
 )
 from taxi_assets.defs.assets.keys import mart_key, shapes_key, warehouse_key, zones_key
@@ -150,13 +150,12 @@ def run_dbt(
     selection, indirect = dbt_runner.selection(context, translator)
     events: list[Any] = []
     with writer_lock(warehouse.uri):
-        # Only the BigQuery backend has a location and a key; DuckDB needs neither.
-        location, key = getattr(warehouse, "location", None), getattr(warehouse, "gcp_credentials_json", None)
-        env = dbt_env(warehouse.uri, location, key)
+        env = warehouse_dbt_env(warehouse)
         if indirect:
             env["DBT_INDIRECT_SELECTION"] = indirect
-        with environment_for_spawn(env):
-            invocation = dbt_runner.start(translator, dbt.project_dir, dbt.dbt_executable, args, selection)
+        invocation = dbt_runner.start(
+            translator, dbt.project_dir, dbt.dbt_executable, args, selection, dbt_process_env(env)
+        )
         try:
             events.extend(dbt_runner.step_events(context, invocation.stream()))
         except Exception as exc:  # noqa: BLE001 - returned, raised by the caller after the events
