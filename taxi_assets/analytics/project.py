@@ -171,8 +171,8 @@ def main(argv: list[str], warehouse=None) -> int:
     runs dbt on the warehouse of TAXI_WAREHOUSE_URI, holding its writer lock;
     `python -m taxi_assets.analytics prepare` builds the manifest.
 
-    `warehouse`: the warehouse resource, built from the environment as the definitions build it
-    (__main__.py)."""
+    `warehouse`: the warehouse resource; by default built from the environment as the definitions
+    build it (defs/resources.py), with its EnvVar fields resolved as at a run's start."""
     if not argv or argv[0] in ("-h", "--help"):
         print(main.__doc__)
         return 0
@@ -184,6 +184,10 @@ def main(argv: list[str], warehouse=None) -> int:
         i = args.index("--month")
         month = args[i + 1]
         args[i : i + 2] = ["--vars", dbt_vars(month)]
+    if warehouse is None:
+        from taxi_assets.defs.resources import build_resources
+
+        warehouse = build_resources()["warehouse"].process_config_and_initialize()
     env = dbt_process_env({**warehouse_dbt_env(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
     command = [dbt_executable(), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
     with writer_lock(warehouse.uri):

@@ -38,14 +38,13 @@ def warehouse(fake_google) -> BigQueryWarehouse:
 @pytest.fixture
 def zones_file(tmp_path, monkeypatch) -> Path:
     """The zone lookup's lake Parquet, written by the lake I/O manager's own code."""
-    monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
     zones = read_zones_csv(TEST_DATA / "taxi_zone_lookup.csv", "test data")
-    return stage_table(zones.table)
+    return stage_table(zones.table, tmp_path / "staging")
 
 
-def stage_table(table: pa.Table) -> Path:
+def stage_table(table: pa.Table, staging: Path) -> Path:
     """The table as the lake asset stages it."""
-    staged = StagedFile.new("part-0.parquet")
+    staged = StagedFile.new("part-0.parquet", staging)
     pq.write_table(table, staged.path, compression=PARQUET_COMPRESSION)
     return staged.path
 
