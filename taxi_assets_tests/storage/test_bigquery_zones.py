@@ -90,7 +90,7 @@ def test_a_refused_zone_load_names_the_table_the_file_and_the_job(fake_google, w
     boroughs[3] = None
     zones = zones.set_column(zones.schema.get_field_index("Borough"), "Borough", pa.array(boroughs))
     local = LocalLakeStore(tmp_path / "lake")
-    local.publish(stage_table(zones), ZONES_RELPATH)
+    local.publish(stage_table(zones, tmp_path / "staging"), ZONES_RELPATH)
     fake_google.tables[(PROJECT, DATASET, ZONES_TABLE)] = before = {"schema": {"fields": ZONES_BQ_FIELDS}}
     with pytest.raises(WarehouseError) as failure:
         warehouse.replace_table(ZONES_TABLE, LakeObject(local, ZONES_RELPATH), ZONES_SCHEMA)
