@@ -12,7 +12,8 @@ into the step's results.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -62,10 +63,36 @@ def start(
     dbt_executable: str,
     args: list[str],
     selection_args: list[str],
+    env: Mapping[str, str],
 ) -> DbtCliInvocation:
-    """Starts dbt (its environment is os.environ now: see analytics.environment_for_spawn)."""
+    """Starts dbt as `DbtCliResource.cli` does, in the environment `env` (analytics.project.dbt_process_env:
+    this process's, unchanged, plus the warehouse's dbt variables). `cli` would hand dbt os.environ
+    itself, which would have to be changed while dbt starts."""
     cli = DbtCliResource(project_dir=project_dir, dbt_executable=dbt_executable)
-    return cli.cli([*args, *selection_args], manifest=translator.manifest, dagster_dbt_translator=_Keys(translator))
+    target_path = cli._get_unique_target_path(context=None)  # target/{id}, in the project (dbt's cwd)
+    process_env = {
+        **env,
+        # What dagster-dbt sets for every dbt process it starts (its events are read from JSON logs).
+        "DAGSTER_DBT_CLI": "true",
+        "PYTHONUNBUFFERED": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_LOG_FORMAT": "json",
+        "DBT_TARGET_PATH": str(target_path),
+        "DBT_LOG_PATH": str(target_path),
+        "DBT_PROJECT_DIR": project_dir,
+    }
+    return DbtCliInvocation.run(
+        args=[cli.dbt_executable, *cli.global_config_flags, *args, *selection_args],
+        env=process_env,
+        manifest=translator.manifest,
+        dagster_dbt_translator=_Keys(translator),
+        project_dir=Path(project_dir),
+        target_path=Path(project_dir) / target_path,
+        raise_on_error=True,
+        context=None,
+        adapter=None,  # dbt's adapter in this process serves only metadata the steps do not ask for
+        cli_version=cli._cli_version,
+    )
 
 
 def step_events(context: dg.AssetExecutionContext, events: Iterable[Any]) -> Iterator[Any]:

@@ -92,7 +92,8 @@ def test_the_dbt_process_gets_the_warehouse_and_the_key_in_its_environment_only(
     assert env["TAXI_DBT_BQ_PROJECT"] == "proj" and env["TAXI_DBT_BQ_DATASET"] == "ds"
     assert env["DBT_ENV_SECRET_GCP_PRIVATE_KEY"] == key["private_key"]
     assert env["DBT_ENV_SECRET_GCP_PRIVATE_KEY_ID"] == "k1"
+    # Given to the dbt process, on top of this process's environment, which stays as it is.
     before = dict(os.environ)
-    with analytics.environment_for_spawn(env):
-        assert os.environ["DBT_ENV_SECRET_GCP_PRIVATE_KEY"] == key["private_key"]
+    spawned = analytics.dbt_process_env(env)
+    assert spawned["DBT_ENV_SECRET_GCP_PRIVATE_KEY"] == key["private_key"] and spawned["PATH"] == os.environ["PATH"]
     assert dict(os.environ) == before

@@ -6,7 +6,8 @@ downstream of the warehouse tables (the dbt sources), with the dbt tests as asse
   earliest first month of any dataset; a run builds one month (`--vars {month: ...}`).
 - mart/dim_zones: a table, unpartitioned, rebuilt when the zone lookup is.
 - Automation (off until its sensor is turned on): a month's models build once every feed
-  that has the month is in the warehouse (MONTH_COMPLETE); dim_zones after the zone lookup.
+  that has the month is in the warehouse; dim_zones after the zone lookup (the conditions are
+  applied with the freshness policy where the definitions are assembled: defs/policies.py).
 
 The specs come from the prepared manifest (taxi_assets/analytics/manifest.py), not from
 dagster-dbt's `@dbt_assets`: importing dagster-dbt (dbt-core) would cost every process that
@@ -22,16 +23,16 @@ from taxi_assets.analytics.manifest import EXCLUDE_TAG, SELECT_TAG, ManifestTran
 from taxi_assets.analytics.project import (
     MANIFEST_PATH,
     PROJECT_DIR,
-    dbt_env,
     dbt_executable,
+    dbt_process_env,
     dbt_vars,
-    environment_for_spawn,
     prepare_manifest,
+    warehouse_dbt_env,
     writer_lock,
 )
 from taxi_assets.defs.assets.keys import mart_key, shapes_key, warehouse_key, zones_key
 from taxi_assets.defs.assets.mart_map import PickupMaps
-from taxi_assets.defs.freshness import with_freshness_policy
+from taxi_assets.defs.policies import MART_GROUP
 from taxi_assets.defs.resources import load_settings
 from taxi_assets.spec.datasets import DATASETS, SOURCE_MONTH_COLUMN
 from taxi_assets.spec.months import normalize_month
@@ -40,60 +41,10 @@ from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.warehouse import Warehouse
 from taxi_assets.transform.zones import ZONES_TABLE
 
-MART_GROUP = "marts"
 MONTHLY_TAG = "monthly"
 MONTHLY_SELECT = f"tag:{MONTHLY_TAG}"
 AUTOMATION_SENSOR_NAME = "marts_automation_sensor"
-DIM_ZONES_KEY = mart_key("dim_zones")
 TRIPS_BY_ZONE = mart_key("trips_by_zone")
-
-# What the automation sensor does, in both orders: data loaded before it is switched on counts
-# (Dagster's since_last_handled() forgets on its first tick what was already missing; handled
-# here is only "requested" or "updated"). A month's model runs once
-# - it is missing, or an input of it was updated, since it was last requested or updated;
-# - the month has data: an input of that month is there (or requested now); a feed's staging
-#   view is not built for a month that feed does not have (fact_trips reads it as empty);
-# - nothing the month needs is missing: an input that should have the month (a feed's table
-#   that has it, its staging view, fact_trips) is there or requested in this tick (the same
-#   run, where dbt builds in order), and dim_zones is built;
-# - nothing of it is in progress.
-# A failed run is not retried until an input is updated again (no loop of failing runs).
-# New zones or shapes alone do not rebuild every month of history: backfill the marts then.
-_HANDLED = (dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()).with_label("handled")
-_EXISTS = (dg.AutomationCondition.missing() | ~dg.AutomationCondition.missing()).with_label("exists")
-_ZONES_AND_SHAPES = dg.AssetSelection.assets(DIM_ZONES_KEY, shapes_key("lake"))
-_RUNNING = dg.AutomationCondition.any_deps_in_progress() | dg.AutomationCondition.in_progress()
-
-MONTH_COMPLETE = (
-    (
-        dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated().ignore(_ZONES_AND_SHAPES)
-    ).since(_HANDLED)
-    & dg.AutomationCondition.any_deps_match(
-        ~dg.AutomationCondition.missing() | dg.AutomationCondition.will_be_requested()
-    )
-    .ignore(_ZONES_AND_SHAPES)
-    .with_label("month_has_data")
-    # The shapes only draw trips_by_zone's map (which says so when they are missing): no reason to wait.
-    & ~dg.AutomationCondition.any_deps_match(
-        dg.AutomationCondition.missing()
-        & ~dg.AutomationCondition.will_be_requested()
-        & dg.AutomationCondition.any_deps_match(_EXISTS)
-    )
-    .ignore(_ZONES_AND_SHAPES)
-    .with_label("any_input_of_the_month_missing")
-    # dim_zones is built by a run of its own, which the month's run would not wait for: built first.
-    & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing())
-    .allow(dg.AssetSelection.assets(DIM_ZONES_KEY))
-    .with_label("dim_zones_missing")
-    & ~_RUNNING
-).with_label("month_complete")
-
-# dim_zones: built when it is missing or the zone lookup was loaded, whichever came first.
-ZONES_LOADED = (
-    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since(_HANDLED)
-    & ~dg.AutomationCondition.any_deps_missing()
-    & ~_RUNNING
-).with_label("zones_loaded")
 
 
 class TaxiDbtTranslator(ManifestTranslator):
@@ -133,11 +84,6 @@ class TaxiDbtTranslator(ManifestTranslator):
             # A feed's table starts at its own first month: earlier months have no partition of it.
             return dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
         return None
-
-    def get_automation_condition(self, props: Mapping[str, Any]) -> dg.AutomationCondition | None:
-        if MONTHLY_TAG in props.get("tags", []):
-            return MONTH_COMPLETE
-        return ZONES_LOADED
 
 
 MONTHLY_ZONE_REVENUE = mart_key("monthly_zone_revenue")
@@ -204,13 +150,12 @@ def run_dbt(
     selection, indirect = dbt_runner.selection(context, translator)
     events: list[Any] = []
     with writer_lock(warehouse.uri):
-        # Only the BigQuery backend has a location and a key; DuckDB needs neither.
-        location, key = getattr(warehouse, "location", None), getattr(warehouse, "gcp_credentials_json", None)
-        env = dbt_env(warehouse.uri, location, key)
+        env = warehouse_dbt_env(warehouse)
         if indirect:
             env["DBT_INDIRECT_SELECTION"] = indirect
-        with environment_for_spawn(env):
-            invocation = dbt_runner.start(translator, dbt.project_dir, dbt.dbt_executable, args, selection)
+        invocation = dbt_runner.start(
+            translator, dbt.project_dir, dbt.dbt_executable, args, selection, dbt_process_env(env)
+        )
         try:
             events.extend(dbt_runner.step_events(context, invocation.stream()))
         except Exception as exc:  # noqa: BLE001 - returned, raised by the caller after the events
@@ -289,7 +234,7 @@ def dbt_models() -> dg.Definitions:
     """The dbt models as assets, and the sensor that builds a month's once its feeds are in."""
     assets = build_dbt_assets(load_settings().warehouse_kind)
     return dg.Definitions(
-        assets=with_freshness_policy(assets),
+        assets=assets,
         sensors=[build_automation_sensor()],
         # The dbt project's models run against `warehouse` (run_dbt points dbt at it).
         resources={"dbt": dbt_resource()},
