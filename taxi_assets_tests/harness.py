@@ -12,9 +12,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from taxi_assets.analytics.runner import dbt_resource
 from taxi_assets.definitions import load_definitions
 from taxi_assets.defs.assets import build_dataset_assets
-from taxi_assets.defs.assets.marts import dbt_resource
 from taxi_assets.defs.resources import warehouse_resource
 from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import SHAPES_TABLE, read_shapefile_zip, write_shapes_parquet

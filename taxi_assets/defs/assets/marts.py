@@ -9,9 +9,9 @@ downstream of the warehouse tables (the dbt sources), with the dbt tests as asse
   that has the month is in the warehouse; dim_zones after the zone lookup (the conditions are
   applied with the freshness policy where the definitions are assembled: defs/policies.py).
 
-The specs come from the prepared manifest (taxi_assets/analytics/manifest.py), not from
-dagster-dbt's `@dbt_assets`: importing dagster-dbt (dbt-core) would cost every process that
-loads the definitions about 2 s. dagster-dbt runs dbt in the step (taxi_assets/analytics/runner.py).
+The dbt plumbing is taxi_assets/analytics/: the specs come from the prepared manifest
+(manifest.py, dagster-dbt's translator without importing dbt-core at load), the `dbt`
+resource runs dbt in the step (runner.py), a month's figures and map are month_metadata.py.
 """
 
 from collections.abc import Mapping
@@ -20,21 +20,13 @@ from typing import Any
 import dagster as dg
 
 from taxi_assets.analytics.manifest import EXCLUDE_TAG, SELECT_TAG, ManifestTranslator, read_manifest
-from taxi_assets.analytics.project import (
-    MANIFEST_PATH,
-    PROJECT_DIR,
-    dbt_executable,
-    dbt_process_env,
-    dbt_vars,
-    prepare_manifest,
-    warehouse_dbt_env,
-    writer_lock,
-)
+from taxi_assets.analytics.month_metadata import PickupMaps, month_figures
+from taxi_assets.analytics.project import MANIFEST_PATH, dbt_vars, prepare_manifest
+from taxi_assets.analytics.runner import DbtCli, dbt_resource
 from taxi_assets.defs.assets.keys import mart_key, shapes_key, warehouse_key, zones_key
-from taxi_assets.defs.assets.mart_map import PickupMaps
 from taxi_assets.defs.policies import MART_GROUP
 from taxi_assets.defs.resources import load_settings
-from taxi_assets.spec.datasets import DATASETS, SOURCE_MONTH_COLUMN
+from taxi_assets.spec.datasets import DATASETS
 from taxi_assets.spec.months import normalize_month
 from taxi_assets.spec.partitions import any_monthly_partitions
 from taxi_assets.storage.io_manager import LakeIOManager
@@ -86,83 +78,6 @@ class TaxiDbtTranslator(ManifestTranslator):
         return None
 
 
-MONTHLY_ZONE_REVENUE = mart_key("monthly_zone_revenue")
-
-
-def month_figures(warehouse: Warehouse, month: str, key: dg.AssetKey) -> dict[str, Any]:
-    """The figures of a mart's month that the UI plots across partitions."""
-    backend = warehouse
-    where = f"WHERE {SOURCE_MONTH_COLUMN} = DATE '{normalize_month(month)}-01'"
-    if key == MONTHLY_ZONE_REVENUE:
-        (row,) = backend.query(
-            f"SELECT COUNT(*) AS n, SUM(total_monthly_trips) AS trips, SUM(revenue_monthly_total_amount) AS total "
-            f"FROM {backend.table_ref('monthly_zone_revenue')} {where}"
-        ).to_pylist()
-        return {
-            "dagster/row_count": int(row["n"]),
-            "total_trips": int(row["trips"] or 0),
-            "total_revenue": round(row["total"] or 0.0, 2),
-        }
-    if key != TRIPS_BY_ZONE:
-        return {}
-    totals = backend.query(
-        f"SELECT dataset, SUM(trips) AS trips, SUM(revenue) AS revenue, COUNT(*) AS zone_rows, "
-        f"SUM(CASE WHEN pickup_zone IS NULL THEN trips ELSE 0 END) AS unknown_zone_trips "
-        f"FROM {backend.table_ref('trips_by_zone')} {where} GROUP BY dataset"
-    ).to_pylist()
-    by_dataset = {row["dataset"]: row for row in totals}
-    figures: dict[str, Any] = {
-        "dagster/row_count": sum(int(r["zone_rows"]) for r in totals),
-        "total_trips": sum(int(r["trips"]) for r in totals),
-        "total_revenue": round(sum(r["revenue"] or 0.0 for r in totals), 2),
-        "unknown_zone_trips": sum(int(r["unknown_zone_trips"]) for r in totals),
-    }
-    for spec in DATASETS.values():
-        row = by_dataset.get(spec.name, {})
-        figures[f"trips_{spec.name}"] = int(row.get("trips") or 0)
-        if spec.amount_column:
-            figures[f"revenue_{spec.name}"] = round(row.get("revenue") or 0.0, 2)
-    return figures
-
-
-class DbtCli(dg.ConfigurableResource):
-    """Where dbt is: the project and the executable (dagster-dbt's DbtCliResource is made from
-    them in the step, taxi_assets/analytics/runner.py)."""
-
-    project_dir: str
-    dbt_executable: str
-
-
-def run_dbt(
-    context: dg.AssetExecutionContext,
-    dbt: DbtCli,
-    warehouse: Warehouse,
-    translator: TaxiDbtTranslator,
-    args: list[str],
-) -> tuple[list[Any], Exception | None]:
-    """dbt `args` against the warehouse, holding its writer lock, on what the step selected:
-    the step's events, and the error dbt ended with (raise it after passing the events on).
-
-    Events are passed on once dbt has exited: on DuckDB the dbt process holds the file until
-    then, and the marts' figures are read from it afterwards."""
-    from taxi_assets.analytics import runner as dbt_runner  # dagster-dbt and dbt-core: only in the steps that run dbt
-
-    selection, indirect = dbt_runner.selection(context, translator)
-    events: list[Any] = []
-    with writer_lock(warehouse.uri):
-        env = warehouse_dbt_env(warehouse)
-        if indirect:
-            env["DBT_INDIRECT_SELECTION"] = indirect
-        invocation = dbt_runner.start(
-            translator, dbt.project_dir, dbt.dbt_executable, args, selection, dbt_process_env(env)
-        )
-        try:
-            events.extend(dbt_runner.step_events(context, invocation.stream()))
-        except Exception as exc:  # noqa: BLE001 - returned, raised by the caller after the events
-            return events, exc
-    return events, None
-
-
 def build_dbt_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
     # Built by `make install`; rebuilt here only when a project file is newer (a stat per file).
     prepare_manifest()
@@ -187,13 +102,13 @@ def build_dbt_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
         lake_io_manager: dg.ResourceParam[LakeIOManager],
     ):
         month = normalize_month(context.partition_key)
-        events, failure = run_dbt(context, dbt, warehouse, translator, ["build", "--vars", dbt_vars(month)])
+        events, failure = dbt.run(context, warehouse, translator, ["build", "--vars", dbt_vars(month)])
         for event in events:
             if isinstance(event, dg.MaterializeResult) and (
-                figures := month_figures(warehouse, month, event.asset_key)
+                figures := month_figures(warehouse, month, event.asset_key.path[-1])
             ):
                 if event.asset_key == TRIPS_BY_ZONE:
-                    maps = PickupMaps(lake_io_manager, context.log)
+                    maps = PickupMaps(lake_io_manager, shapes_key("lake"), context.log)
                     figures.update(maps.metadata(warehouse, warehouse.table_ref("trips_by_zone"), month))
                 event = dg.MaterializeResult(asset_key=event.asset_key, metadata={**(event.metadata or {}), **figures})
             yield event
@@ -208,7 +123,7 @@ def build_dbt_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
         op_tags={SELECT_TAG: "fqn:*", EXCLUDE_TAG: MONTHLY_SELECT},
     )
     def dbt_zone_models(context: dg.AssetExecutionContext, dbt: DbtCli, warehouse: Warehouse):
-        events, failure = run_dbt(context, dbt, warehouse, translator, ["build"])
+        events, failure = dbt.run(context, warehouse, translator, ["build"])
         yield from events
         if failure is not None:
             raise failure
@@ -225,10 +140,6 @@ def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     )
 
 
-def dbt_resource() -> DbtCli:
-    return DbtCli(project_dir=str(PROJECT_DIR), dbt_executable=dbt_executable())
-
-
 @dg.definitions
 def dbt_models() -> dg.Definitions:
     """The dbt models as assets, and the sensor that builds a month's once its feeds are in."""
@@ -236,6 +147,6 @@ def dbt_models() -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         sensors=[build_automation_sensor()],
-        # The dbt project's models run against `warehouse` (run_dbt points dbt at it).
+        # The dbt project's models run against `warehouse` (DbtCli.run points dbt at it).
         resources={"dbt": dbt_resource()},
     )
