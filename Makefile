@@ -40,10 +40,11 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) exec $(PY) -m taxi_tools.demo --root $(MIRROR_ROOT) --months $(DEMO_MONTHS) \
 	  --port $(MIRROR_PORT) -- $(DEMO_DEV_ARGS)
 
-# Lint, format and the definitions as `dg` loads them (VIRTUAL_ENV: dg checks it is ours).
+# Lint, format, the dbt models' SQL and the definitions as `dg` loads them (VIRTUAL_ENV: dg checks it is ours).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/sqlfluff lint taxi_assets/analytics/dbt_project/models
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
 
 # The inner loop: lint, then the unit and integration tests (real mirror, DuckDB, fake-gcs-server, a BigQuery emulator,

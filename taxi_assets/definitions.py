@@ -15,6 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from taxi_assets.defs.policies import apply_policies
+
 
 def load_definitions() -> dg.Definitions:
     """The project's definitions, from the environment as it is now (defs/resources.py)."""
@@ -25,7 +27,8 @@ def load_definitions() -> dg.Definitions:
         for category in (dg.PreviewWarning, dg.BetaWarning, dg.SupersessionWarning, DeprecationWarning):
             warnings.simplefilter("ignore", category)
         folder = tree.build_defs(tree.defs_module_path)
-    return dg.Definitions.merge(folder, dg.Definitions(component_tree=tree))
+        # Freshness and automation once for every asset of every layer (mapping specs is "preview").
+        return apply_policies(dg.Definitions.merge(folder, dg.Definitions(component_tree=tree)))
 
 
 defs = load_definitions()

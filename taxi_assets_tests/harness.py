@@ -4,6 +4,7 @@ mirror serves, and `Platform`, one isolated install of the product under a tempo
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -11,13 +12,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from taxi_assets.analytics.runner import dbt_resource
 from taxi_assets.definitions import load_definitions
 from taxi_assets.defs.assets import build_dataset_assets
-from taxi_assets.defs.assets.marts import dbt_resource
 from taxi_assets.defs.resources import warehouse_resource
 from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import SHAPES_TABLE, read_shapefile_zip, write_shapes_parquet
-from taxi_assets.geo.stored import INDEX_FILE_NAME, write_index
+from taxi_assets.geo.stored import CACHE_ENV, INDEX_FILE_NAME, ZoneIndexResource, write_index
 from taxi_assets.source.resource import DEFAULT_ZONE_SHAPES_URL, DEFAULT_ZONES_URL, TaxiSource
 from taxi_assets.spec.datasets import DatasetSpec
 from taxi_assets.spec.months import partition_key
@@ -42,7 +43,7 @@ def lake_shapes_files() -> dict[str, bytes]:
     TAXI_ZONE_INDEX_CACHE (conftest.py; built there once, ~50 s of CPU, then loaded)."""
     staged = Path(tempfile.mkdtemp()) / "part-0.parquet"
     write_shapes_parquet(read_shapefile_zip(TEST_DATA / "taxi_zones.zip", "taxi_zones.zip"), staged)
-    write_index(staged, staged.with_name(INDEX_FILE_NAME))
+    write_index(staged, staged.with_name(INDEX_FILE_NAME), os.environ.get(CACHE_ENV))
     files = {p.name: p.read_bytes() for p in staged.parent.iterdir()}
     shutil.rmtree(staged.parent)
     return files
@@ -77,6 +78,8 @@ class Platform:
         return f"duckdb:///{self.root / 'warehouse.duckdb'}"
 
     def resources(self) -> dict:
+        """The resources as defs/resources.py builds them, the environment read now: the staging
+        folder (TAXI_STAGING_DIR, a test's own or the session's) and the session's zone index cache."""
         return {
             "source": TaxiSource(
                 url_template=self.source_url,
@@ -84,7 +87,8 @@ class Platform:
                 zone_shapes_url=self.zone_shapes_url,
                 backoff_s=0.01,
             ),
-            "lake_io_manager": LakeIOManager(lake_uri=self.lake_uri),
+            "lake_io_manager": LakeIOManager(lake_uri=self.lake_uri, staging_dir=os.environ["TAXI_STAGING_DIR"]),
+            "zone_index": ZoneIndexResource(cache_dir=os.environ.get(CACHE_ENV)),
             "warehouse": warehouse_resource(self.warehouse_uri),
             "dbt": dbt_resource(),
         }

@@ -6,7 +6,6 @@ Times are the sensor function's own evaluation (what the daemon adds on top is
 its gRPC call). Not a test: figures for the README and the issue note.
 """
 
-import os
 import statistics
 import tempfile
 import time
@@ -22,7 +21,6 @@ from taxi_assets.defs.sensors.common import WatchLimits
 from taxi_assets.defs.sensors.gcs_drop import build_gcs_drop_sensor
 from taxi_assets.defs.sensors.new_months import build_new_month_sensor
 from taxi_assets.defs.sensors.republished import build_republished_sensor
-from taxi_assets.source.drop_zone import DROP_URI_ENV
 from taxi_assets.source.resource import TaxiSource
 from taxi_assets.spec.datasets import DATASETS
 from taxi_assets.spec.months import month_range
@@ -86,9 +84,9 @@ def main() -> None:
         bucket = gcs.create_bucket("measure-drops")
         for month in MONTHS[:3]:
             bucket.blob(f"in/yellow_tripdata_{month}.csv.gz").upload_from_string(b"x")
-        os.environ[DROP_URI_ENV] = "gs://measure-drops/in"
-        cursor = measure("GCS drop zone, 3 new objects", build_gcs_drop_sensor(), instance, ticks=1)
-        measure("GCS drop zone, nothing new", build_gcs_drop_sensor(), instance, cursor=cursor)
+        drops = {"source": TaxiSource(gcs_drop_uri="gs://measure-drops/in")}
+        cursor = measure("GCS drop zone, 3 new objects", build_gcs_drop_sensor(), instance, resources=drops, ticks=1)
+        measure("GCS drop zone, nothing new", build_gcs_drop_sensor(), instance, resources=drops, cursor=cursor)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The layout's rules: the environment is read at load in one place, and the docs the code
 points at are in the repository."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -12,13 +13,52 @@ def python_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def test_the_definitions_read_the_environment_only_in_defs_resources():
+def environment_reads(tree: ast.AST) -> list[int]:
+    """Lines that read or change the process environment: `os.environ` (or `environ` imported from
+    os) and `os.getenv`/`putenv`/`unsetenv`, except `{**os.environ, ...}`, which hands this
+    process's environment on whole to a child process without looking up anything in it."""
+    passed_on = {
+        id(value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Dict)
+        for key, value in zip(node.keys, node.values, strict=True)
+        if key is None  # `**mapping` in a dict display
+    }
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "os":
+            lines += [node.lineno for alias in node.names if alias.name in ("environ", "getenv", "putenv", "unsetenv")]
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and node.attr in ("environ", "environb", "getenv", "getenvb", "putenv", "unsetenv")
+            and id(node) not in passed_on
+        ):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_settings_are_read_from_the_environment_only_where_the_definitions_are_built():
+    # Every setting is a resource field filled in taxi_assets/defs/resources.py; nothing else in
+    # the product reads os.environ (a run sees its resources' values, run config included).
     readers = [
-        str(p.relative_to(REPO))
-        for p in python_files(PACKAGE / "defs")
-        if re.search(r"os\.environ|os\.getenv|getenv\(", p.read_text()) and p.name != "resources.py"
+        f"{p.relative_to(REPO)}:{line}"
+        for p in python_files(PACKAGE)
+        if p != PACKAGE / "defs" / "resources.py"
+        for line in environment_reads(ast.parse(p.read_text()))
     ]
-    assert readers == [], "read settings through taxi_assets/defs/resources.py (load_settings, build_resources)"
+    assert readers == [], "read settings through taxi_assets/defs/resources.py (resource fields, load_settings)"
+
+
+def test_the_environment_rule_sees_reads_and_changes():
+    seen = environment_reads(
+        ast.parse(
+            "import os\nfrom os import environ\na = os.environ.get('X')\nb = os.getenv('Y')\n"
+            "os.environ['Z'] = '1'\nc = {**os.environ, 'A': '1'}\nd = dict(os.environ)\n"
+        )
+    )
+    assert seen == [2, 3, 4, 5, 7]
 
 
 def test_no_reference_to_documents_outside_the_repository():

@@ -1,5 +1,5 @@
 """`python -m taxi_assets.analytics prepare|DBT_COMMAND [--month YYYY-MM] [dbt arguments...]`
-(project.main)."""
+(project.main), on the warehouse resource built from the environment as the definitions build it."""
 
 import sys
 

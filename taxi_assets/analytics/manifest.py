@@ -1,16 +1,14 @@
 """The dbt project's models and tests as Dagster asset specs and asset check specs, read from
-the manifest that `make install` prepares (analytics.prepare_manifest), without dagster-dbt.
+the manifest that `make install` prepares (project.prepare_manifest), as dagster-dbt's
+DagsterDbtTranslator builds them (its defaults: key, deps, description with the raw SQL,
+metadata, tags, kinds, code version; each dbt test on a model is a check on it, blocking when
+its severity is `error`, with the test's other parents as additional deps).
 
-Why not dagster-dbt's `@dbt_assets` at load: `import dagster_dbt` imports dbt-core (about
-2 s, more than the rest of the definitions together), and the definitions are imported by
-every run worker, sensor tick and code server. So the specs are built here, as dagster-dbt's
-translator builds them (its defaults: key, deps, description with the raw SQL, metadata,
-tags, kinds, code version; each dbt test on a model is a check on it, blocking when its
-severity is `error`, with the test's other parents as additional deps), and dagster-dbt is
-imported only by the step that runs dbt (taxi_assets/analytics/runner.py), which maps dbt's events
-to these keys with the same `get_asset_key`. test_dbt_specs.py builds the graph both ways and
+Not DbtProject/`@dbt_assets`: importing dagster-dbt loads dbt-core, more than doubling the definitions load.
+
+dagster-dbt is imported only by the step that runs dbt (runner.py), which maps dbt's events to
+these keys with the same `get_asset_key`; test_dbt_specs.py builds the graph both ways and
 compares every spec, so a dagster-dbt upgrade that changes its translation shows there.
-
 Not covered (the project has none): seeds and snapshots as upstreams of tests on sources,
 ephemeral models, singular tests with several parents (dagster-dbt's `meta.dagster.ref`).
 """

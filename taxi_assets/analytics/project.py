@@ -1,8 +1,9 @@
 """The analytics layer's plumbing: the dbt project in taxi_assets/analytics/dbt_project, pointed at the
-warehouse of TAXI_WAREHOUSE_URI, and its manifest.
+warehouse resource's URI (TAXI_WAREHOUSE_URI), and its manifest.
 
 - Target: dbt-duckdb on the DuckDB file, or dbt-bigquery on bigquery://PROJECT/DATASET
-  (profiles.yml reads the TAXI_DBT_* variables this module sets for the dbt process only).
+  (profiles.yml reads the TAXI_DBT_* variables this module computes from the warehouse resource,
+  given to the dbt process only: this process's os.environ is never changed).
 - Credentials as in storage/gcp.py: the key's JSON (or base64) from TAXI_GCP_CREDENTIALS_JSON,
   validated here, reaches the dbt process in its environment field by field, the private key and
   its id as DBT_ENV_SECRET_* (dbt scrubs those values from its logs and errors); never a file,
@@ -22,16 +23,15 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 from taxi_assets.spec.datasets import DATASETS
 from taxi_assets.spec.months import normalize_month
-from taxi_assets.storage.gcp import CREDENTIALS_ENV, _key_info, credentials_from_json
-from taxi_assets.storage.warehouse import DEFAULT_WAREHOUSE_URI, warehouse_kind
+from taxi_assets.storage.gcp import _key_info, credentials_from_json
 from taxi_assets.storage.warehouse import duckdb_path as warehouse_file
+from taxi_assets.storage.warehouse import warehouse_kind
 
 PROJECT_DIR = Path(__file__).parent / "dbt_project"
 TARGET_DIR = PROJECT_DIR / "target"
@@ -78,24 +78,17 @@ def dbt_env(uri: str, location: str | None = None, credentials_json: str | None 
     return env
 
 
-# os.environ is what dagster-dbt hands its dbt process: the dbt variables are in it only
-# while a process is being started, one start at a time.
-_spawning = threading.Lock()
+def warehouse_dbt_env(warehouse) -> dict[str, str]:
+    """dbt's variables for the warehouse resource (DuckDB needs no location and no key)."""
+    location, key = getattr(warehouse, "location", None), getattr(warehouse, "gcp_credentials_json", None)
+    return dbt_env(warehouse.uri, location, key)
 
 
-@contextmanager
-def environment_for_spawn(env: Mapping[str, str]) -> Iterator[None]:
-    with _spawning:
-        saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+def dbt_process_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """A dbt process's environment: this process's, passed on whole and unchanged (PATH, HOME,
+    Google's own variables), with `extra` (the warehouse's dbt variables) on top. No setting is
+    read from it here: settings come from the resources."""
+    return {**os.environ, **extra}
 
 
 def writer_lock(uri: str):
@@ -143,10 +136,9 @@ def prepare_manifest(force: bool = False) -> Path:
     Parsed for the DuckDB target whatever the warehouse: the manifest only tells Dagster which
     models, sources and tests there are (every run parses again for its real target)."""
     if force or not manifest_is_current():
-        env = {**os.environ, "TAXI_DBT_TARGET": "duckdb", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
         # Parsing reads no credentials and opens no connection: the target's type is enough.
-        for name in KEY_FIELDS_ENV.values():
-            env.pop(name, None)
+        no_key = {name: "" for name in KEY_FIELDS_ENV.values()}
+        env = dbt_process_env({**no_key, "TAXI_DBT_TARGET": "duckdb", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
         subprocess.run(
             [
                 dbt_executable(),
@@ -174,10 +166,13 @@ def dbt_executable() -> str:
 # ------------------------------------------------------------------------------- by hand
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], warehouse=None) -> int:
     """`python -m taxi_assets.analytics DBT_COMMAND [--month YYYY-MM] [dbt arguments...]`
     runs dbt on the warehouse of TAXI_WAREHOUSE_URI, holding its writer lock;
-    `python -m taxi_assets.analytics prepare` builds the manifest."""
+    `python -m taxi_assets.analytics prepare` builds the manifest.
+
+    `warehouse`: the warehouse resource; by default built from the environment as the definitions
+    build it (defs/resources.py), with its EnvVar fields resolved as at a run's start."""
     if not argv or argv[0] in ("-h", "--help"):
         print(main.__doc__)
         return 0
@@ -189,14 +184,13 @@ def main(argv: list[str]) -> int:
         i = args.index("--month")
         month = args[i + 1]
         args[i : i + 2] = ["--vars", dbt_vars(month)]
-    uri = os.environ.get("TAXI_WAREHOUSE_URI") or DEFAULT_WAREHOUSE_URI
-    env = {
-        **os.environ,
-        **dbt_env(uri, os.environ.get("TAXI_BIGQUERY_LOCATION"), os.environ.get(CREDENTIALS_ENV)),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
+    if warehouse is None:
+        from taxi_assets.defs.resources import build_resources
+
+        warehouse = build_resources()["warehouse"].process_config_and_initialize()
+    env = dbt_process_env({**warehouse_dbt_env(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
     command = [dbt_executable(), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
-    with writer_lock(uri):
+    with writer_lock(warehouse.uri):
         return subprocess.run(command, env=env, cwd=PROJECT_DIR).returncode
 
 

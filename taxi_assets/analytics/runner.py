@@ -1,35 +1,66 @@
-"""dbt run for the dbt models' assets (defs/assets/marts.py), inside their step: the one module
-that imports dagster-dbt, and through it dbt-core (about 2 s), so that loading the
-definitions does not (see analytics/manifest.py).
+"""dbt in the models' steps: the `dbt` resource runs dbt through dagster-dbt's DbtCliResource
+against the warehouse, holding its writer lock, on what the step selected, and turns dbt's
+events into the step's results. dagster-dbt (and with it dbt-core) is imported only here, when
+a step runs dbt, not when the definitions load (manifest.py says why).
 
-dagster-dbt's `DbtCliResource.cli(context=...)` takes the manifest, the translator and the
-dbt selection from metadata that `@dbt_assets` puts on its assets definition (dagster-dbt
-objects, which the definitions no longer build). So the step gives `cli` the manifest and
-a translator itself, chooses dbt's selection from the step's selected assets and checks as
-`@dbt_assets` does, and turns dbt's events (an op's: materializations, check evaluations)
-into the step's results.
+dagster-dbt's `DbtCliResource.cli(context=...)` reads the manifest, the translator and the dbt
+selection from metadata that `@dbt_assets` puts on its assets definition; these assets are built
+from specs instead, so the step gives `cli` the manifest and a translator itself and chooses
+dbt's selection from the step's selected assets and checks as `@dbt_assets` does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource
 
 from taxi_assets.analytics.manifest import EXCLUDE_TAG, SELECT_TAG, UNIQUE_ID_KEY, ManifestTranslator, dbt_name
+from taxi_assets.analytics.project import PROJECT_DIR, dbt_executable, dbt_process_env, warehouse_dbt_env, writer_lock
+from taxi_assets.storage.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from dagster_dbt import DbtCliInvocation
 
 
-class _Keys(DagsterDbtTranslator):
-    """dagster-dbt's translation of dbt's events, to the keys the specs were built with."""
+class DbtCli(dg.ConfigurableResource):
+    """Where dbt is (the project and the executable), and a step's dbt run."""
 
-    def __init__(self, translator: ManifestTranslator):
-        super().__init__()
-        self.translator = translator
+    project_dir: str
+    dbt_executable: str
 
-    def get_asset_key(self, dbt_resource_props) -> dg.AssetKey:
-        return self.translator.get_asset_key(dbt_resource_props)
+    def run(
+        self,
+        context: dg.AssetExecutionContext,
+        warehouse: Warehouse,
+        translator: ManifestTranslator,
+        args: list[str],
+    ) -> tuple[list[Any], Exception | None]:
+        """dbt `args` against the warehouse, holding its writer lock, on what the step selected:
+        the step's events, and the error dbt ended with (raise it after passing the events on).
+
+        Events are passed on once dbt has exited: on DuckDB the dbt process holds the file until
+        then, and the marts' figures are read from it afterwards."""
+        selection_args, indirect = selection(context, translator)
+        events: list[Any] = []
+        with writer_lock(warehouse.uri):
+            env = warehouse_dbt_env(warehouse)
+            if indirect:
+                env["DBT_INDIRECT_SELECTION"] = indirect
+            invocation = start(
+                translator, self.project_dir, self.dbt_executable, args, selection_args, dbt_process_env(env)
+            )
+            try:
+                events.extend(step_events(context, invocation.stream()))
+            except Exception as exc:  # noqa: BLE001 - returned, raised by the caller after the events
+                return events, exc
+        return events, None
+
+
+def dbt_resource() -> DbtCli:
+    return DbtCli(project_dir=str(PROJECT_DIR), dbt_executable=dbt_executable())
 
 
 def selection(context: dg.AssetExecutionContext, translator: ManifestTranslator) -> tuple[list[str], str | None]:
@@ -62,10 +93,44 @@ def start(
     dbt_executable: str,
     args: list[str],
     selection_args: list[str],
+    env: Mapping[str, str],
 ) -> DbtCliInvocation:
-    """Starts dbt (its environment is os.environ now: see analytics.environment_for_spawn)."""
+    """Starts dbt as `DbtCliResource.cli` does, in the environment `env` (analytics.project.dbt_process_env:
+    this process's, unchanged, plus the warehouse's dbt variables). `cli` would hand dbt os.environ
+    itself, which would have to be changed while dbt starts."""
+    from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource
+
+    class Keys(DagsterDbtTranslator):
+        """dagster-dbt's translation of dbt's events, to the keys the specs were built with."""
+
+        def get_asset_key(self, dbt_resource_props) -> dg.AssetKey:
+            return translator.get_asset_key(dbt_resource_props)
+
     cli = DbtCliResource(project_dir=project_dir, dbt_executable=dbt_executable)
-    return cli.cli([*args, *selection_args], manifest=translator.manifest, dagster_dbt_translator=_Keys(translator))
+    target_path = cli._get_unique_target_path(context=None)  # target/{id}, in the project (dbt's cwd)
+    process_env = {
+        **env,
+        # What dagster-dbt sets for every dbt process it starts (its events are read from JSON logs).
+        "DAGSTER_DBT_CLI": "true",
+        "PYTHONUNBUFFERED": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_LOG_FORMAT": "json",
+        "DBT_TARGET_PATH": str(target_path),
+        "DBT_LOG_PATH": str(target_path),
+        "DBT_PROJECT_DIR": project_dir,
+    }
+    return DbtCliInvocation.run(
+        args=[cli.dbt_executable, *cli.global_config_flags, *args, *selection_args],
+        env=process_env,
+        manifest=translator.manifest,
+        dagster_dbt_translator=Keys(),
+        project_dir=Path(project_dir),
+        target_path=Path(project_dir) / target_path,
+        raise_on_error=True,
+        context=None,
+        adapter=None,  # dbt's adapter in this process serves only metadata the steps do not ask for
+        cli_version=cli._cli_version,
+    )
 
 
 def step_events(context: dg.AssetExecutionContext, events: Iterable[Any]) -> Iterator[Any]:

@@ -8,6 +8,11 @@
 | TAXI_STAGING_DIR    | ./data/staging     (scratch for files being built) |
 | TAXI_GCP_CREDENTIALS_JSON | unset: GOOGLE_APPLICATION_CREDENTIALS, else application-default credentials |
 | TAXI_BIGQUERY_LOCATION    | unset: the dataset's location |
+| TAXI_GCS_DROP_URI         | unset: no drop zone (gs://bucket/prefix watched by gcs_drop_sensor) |
+| TAXI_ZONE_INDEX_CACHE     | unset: no folder keeping built zone indexes |
+
+This is the one module that reads the environment: every setting is a resource field
+filled here when the definitions are built; nothing reads os.environ during a run.
 
 TAXI_SOURCE_URL and TAXI_WAREHOUSE_URI are checked here, when the definitions load,
 and again by their resources when a run starts (ConfigError naming the variable).
@@ -25,6 +30,8 @@ import dagster as dg
 from pydantic import Field
 
 from taxi_assets.defs.sensors.common import INTERVAL_ENV, START_MONTH_ENV, WatchLimits, parse_start_months
+from taxi_assets.geo.stored import CACHE_ENV, ZoneIndexResource
+from taxi_assets.source.drop_zone import DROP_URI_ENV
 from taxi_assets.source.resource import (
     DEFAULT_SOURCE_URL,
     DEFAULT_ZONE_SHAPES_URL,
@@ -36,6 +43,7 @@ from taxi_assets.source.resource import (
 from taxi_assets.storage.gcp import CREDENTIALS_ENV
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import DEFAULT_LAKE_URI
+from taxi_assets.storage.staging import DEFAULT_STAGING_DIR
 from taxi_assets.storage.warehouse import DEFAULT_WAREHOUSE_URI, Warehouse, check_warehouse_uri, warehouse_kind
 
 
@@ -153,12 +161,16 @@ def build_resources() -> dict[str, object]:
             url_template=env_or_default("TAXI_SOURCE_URL", DEFAULT_SOURCE_URL),
             zones_url=env_or_default("TAXI_ZONES_URL", DEFAULT_ZONES_URL),
             zone_shapes_url=env_or_default("TAXI_ZONE_SHAPES_URL", DEFAULT_ZONE_SHAPES_URL),
+            gcs_drop_uri=env_or_default(DROP_URI_ENV, None),
+            gcp_credentials_json=credentials,
         ),
         "lake_io_manager": with_field_defaults(
             LakeIOManager,
             lake_uri=env_or_default("TAXI_LAKE_URI", DEFAULT_LAKE_URI),
             gcp_credentials_json=credentials,
+            staging_dir=env_or_default("TAXI_STAGING_DIR", DEFAULT_STAGING_DIR),
         ),
+        "zone_index": with_field_defaults(ZoneIndexResource, cache_dir=env_or_default(CACHE_ENV, None)),
         "warehouse": warehouse_resource(
             env_or_default("TAXI_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI),
             kind=warehouse_kind(warehouse_uri()),

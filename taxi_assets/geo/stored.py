@@ -12,7 +12,8 @@ itself, with a warning: the shapes are the truth and the index only a cache of t
 the months still come out the same; only the step's time and memory suffer, which the
 warning says and a rematerialization of the shapes fixes.
 
-TAXI_ZONE_INDEX_CACHE (optional, unset by default) names a folder where built indexes are
+`ZoneIndexResource` (the `zone_index` resource) loads it for the lake step and builds it for
+the shapes' step. Its `cache_dir` (TAXI_ZONE_INDEX_CACHE; optional, unset by default) names a folder where built indexes are
 also kept, one file per key: the SHA-256 of the shapes file, INDEX_FORMAT, the source of
 the index code (geo/locate.py, geo/shapes.py) and the numpy/shapely/GEOS versions. A
 process that would build an index finds it there instead (a load, about 0.2 s), whoever
@@ -29,14 +30,18 @@ import os
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import shapely
 from filelock import FileLock
+from pydantic import Field
 
-from taxi_assets.errors import ConfigError
+from taxi_assets.errors import ConfigError, ConversionError
 from taxi_assets.geo import locate, shapes
+from taxi_assets.geo.fill import ZoneFill
 from taxi_assets.geo.locate import INDEX_FORMAT, ZoneIndex
 from taxi_assets.geo.shapes import read_shapes_parquet
+from taxi_assets.storage.io_manager import LakeIOManager, published
 
 INDEX_FILE_NAME = "_zone_index.npz"
 CACHE_ENV = "TAXI_ZONE_INDEX_CACHE"
@@ -59,19 +64,18 @@ def _code_key() -> str:
     return hashlib.sha256(versions.encode() + b"\0" + code).hexdigest()
 
 
-def cache_path(version: str) -> Path | None:
-    """Where TAXI_ZONE_INDEX_CACHE keeps the index of shapes of `version` (None: unset)."""
-    folder = os.environ.get(CACHE_ENV)
+def cache_path(version: str, folder: str | None) -> Path | None:
+    """Where the cache folder keeps the index of shapes of `version` (None: no folder)."""
     if not folder:
         return None
     key = hashlib.sha256(f"{version}\0{_code_key()}".encode()).hexdigest()[:32]
     return Path(folder).expanduser().absolute() / f"zone-index-{key}.npz"
 
 
-def _build(shapes_path: Path, version: str) -> tuple[ZoneIndex, Path | None, bool]:
-    """The index of the shapes, its TAXI_ZONE_INDEX_CACHE file (None: unset) and whether it
+def _build(shapes_path: Path, version: str, folder: str | None) -> tuple[ZoneIndex, Path | None, bool]:
+    """The index of the shapes, its file in the cache folder (None: no folder) and whether it
     came from there. Under a lock per key: processes that start together build it once."""
-    cached = cache_path(version)
+    cached = cache_path(version, folder)
     if cached is None:
         return ZoneIndex.from_table(read_shapes_parquet(shapes_path)), None, False
     try:
@@ -92,30 +96,30 @@ def _build(shapes_path: Path, version: str) -> tuple[ZoneIndex, Path | None, boo
             finally:
                 partial.unlink(missing_ok=True)
     except OSError as exc:
-        raise ConfigError(f"{CACHE_ENV}={os.environ[CACHE_ENV]!r}: cannot keep the zone index there: {exc}") from exc
+        raise ConfigError(f"{CACHE_ENV}={folder!r}: cannot keep the zone index there: {exc}") from exc
     return index, cached, False
 
 
 _BUILT: dict[str, tuple[ZoneIndex, Path | None, bool]] = {}  # version -> _build's answer: the last two
 
 
-def built_index(shapes_path: Path, version: str) -> ZoneIndex:
+def built_index(shapes_path: Path, version: str, cache_dir: str | None = None) -> ZoneIndex:
     """The index built from the lake shapes file at shapes_path (of `version`): once per
     process and version (a process that runs many months, or many runs in tests), and with
-    TAXI_ZONE_INDEX_CACHE set, once per cache folder."""
+    a cache folder, once per folder."""
     if version not in _BUILT:
-        built = _build(shapes_path, version)
+        built = _build(shapes_path, version, cache_dir)
         while len(_BUILT) >= 2:
             _BUILT.pop(next(iter(_BUILT)))
         _BUILT[version] = built
     return _BUILT[version][0]
 
 
-def write_index(shapes_path: Path, dest: Path) -> Path | None:
+def write_index(shapes_path: Path, dest: Path, cache_dir: str | None = None) -> Path | None:
     """Build the index of the shapes file at shapes_path and store it at dest. Returns the
-    TAXI_ZONE_INDEX_CACHE file it was taken from instead of built, if it was."""
+    file of the cache folder it was taken from instead of built, if it was."""
     version = shapes_version(shapes_path)
-    index = built_index(shapes_path, version)
+    index = built_index(shapes_path, version, cache_dir)
     _, cached, hit = _BUILT[version]
     if cached is not None and cached.exists():
         shutil.copyfile(cached, dest)  # the same bytes index.save writes, without compressing again
@@ -133,3 +137,52 @@ def read_index(index_path: Path, version: str) -> tuple[ZoneIndex | None, str]:
     if meta.get("shapes_sha256") != version:
         return None, "the stored zone index was built from other shapes than the lake holds now"
     return ZoneIndex.load(index_path), "stored"
+
+
+class ZoneIndexResource(dg.ConfigurableResource):
+    """The coordinates -> zone index: built for the lake's zone shapes, loaded by the lake step
+    of months with coordinates from beside them."""
+
+    cache_dir: str | None = Field(
+        default=None,
+        description=f"A folder keeping built zone indexes ({CACHE_ENV}): a rebuild of the same shapes is a load.",
+    )
+
+    def write(self, shapes_path: Path, dest: Path) -> Path | None:
+        """The index of the shapes file at `dest`; the cache file it was copied from, if it was."""
+        return write_index(shapes_path, dest, self.cache_dir)
+
+    def fill(self, dataset: str, lake: LakeIOManager, shapes_key: dg.AssetKey, log) -> ZoneFill:
+        """Location IDs from coordinates, the index loaded at the first month that needs it from
+        beside the lake's shapes (`shapes_key`), or built from them with a warning when it is not
+        there or not of these shapes."""
+
+        def load() -> ZoneIndex:
+            store = lake.store()
+            try:
+                shapes = published(store, shapes_key, None)
+            except FileNotFoundError as exc:
+                raise ConversionError(
+                    f"{dataset}: this month has coordinates, which become location IDs through the zone shapes: "
+                    f"materialize {shapes_key.to_user_string()} (group zones) first. {exc}"
+                ) from None
+            with shapes.local_path() as path:
+                version = shapes_version(path)
+                try:
+                    stored = published(store, shapes_key, None, sidecar=INDEX_FILE_NAME)
+                except FileNotFoundError:
+                    index, why = None, "the lake holds no zone index beside the shapes"
+                else:
+                    with stored.local_path() as index_path:
+                        index, why = read_index(index_path, version)
+                if index is not None:
+                    log.info(f"{dataset}: zone index {stored.uri} (of shapes {version[:12]})")
+                    return index
+                log.warning(
+                    f"{dataset}: {why}: building it from {shapes.uri} in this step (about 50 s of CPU and a few "
+                    f"hundred MiB more; a load if {CACHE_ENV} holds it). Materialize {shapes_key.to_user_string()} "
+                    "to store it once for every month."
+                )
+                return built_index(path, version, self.cache_dir)
+
+        return ZoneFill(load)

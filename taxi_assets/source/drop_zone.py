@@ -1,6 +1,6 @@
 """The GCS drop zone: month files that others put under a gs://bucket/prefix.
 
-Enabled by TAXI_GCS_DROP_URI=gs://bucket/prefix. A file is recognised by its
+Enabled by TAXI_GCS_DROP_URI=gs://bucket/prefix (the source resource's `gcs_drop_uri`). A file is recognised by its
 published name, `{dataset}_tripdata_{YYYY-MM}.csv.gz` (or `.csv`, `.parquet`),
 anywhere under the prefix. The client is google-cloud-storage's, with the lake's
 credentials (or the emulator named by STORAGE_EMULATOR_HOST).
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from taxi_assets.errors import NotPublishedError, SourceError
 from taxi_assets.source.http import Download
-from taxi_assets.storage.gcp import CREDENTIALS_ENV, credentials_from_json
+from taxi_assets.storage.gcp import credentials_from_json
 
 if TYPE_CHECKING:  # the Google client is imported when the drop zone is used, not with the definitions
     from google.cloud import storage
@@ -42,11 +41,11 @@ def parse_gs_uri(uri: str) -> tuple[str, str]:
     return parse_gs_uri(uri)
 
 
-def client() -> storage.Client:
-    """The lake's credentials (TAXI_GCP_CREDENTIALS_JSON, else Google's default chain)."""
+def client(credentials_json: str | None) -> storage.Client:
+    """With the lake's credentials (TAXI_GCP_CREDENTIALS_JSON), else Google's default chain."""
     from google.cloud import storage
 
-    return storage.Client(credentials=credentials_from_json(os.environ.get(CREDENTIALS_ENV)))
+    return storage.Client(credentials=credentials_from_json(credentials_json))
 
 
 @dataclass(frozen=True)
@@ -58,11 +57,6 @@ class GCSDropZone:
     def from_uri(cls, uri: str) -> GCSDropZone:
         bucket, path = parse_gs_uri(uri)
         return cls(bucket=bucket, prefix=f"{path}/" if path else "")
-
-    @classmethod
-    def from_env(cls) -> GCSDropZone | None:
-        uri = os.environ.get(DROP_URI_ENV, "").strip()
-        return cls.from_uri(uri) if uri else None
 
     @property
     def uri(self) -> str:
@@ -101,14 +95,14 @@ class DroppedObject:
         return (self.updated.isoformat(timespec="microseconds"), self.key)
 
 
-def download(uri: str, dest: Path, label: str) -> Download:
+def download(uri: str, dest: Path, label: str, credentials_json: str | None = None) -> Download:
     """Copy the object at `uri` to `dest` byte for byte (the client verifies its checksum)."""
     from google.api_core import exceptions as gexc
 
     started = time.monotonic()
     bucket, name = parse_gs_uri(uri)
     try:
-        blob = client().bucket(bucket).get_blob(name)
+        blob = client(credentials_json).bucket(bucket).get_blob(name)
         if blob is None:
             raise NotPublishedError(f"{label}: {uri} does not exist")
         dest.parent.mkdir(parents=True, exist_ok=True)

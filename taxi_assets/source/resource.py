@@ -6,16 +6,22 @@ import logging
 import string
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import Field
 
 from taxi_assets.errors import ConfigError, NotPublishedError, SchemaError
-from taxi_assets.source import http
-from taxi_assets.source.http import url_file_name
+from taxi_assets.source import drop_zone, http
+from taxi_assets.source.drop_zone import GCSDropZone
+from taxi_assets.source.http import Download, url_file_name
 from taxi_assets.spec.datasets import DatasetSpec
 from taxi_assets.spec.months import normalize_month
+from taxi_assets.storage.gcp import credentials_field
+
+if TYPE_CHECKING:  # the Google client is imported when the drop zone is used
+    from google.cloud import storage
 
 COURSE_CSV_URL = (
     "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/{dataset}/{dataset}_tripdata_{month}.csv.gz"
@@ -114,6 +120,22 @@ class TaxiSource(dg.ConfigurableResource):
     deadline_s: float = Field(
         default=3600.0, description="Longest one download attempt may take (a trickle that never stalls)."
     )
+    gcs_drop_uri: str | None = Field(
+        default=None,
+        description="gs://bucket/prefix (TAXI_GCS_DROP_URI) where others drop month files; unset: no drop zone.",
+    )
+    gcp_credentials_json: str | None = credentials_field()
+
+    def drop_zone(self) -> GCSDropZone | None:
+        uri = (self.gcs_drop_uri or "").strip()
+        return GCSDropZone.from_uri(uri) if uri else None
+
+    def drop_zone_client(self) -> storage.Client:
+        return drop_zone.client(self.gcp_credentials_json)
+
+    def download_dropped(self, uri: str, dest: Path, label: str) -> Download:
+        """The object at `uri` (a file of the drop zone) to `dest`, with the lake's credentials."""
+        return drop_zone.download(uri, dest, label, self.gcp_credentials_json)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # At run start, before anything is fetched (an EnvVar is resolved only now).

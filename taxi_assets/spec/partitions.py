@@ -14,7 +14,7 @@ from taxi_assets.spec.datasets import DatasetSpec
 def _monthly(start: str, lag_months: int) -> dg.MonthlyPartitionsDefinition:
     # A negative end_offset ends the partitions `lag_months` before the last complete
     # month, so months the source cannot have published yet are not offered, and the
-    # schedule loads exactly the latest publishable month (see also defs/freshness.py).
+    # schedule loads exactly the latest publishable month (see also defs/policies.py).
     return dg.MonthlyPartitionsDefinition(start_date=start, end_offset=-lag_months)
 
 

@@ -42,17 +42,25 @@ def parse_gs_uri(uri: str) -> tuple[str, str]:
 
 class GCSLakeStore:
     def __init__(
-        self, bucket: str, prefix: str = "", client: storage.Client | None = None, chunk_size: int = CHUNK_SIZE
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: storage.Client | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        scratch: str | Path | None = None,
     ):
         self.client = client or storage.Client()
+        # Where objects are downloaded to be read (the staging folder); None: the system's temp folder.
+        self.scratch = scratch
         self.bucket = self.client.bucket(bucket)
         self.prefix = prefix.strip("/")
         self.chunk_size = chunk_size
 
     @classmethod
-    def from_uri(cls, uri: str, credentials_json: str | None = None) -> GCSLakeStore:
+    def from_uri(cls, uri: str, credentials_json: str | None = None, scratch: str | Path | None = None) -> GCSLakeStore:
         bucket, prefix = parse_gs_uri(uri)
-        return cls(bucket, prefix, storage.Client(credentials=credentials_from_json(credentials_json)))
+        client = storage.Client(credentials=credentials_from_json(credentials_json))
+        return cls(bucket, prefix, client, scratch=scratch)
 
     def _name(self, relpath: str) -> str:
         return f"{self.prefix}/{relpath}" if self.prefix else relpath
@@ -96,7 +104,7 @@ class GCSLakeStore:
     @contextmanager
     def local_path(self, relpath: str) -> Iterator[Path]:
         """Downloads to a temporary file of the object's name (readers go by the extension)."""
-        root = staging_root()
+        root = staging_root(self.scratch or tempfile.gettempdir())
         root.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="gcs-", dir=root))
         path = folder / relpath.rsplit("/", 1)[-1]

@@ -18,11 +18,12 @@ taxi_zone_shapes/_zone_index.npz); `published` hands out the data file, or a sid
 from __future__ import annotations
 
 import dagster as dg
+from pydantic import Field
 
 from taxi_assets.spec.months import normalize_month
 from taxi_assets.storage.gcp import credentials_field
 from taxi_assets.storage.lake import LakeObject, LakeStore, lake_store_from_uri
-from taxi_assets.storage.staging import StagedFile
+from taxi_assets.storage.staging import DEFAULT_STAGING_DIR, StagedFile
 
 
 def partition_folder(asset_key: dg.AssetKey, partition_key: str | None) -> str:
@@ -52,9 +53,17 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     lake_uri: str
     gcp_credentials_json: str | None = credentials_field()
+    staging_dir: str = Field(
+        default=DEFAULT_STAGING_DIR,
+        description="Scratch folder (TAXI_STAGING_DIR) where files are built before they are published.",
+    )
 
     def store(self) -> LakeStore:
-        return lake_store_from_uri(self.lake_uri, credentials_json=self.gcp_credentials_json)
+        return lake_store_from_uri(self.lake_uri, credentials_json=self.gcp_credentials_json, scratch=self.staging_dir)
+
+    def stage(self, name: str) -> StagedFile:
+        """A new staged file `name`, in a folder of its own under the staging folder."""
+        return StagedFile.new(name, self.staging_dir)
 
     def handle_output(self, context: dg.OutputContext, obj: StagedFile | dict[str, StagedFile]) -> None:
         """Publish one staged file, or {partition key: staged file} from a run over a range of months."""

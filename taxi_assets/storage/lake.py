@@ -106,11 +106,12 @@ class LocalLakeStore:
         yield path
 
 
-def lake_store_from_uri(uri: str, credentials_json: str | None = None) -> LakeStore:
+def lake_store_from_uri(uri: str, credentials_json: str | None = None, scratch: str | None = None) -> LakeStore:
+    """The lake at `uri`; `scratch` is where a remote lake's objects are downloaded to be read."""
     if uri.startswith("gs://"):
         from taxi_assets.storage.gcs import GCSLakeStore
 
-        return GCSLakeStore.from_uri(uri, credentials_json=credentials_json)
+        return GCSLakeStore.from_uri(uri, credentials_json=credentials_json, scratch=scratch)
     if "://" in uri and not uri.startswith("file://"):
         raise ValueError(f"unsupported lake URI {uri!r}: use a folder or gs://bucket/prefix")
     return LocalLakeStore(uri.removeprefix("file://"))

@@ -1,8 +1,8 @@
 """Scratch space: files being built before the lake I/O manager publishes them.
 
 Every layer hands the I/O manager a `StagedFile`; the file lives in a folder of its own under
-TAXI_STAGING_DIR (on the lake's filesystem by default, so publishing a local lake file is a
-rename, not a copy). Folders and temporary files carry the owning process's id, so what a
+the lake I/O manager's staging folder (`staging_dir`, TAXI_STAGING_DIR; on the lake's
+filesystem by default, so publishing a local lake file is a rename, not a copy). Folders and temporary files carry the owning process's id, so what a
 killed run left behind is removed by the next one.
 """
 
@@ -18,11 +18,8 @@ from pathlib import Path
 DEFAULT_STAGING_DIR = "./data/staging"
 
 
-def staging_root() -> Path:
-    """Scratch space for files being built; on the lake's filesystem by default so
-    publishing a local lake file is a rename, not a copy."""
-    # Read when a file is staged (a run), not when the definitions load.
-    return Path(os.environ.get("TAXI_STAGING_DIR", DEFAULT_STAGING_DIR)).expanduser().absolute()
+def staging_root(folder: str | Path) -> Path:
+    return Path(folder).expanduser().absolute()
 
 
 def owner_tag() -> str:
@@ -57,8 +54,9 @@ class StagedFile:
     sidecars: tuple[Path, ...] = ()
 
     @classmethod
-    def new(cls, name: str) -> StagedFile:
-        root = staging_root()
+    def new(cls, name: str, folder: str | Path) -> StagedFile:
+        """A new file `name` in a folder of its own under `folder` (the staging folder)."""
+        root = staging_root(folder)
         root.mkdir(parents=True, exist_ok=True)
         # Folders left by killed runs are removed by the next run (on any month).
         for folder in root.glob("stage-pid*"):

@@ -38,7 +38,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -62,6 +62,7 @@ from taxi_assets.transform.reader import (
 
 if TYPE_CHECKING:  # shapely and pyproj load only where zones are filled
     from taxi_assets.geo.fill import ZoneFill
+    from taxi_assets.transform.quarantine import Quarantine
 
 ROW_GROUP_ROWS = 64 << 10
 PARQUET_BATCH_ROWS = 64 << 10
@@ -96,6 +97,58 @@ class ConvertResult:
     unknown_codes: dict[str, dict[str, int]] = field(default_factory=dict)
     # Location IDs set from coordinates: mapped_/unlocated_pickups/dropoffs and shares (geo.fill).
     zones: dict[str, float] = field(default_factory=dict)
+
+    def set_aside(self, quarantine: Quarantine) -> int:
+        """What the set-aside rows count for in the accounting: records, or their lines where the
+        file's records were counted by lines (a CSV whose quotes do not close)."""
+        return quarantine.lines if self.rows_read_unit == "lines" else quarantine.rows
+
+    def warnings(self, quarantine: Quarantine) -> list[str]:
+        """What a user should know about the month's conversion, one line each."""
+        label = f"{self.dataset} {self.month}"
+        lines = []
+        if quarantine.rows:
+            lines.append(
+                f"{label}: set aside {quarantine.rows:,} malformed of {quarantine.records:,} rows "
+                f"({quarantine.share:.3%}) in the lake's quarantine; e.g. {' | '.join(quarantine.examples)}"
+            )
+        if self.unknown_codes:
+            lines.append(f"{label}: unknown text codes stored as null: {self.unknown_codes}")
+        if self.extra_columns:
+            lines.append(f"{label}: dropped columns not in the spec: {', '.join(self.extra_columns)}")
+        if self.non_finite_nulled:
+            counts = ", ".join(f"{n:,} in {c}" for c, n in self.non_finite_nulled.items())
+            lines.append(f"{label}: NaN/infinite values stored as null: {counts}")
+        return lines
+
+    def summary(self, quarantine: Quarantine) -> str:
+        return (
+            f"{self.dataset} {self.month}: {self.rows:,} rows in {self.seconds:.1f}s "
+            f"({self.rows_read:,} read = {self.rows:,} published + {self.set_aside(quarantine):,} set aside)"
+        )
+
+    def metadata(self, quarantine: Quarantine) -> dict[str, Any]:
+        """The month's materialization metadata: its figures, what was renamed, dropped, nulled."""
+        return {
+            "dagster/row_count": self.rows,
+            # Checked for every month (quarantine.check_accounted): rows_read = row_count + set_aside_rows.
+            "rows_read": self.rows_read,
+            "set_aside_rows": self.set_aside(quarantine),
+            "quarantined_rows": quarantine.rows,
+            "quarantined_share": round(quarantine.share, 6),
+            "outside_month_rows": self.outside_month_rows,
+            "outside_month_share": round(self.outside_month_rows / max(self.rows, 1), 6),
+            "renamed_columns": self.renamed,
+            "dropped_columns": self.extra_columns,
+            "filled_null_columns": self.filled_columns,
+            "era": self.era or "undeclared",
+            # Text codes no data dictionary knows: stored as null, counted here.
+            "unknown_codes": self.unknown_codes,
+            "unknown_code_rows": sum(sum(c.values()) for c in self.unknown_codes.values()),
+            "non_finite_nulled": self.non_finite_nulled,
+            **self.zones,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def memory_pool() -> pa.MemoryPool:

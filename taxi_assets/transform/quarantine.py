@@ -118,9 +118,7 @@ def convert_quarantining(
 
 
 def set_aside_count(result: ConvertResult, found: Quarantine) -> int:
-    """What the set-aside rows count for in the accounting: records, or their lines where the
-    file's records were counted by lines (a CSV whose quotes do not close)."""
-    return found.lines if result.rows_read_unit == "lines" else found.rows
+    return result.set_aside(found)
 
 
 def check_accounted(label: str, src: Path, result: ConvertResult, found: Quarantine) -> None:

@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 import pytest
 from google.cloud import bigquery
 
+from taxi_assets.analytics.runner import dbt_resource
 from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.defs.assets.keys import mart_key, warehouse_key, zones_key
-from taxi_assets.defs.assets.marts import dbt_resource
 from taxi_assets.defs.resources import build_resources, warehouse_resource
 from taxi_assets.spec.datasets import DATASETS, SOURCE_MONTH_COLUMN
 from taxi_assets.spec.months import partition_key

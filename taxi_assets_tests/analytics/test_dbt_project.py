@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pyarrow as pa
 import yaml
@@ -43,17 +44,55 @@ def test_every_dataset_is_a_source_with_its_columns_types_and_first_month():
     assert analytics.feeds() == {spec.table: spec.first_month for spec in DATASETS.values()}
 
 
-def test_each_staging_view_maps_the_spec_tables_amount_distance_times_and_zone():
-    """trips_by_zone sums a feed's amount column of the spec table and averages its distance."""
-    import re
+# The vocabulary every staging view shares: (column, type of sources.yml) in order.
+STAGING_MACROS = (analytics.PROJECT_DIR / "macros" / "staging.sql").read_text()
+VOCABULARY = re.findall(
+    r"\('(\w+)', '(\w+)'\)", re.search(r"macro trip_vocabulary\(\).*?endmacro", STAGING_MACROS, re.S).group(0)
+)
+CAST = re.compile(r"cast\(\s*(.+?)\s+as \{\{ sql_type\('(\w+)'\) \}\}\s*\) as (\w+)", re.S)
 
+
+def staging_select(spec) -> tuple[list[tuple[str, str, str]], str]:
+    """A staging model's select list as (column, type, expression), and what it selects from."""
+    sql = (analytics.PROJECT_DIR / "models" / "staging" / f"stg_{spec.name}_trips.sql").read_text()
+    sql = re.sub(r"\{#.*?#\}|--[^\n]*", "", sql, flags=re.S)
+    match = re.fullmatch(r"\s*select\s+(.+?)\s+from (.+?)\s*", sql, flags=re.S)
+    assert match, f"stg_{spec.name}_trips: one select from the feed's source"
+    columns = []
+    for item in re.split(r",\n", match.group(1)):
+        item = item.strip()
+        if item == "source_month":  # passed through uncast: BigQuery prunes partitions through the view
+            columns.append(("source_month", "date", "source_month"))
+            continue
+        cast = CAST.fullmatch(item)
+        assert cast, f"stg_{spec.name}_trips: {item!r} is not cast(... as {{{{ sql_type(...) }}}}) as a column"
+        expression, sql_type, name = cast.groups()
+        columns.append((name, sql_type, expression))
+    return columns, match.group(2)
+
+
+def test_each_staging_model_names_and_casts_the_vocabulary_explicitly_from_its_one_source():
+    (source,) = yaml.safe_load(SOURCES.read_text())["sources"]
+    source_columns = {t["name"]: {c["name"] for c in t["columns"]} for t in source["tables"]}
+    assert ("revenue_amount", "float") in VOCABULARY
     for spec in DATASETS.values():
-        sql = (analytics.PROJECT_DIR / "models" / "staging" / f"stg_{spec.name}_trips.sql").read_text()
-        mapped = dict(re.findall(r"'(\w+)': '(\w+)'", sql))
-        assert mapped.get("revenue_amount") == spec.amount_column, spec.name
-        assert mapped.get("trip_distance") == spec.distance_column, spec.name
+        columns, selected_from = staging_select(spec)
+        assert selected_from == f"{{{{ source_or_empty('{spec.table}') }}}}", spec.name
+        assert [(name, sql_type) for name, sql_type, _ in columns] == VOCABULARY, spec.name
+        for name, _, expression in columns:
+            read = set(re.findall(r"'?\b([A-Za-z_]\w*)\b'?", expression)) - {"null", "seconds_between", "sql_type"}
+            assert read <= source_columns[spec.table] | {spec.name}, (spec.name, name, read)
+
+
+def test_each_staging_model_maps_the_spec_tables_amount_distance_times_and_zone():
+    """trips_by_zone sums a feed's amount column of the spec table and averages its distance."""
+    for spec in DATASETS.values():
+        mapped = {name: expression for name, _, expression in staging_select(spec)[0]}
+        assert mapped["revenue_amount"] == (spec.amount_column or "null"), spec.name
+        assert mapped["trip_distance"] == (spec.distance_column or "null"), spec.name
         assert mapped["pickup_datetime"] == spec.pickup_column and mapped["dropoff_datetime"] == spec.dropoff_column
         assert mapped["pickup_location_id"] == spec.pickup_location_column
+        assert mapped["service_type"] == f"'{spec.name}'"
 
 
 def test_the_manifest_is_current_so_loading_the_definitions_parses_nothing():
@@ -92,7 +131,8 @@ def test_the_dbt_process_gets_the_warehouse_and_the_key_in_its_environment_only(
     assert env["TAXI_DBT_BQ_PROJECT"] == "proj" and env["TAXI_DBT_BQ_DATASET"] == "ds"
     assert env["DBT_ENV_SECRET_GCP_PRIVATE_KEY"] == key["private_key"]
     assert env["DBT_ENV_SECRET_GCP_PRIVATE_KEY_ID"] == "k1"
+    # Given to the dbt process, on top of this process's environment, which stays as it is.
     before = dict(os.environ)
-    with analytics.environment_for_spawn(env):
-        assert os.environ["DBT_ENV_SECRET_GCP_PRIVATE_KEY"] == key["private_key"]
+    spawned = analytics.dbt_process_env(env)
+    assert spawned["DBT_ENV_SECRET_GCP_PRIVATE_KEY"] == key["private_key"] and spawned["PATH"] == os.environ["PATH"]
     assert dict(os.environ) == before

@@ -22,8 +22,8 @@ import pytest
 import sqlglot
 
 from taxi_assets.analytics import project as analytics
+from taxi_assets.analytics.month_metadata import MAP_METADATA_KEY
 from taxi_assets.defs.assets.keys import mart_key, shapes_key, warehouse_key, zones_key
-from taxi_assets.defs.assets.mart_map import MAP_METADATA_KEY
 from taxi_assets.geo.choropleth import render_choropleth
 from taxi_assets.geo.shapes import read_shapes_parquet
 from taxi_assets.spec.datasets import DATASETS, SOURCE_MONTH_COLUMN

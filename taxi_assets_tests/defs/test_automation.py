@@ -89,3 +89,20 @@ def test_freshness_is_one_rule_the_cron_policy_of_every_monthly_asset():
     # No second mechanism that could disagree with the policy on the same page.
     assert not [k for k in graph.asset_check_keys if "freshness" in k.name]
     assert not [s.name for s in defs.sensors if "freshness" in s.name]
+
+
+def test_freshness_and_automation_are_applied_once_where_the_definitions_are_assembled():
+    # The layers build their assets bare; definitions.py applies defs/policies.py to all of them.
+    from taxi_assets.defs.assets import lake, marts, raw, warehouse
+
+    for layer in (raw.raw_layer, lake.lake_layer, warehouse.warehouse_layer, marts.dbt_models):
+        specs = [spec for assets_def in layer().assets for spec in assets_def.specs]
+        assert specs, layer
+        applied = [s.key for s in specs if s.freshness_policy is not None or s.automation_condition is not None]
+        assert applied == [], layer
+    graph = defs.resolve_asset_graph()
+    labels = {key: graph.get(key).automation_condition for key in graph.materializable_asset_keys}
+    marts_keys = {key for key in labels if graph.get(key).group_name == marts.MART_GROUP}
+    assert {labels[key].get_label() for key in marts_keys} == {"month_complete", "zones_loaded"}
+    assert labels[mart_key("dim_zones")].get_label() == "zones_loaded"
+    assert all(labels[key] is None for key in labels.keys() - marts_keys)

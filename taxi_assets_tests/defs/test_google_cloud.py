@@ -20,9 +20,9 @@ from dagster._serdes import serialize_value
 from google.auth import jwt
 from google.oauth2 import service_account
 
+from taxi_assets.analytics.runner import dbt_resource
 from taxi_assets.defs.assets import build_dataset_assets
 from taxi_assets.defs.assets.keys import mart_key, zones_key
-from taxi_assets.defs.assets.marts import dbt_resource
 from taxi_assets.defs.resources import build_resources
 from taxi_assets.spec.datasets import DATASETS
 from taxi_assets.spec.months import partition_key

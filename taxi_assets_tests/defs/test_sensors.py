@@ -60,7 +60,7 @@ def materialize_raw(server, instance, month, tmp_path, monkeypatch):
         instance=instance,
         resources={
             "source": TaxiSource(url_template=server.url_template, backoff_s=0.01),
-            "lake_io_manager": LakeIOManager(lake_uri=str(tmp_path / "lake")),
+            "lake_io_manager": LakeIOManager(lake_uri=str(tmp_path / "lake"), staging_dir=str(tmp_path / "staging")),
         },
     )
     assert result.success

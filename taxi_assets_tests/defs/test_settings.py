@@ -92,3 +92,22 @@ def test_a_warehouse_under_home_is_one_file_and_one_lock_for_loads_and_dbt(platf
             FileLock(f"{warehouse_resource(uri).path}.lock").acquire(timeout=0)
     assert sorted(p.name for p in home.iterdir()) == ["x.duckdb", "x.duckdb.lock"]
     assert list(workdir.iterdir()) == []  # no literal ./~ folder
+
+
+def test_a_run_stages_in_its_lake_io_managers_staging_folder(platform, environment, monkeypatch, tmp_path):
+    """The staging folder is a field of the lake I/O manager (TAXI_STAGING_DIR its default where
+    the definitions are built), not read by the code that stages: run config for the field moves
+    a run's files, even away from an unusable folder in the environment."""
+    unusable = tmp_path / "a-file"
+    unusable.write_text("")
+    monkeypatch.setenv("TAXI_STAGING_DIR", str(unusable / "staging"))
+    chosen = tmp_path / "staging-of-the-run"
+    result = dg.materialize(
+        build_dataset_assets(SPEC, "duckdb"),
+        partition_key=partition_key(MONTH),
+        resources=build_resources(),
+        run_config={"resources": {"lake_io_manager": {"config": {"staging_dir": str(chosen)}}}},
+    )
+    assert result.success and chosen.is_dir()
+    assert list(platform.warehouse().month_row_counts(SPEC)) == [MONTH]
+    assert not (environment / "data").exists()

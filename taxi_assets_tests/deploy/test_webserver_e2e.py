@@ -18,8 +18,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from taxi_assets.analytics.month_metadata import MAP_METADATA_KEY
 from taxi_assets.defs.assets.keys import lake_key, mart_key, raw_key, warehouse_key
-from taxi_assets.defs.assets.mart_map import MAP_METADATA_KEY
 from taxi_assets.spec.datasets import DATASETS
 from taxi_assets.spec.months import partition_key
 from taxi_assets_tests.deploy.graphql import TaxiGraphQL

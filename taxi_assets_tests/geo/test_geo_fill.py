@@ -175,8 +175,9 @@ def test_the_lake_step_loads_the_stored_zone_index_and_rebuilds_a_missing_or_sta
     """The index `lake/taxi_zone_shapes_lake` stores beside the shapes is what the lake step
     uses; one built from other shapes, of another format, or none at all: the step builds
     it from the shapes (same answers) and says so in a warning."""
-    from taxi_assets.defs.assets import lake as lake_module
-    from taxi_assets.geo.stored import INDEX_FILE_NAME, built_index
+    from taxi_assets.defs.assets.keys import shapes_key
+    from taxi_assets.geo import stored as stored_module
+    from taxi_assets.geo.stored import INDEX_FILE_NAME, ZoneIndexResource, built_index
     from taxi_assets.storage.io_manager import LakeIOManager
     from taxi_assets_tests.harness import Platform
 
@@ -190,13 +191,14 @@ def test_the_lake_step_loads_the_stored_zone_index_and_rebuilds_a_missing_or_sta
         builds.append(args)
         return built_index(*args)
 
-    monkeypatch.setattr(lake_module, "built_index", counted)
+    monkeypatch.setattr(stored_module, "built_index", counted)
 
     def load() -> tuple[ZoneIndex, list[tuple[str, str]]]:
         logged: list[tuple[str, str]] = []
         log = type("Log", (), {"info": lambda _, m: logged.append(("info", m)),
                                "warning": lambda _, m: logged.append(("warning", m))})()  # fmt: skip
-        fill = lake_module.zone_fill(coordinate_spec(), LakeIOManager(lake_uri=platform.lake_uri), log)
+        lake = LakeIOManager(lake_uri=platform.lake_uri, staging_dir=str(tmp_path / "staging"))
+        fill = ZoneIndexResource().fill(coordinate_spec().name, lake, shapes_key("lake"), log)
         return fill.index, logged
 
     index, logged = load()

@@ -5,6 +5,7 @@ the last test, which materializes the real shapes from the session's cache."""
 
 from __future__ import annotations
 
+import os
 import types
 from pathlib import Path
 
@@ -57,60 +58,64 @@ def new_process(monkeypatch) -> None:
 
 def test_an_index_built_once_is_loaded_by_the_next_process_byte_for_byte(tmp_path, monkeypatch, builds):
     cache = tmp_path / "cache"
-    monkeypatch.setenv(CACHE_ENV, str(cache))
+    folder = str(cache)
     shapes = squares(tmp_path)
     first, second = tmp_path / "first.npz", tmp_path / "second.npz"
 
-    assert write_index(shapes, first) is None  # built here
+    assert write_index(shapes, first, folder) is None  # built here
     assert builds == [2]
     (kept,) = cache.glob("*.npz")
-    assert kept == stored.cache_path(shapes_version(shapes)) and kept.read_bytes() == first.read_bytes()
+    assert kept == stored.cache_path(shapes_version(shapes), folder) and kept.read_bytes() == first.read_bytes()
 
     new_process(monkeypatch)
-    assert write_index(shapes, second) == kept  # taken from the cache, not built
+    assert write_index(shapes, second, folder) == kept  # taken from the cache, not built
     assert builds == [2]
     assert second.read_bytes() == first.read_bytes()
     index, why = read_index(second, shapes_version(shapes))
     assert why == "stored" and index.locate(*zip(WEST, EAST, SEA)).tolist() == [1, 2, 0]
     # The lake step's path (a stale or missing stored index) takes it from the cache too.
     new_process(monkeypatch)
-    assert stored.built_index(shapes, shapes_version(shapes)).locate(*zip(WEST, EAST, SEA)).tolist() == [1, 2, 0]
+    assert stored.built_index(shapes, shapes_version(shapes), folder).locate(*zip(WEST, EAST, SEA)).tolist() == [
+        1,
+        2,
+        0,
+    ]
     assert builds == [2]
 
 
 def test_other_shapes_another_format_or_other_code_is_another_key(tmp_path, monkeypatch, builds):
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    folder = str(tmp_path / "cache")
     shapes, other = squares(tmp_path), squares(tmp_path, east_id=7)
-    write_index(shapes, tmp_path / "a.npz")
+    write_index(shapes, tmp_path / "a.npz", folder)
     new_process(monkeypatch)
-    write_index(other, tmp_path / "b.npz")  # other shapes: built, its own file
+    write_index(other, tmp_path / "b.npz", folder)  # other shapes: built, its own file
     assert builds == [2, 2] and len(list((tmp_path / "cache").glob("*.npz"))) == 2
     index, _ = read_index(tmp_path / "b.npz", shapes_version(other))
     assert index.locate(*zip(WEST, EAST, SEA)).tolist() == [1, 7, 0]
 
     # The format and the index code (locate.py, which changes daily) are part of the key.
     version = shapes_version(shapes)
-    key = stored.cache_path(version)
+    key = stored.cache_path(version, folder)
     changed = tmp_path / "locate.py"
     changed.write_bytes(Path(stored.locate.__file__).read_bytes() + b"\n# changed\n")
     for name, value in (("INDEX_FORMAT", "taxi-zone-index/other"), ("locate", types.SimpleNamespace(__file__=changed))):
         with monkeypatch.context() as patched:
             patched.setattr(stored, name, value)
             stored._code_key.cache_clear()
-            assert stored.cache_path(version) not in (key, None), name
+            assert stored.cache_path(version, folder) not in (key, None), name
         stored._code_key.cache_clear()
-        assert stored.cache_path(version) == key
+        assert stored.cache_path(version, folder) == key
 
 
 def test_a_damaged_cache_file_is_built_again_and_replaced(tmp_path, monkeypatch, builds):
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    folder = str(tmp_path / "cache")
     shapes = squares(tmp_path)
-    write_index(shapes, tmp_path / "a.npz")
-    kept = stored.cache_path(shapes_version(shapes))
+    write_index(shapes, tmp_path / "a.npz", folder)
+    kept = stored.cache_path(shapes_version(shapes), folder)
     for damage in (b"not an index", kept.read_bytes()[:1000]):
         kept.write_bytes(damage)
         new_process(monkeypatch)
-        assert write_index(shapes, tmp_path / "b.npz") is None
+        assert write_index(shapes, tmp_path / "b.npz", folder) is None
         index, why = read_index(kept, shapes_version(shapes))
         assert why == "stored" and index.locate(*zip(WEST, EAST, SEA)).tolist() == [1, 2, 0]
     assert builds == [2, 2, 2]
@@ -118,17 +123,15 @@ def test_a_damaged_cache_file_is_built_again_and_replaced(tmp_path, monkeypatch,
 
 
 def test_unset_keeps_nothing_and_an_unusable_folder_is_named(tmp_path, monkeypatch, builds):
-    monkeypatch.delenv(CACHE_ENV, raising=False)
     shapes = squares(tmp_path)
-    assert stored.cache_path(shapes_version(shapes)) is None
+    assert stored.cache_path(shapes_version(shapes), None) is None
     assert write_index(shapes, tmp_path / "a.npz") is None and builds == [2]
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    monkeypatch.setenv(CACHE_ENV, str(blocker / "cache"))
     new_process(monkeypatch)
     with pytest.raises(ConfigError, match=f"{CACHE_ENV}=.*a-file/cache.*cannot keep the zone index there"):
-        write_index(shapes, tmp_path / "b.npz")
+        write_index(shapes, tmp_path / "b.npz", str(blocker / "cache"))
 
 
 def test_the_shapes_asset_takes_the_real_index_from_the_cache_and_says_so(platform, monkeypatch):
@@ -142,7 +145,7 @@ def test_the_shapes_asset_takes_the_real_index_from_the_cache_and_says_so(platfo
     result = platform.materialize_selection(selection)
     assert result.success and builds == []
     lake_file = platform.lake().root / "taxi_zone_shapes" / "part-0.parquet"
-    cached = stored.cache_path(shapes_version(lake_file))
+    cached = stored.cache_path(shapes_version(lake_file), os.environ[CACHE_ENV])
     (materialization,) = result.asset_materializations_for_node(shapes_key("lake").to_python_identifier())
     assert materialization.metadata["zone_index_from_cache"].value == str(cached)
     assert (lake_file.parent / INDEX_FILE_NAME).read_bytes() == cached.read_bytes()

@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 from google.cloud import storage
 
+from taxi_assets.defs.resources import build_resources
 from taxi_assets.defs.sensors.gcs_drop import build_gcs_drop_sensor
 from taxi_assets.source.drop_zone import DROP_URI_ENV
 from taxi_assets.spec.datasets import DATASETS
@@ -20,12 +21,18 @@ YELLOW = DATASETS["yellow"]
 def drop_bucket(fake_gcs, monkeypatch):
     # fake_gcs sets STORAGE_EMULATOR_HOST, which this client and the product's follow.
     bucket = storage.Client().create_bucket(f"drops-{uuid.uuid4().hex[:12]}")
+    # As a deployment sets it: the definitions built from the environment carry it to the sensor.
     monkeypatch.setenv(DROP_URI_ENV, f"gs://{bucket.name}/incoming")
     return bucket
 
 
 def tick(sensor, cursor):
-    return sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), cursor=cursor))
+    """A tick with the source resource as the definitions build it from the environment now."""
+    source = build_resources()["source"].process_config_and_initialize()
+    context = dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), cursor=cursor, resources={"source": source}
+    )
+    return sensor(context)
 
 
 def upload_month(bucket, tmp_path, dataset, month, rows, folder="incoming"):

@@ -38,14 +38,13 @@ def warehouse(fake_google) -> BigQueryWarehouse:
 @pytest.fixture
 def zones_file(tmp_path, monkeypatch) -> Path:
     """The zone lookup's lake Parquet, written by the lake I/O manager's own code."""
-    monkeypatch.setenv("TAXI_STAGING_DIR", str(tmp_path / "staging"))
     zones = read_zones_csv(TEST_DATA / "taxi_zone_lookup.csv", "test data")
-    return stage_table(zones.table)
+    return stage_table(zones.table, tmp_path / "staging")
 
 
-def stage_table(table: pa.Table) -> Path:
+def stage_table(table: pa.Table, staging: Path) -> Path:
     """The table as the lake asset stages it."""
-    staged = StagedFile.new("part-0.parquet")
+    staged = StagedFile.new("part-0.parquet", staging)
     pq.write_table(table, staged.path, compression=PARQUET_COMPRESSION)
     return staged.path
 
@@ -91,7 +90,7 @@ def test_a_refused_zone_load_names_the_table_the_file_and_the_job(fake_google, w
     boroughs[3] = None
     zones = zones.set_column(zones.schema.get_field_index("Borough"), "Borough", pa.array(boroughs))
     local = LocalLakeStore(tmp_path / "lake")
-    local.publish(stage_table(zones), ZONES_RELPATH)
+    local.publish(stage_table(zones, tmp_path / "staging"), ZONES_RELPATH)
     fake_google.tables[(PROJECT, DATASET, ZONES_TABLE)] = before = {"schema": {"fields": ZONES_BQ_FIELDS}}
     with pytest.raises(WarehouseError) as failure:
         warehouse.replace_table(ZONES_TABLE, LakeObject(local, ZONES_RELPATH), ZONES_SCHEMA)

@@ -25,6 +25,7 @@ mapping (run_zones_bench).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -166,7 +167,7 @@ def run_zones_bench(root: Path, rows: int, repeats: int) -> list[str]:
     mirror, Parquet) with and without mapping coordinates to zones, interleaved, each run in
     its own process. Last line: `zones: with/without_wall=R peak_mib=M rows=N`."""
     from taxi_assets.geo.shapes import read_shapefile_zip, write_shapes_parquet
-    from taxi_assets.geo.stored import INDEX_FILE_NAME, write_index
+    from taxi_assets.geo.stored import CACHE_ENV, INDEX_FILE_NAME, write_index
     from taxi_tools.bench.convert_bench import load, machine
     from taxi_tools.bench.variants import run_fresh
     from taxi_tools.mirror import generate
@@ -181,7 +182,7 @@ def run_zones_bench(root: Path, rows: int, repeats: int) -> list[str]:
     # The shapes and their index as lake/taxi_zone_shapes_lake stores them (once per shapes version).
     shapes_file, index_file = folder / "taxi_zone_shapes.parquet", folder / INDEX_FILE_NAME
     write_shapes_parquet(read_shapefile_zip(shapes_zip(), "taxi_zones.zip"), shapes_file)
-    write_index(shapes_file, index_file)
+    write_index(shapes_file, index_file, os.environ.get(CACHE_ENV))
     print(machine())
     print(f"start: {load()}", flush=True)
     runs: list[dict] = []  # the JSON line of each run

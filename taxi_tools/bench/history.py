@@ -103,7 +103,7 @@ def _month(task: Task) -> tuple[str, str, str, int]:
     from taxi_assets.source.resource import TaxiSource
     from taxi_assets.storage.io_manager import partition_folder
     from taxi_assets.storage.lake import LocalLakeStore
-    from taxi_assets.storage.staging import StagedFile
+    from taxi_assets.storage.staging import DEFAULT_STAGING_DIR, StagedFile
     from taxi_assets.transform import quality
     from taxi_assets.transform.quarantine import QUARANTINE_FILE_NAME, convert_quarantining
 
@@ -112,9 +112,11 @@ def _month(task: Task) -> tuple[str, str, str, int]:
     source = TaxiSource(url_template=task.url_template)
     pk = partition_key(task.month)
     staged: list[StagedFile] = []
+    # The staging folder the baseline's parent set for its workers (a run's comes from its resources).
+    staging = os.environ.get("TAXI_STAGING_DIR", DEFAULT_STAGING_DIR)
 
     def new_dest(name: str) -> Path:  # the file keeps the name its source gives it
-        staged.append(StagedFile.new(name))
+        staged.append(StagedFile.new(name, staging))
         return staged[-1].path
 
     try:
@@ -125,7 +127,7 @@ def _month(task: Task) -> tuple[str, str, str, int]:
     finally:
         for file in staged:
             file.discard()
-    lake = StagedFile.new(LAKE_FILE_NAME)
+    lake = StagedFile.new(LAKE_FILE_NAME, staging)
     try:
         with store.local_path(raw_rel) as path:
             result, _ = convert_quarantining(
@@ -164,11 +166,11 @@ def lake_shapes(mirror_root: Path, dest: Path) -> Path:
     """The lake's zone shapes file from the mirror's shapefile zip, and the zone index beside
     it (what lake/taxi_zone_shapes_lake writes)."""
     from taxi_assets.geo.shapes import read_shapefile_zip, write_shapes_parquet
-    from taxi_assets.geo.stored import INDEX_FILE_NAME, write_index
+    from taxi_assets.geo.stored import CACHE_ENV, INDEX_FILE_NAME, write_index
 
     zip_path = Path(mirror_root) / SHAPES_RELPATH
     write_shapes_parquet(read_shapefile_zip(zip_path, str(zip_path)), dest)
-    write_index(dest, dest.with_name(INDEX_FILE_NAME))
+    write_index(dest, dest.with_name(INDEX_FILE_NAME), os.environ.get(CACHE_ENV))
     return dest
 
 

@@ -6,11 +6,12 @@ downstream of the warehouse tables (the dbt sources), with the dbt tests as asse
   earliest first month of any dataset; a run builds one month (`--vars {month: ...}`).
 - mart/dim_zones: a table, unpartitioned, rebuilt when the zone lookup is.
 - Automation (off until its sensor is turned on): a month's models build once every feed
-  that has the month is in the warehouse (MONTH_COMPLETE); dim_zones after the zone lookup.
+  that has the month is in the warehouse; dim_zones after the zone lookup (the conditions are
+  applied with the freshness policy where the definitions are assembled: defs/policies.py).
 
-The specs come from the prepared manifest (taxi_assets/analytics/manifest.py), not from
-dagster-dbt's `@dbt_assets`: importing dagster-dbt (dbt-core) would cost every process that
-loads the definitions about 2 s. dagster-dbt runs dbt in the step (taxi_assets/analytics/runner.py).
+The dbt plumbing is taxi_assets/analytics/: the specs come from the prepared manifest
+(manifest.py, dagster-dbt's translator without importing dbt-core at load), the `dbt`
+resource runs dbt in the step (runner.py), a month's figures and map are month_metadata.py.
 """
 
 from collections.abc import Mapping
@@ -19,81 +20,23 @@ from typing import Any
 import dagster as dg
 
 from taxi_assets.analytics.manifest import EXCLUDE_TAG, SELECT_TAG, ManifestTranslator, read_manifest
-from taxi_assets.analytics.project import (
-    MANIFEST_PATH,
-    PROJECT_DIR,
-    dbt_env,
-    dbt_executable,
-    dbt_vars,
-    environment_for_spawn,
-    prepare_manifest,
-    writer_lock,
-)
+from taxi_assets.analytics.month_metadata import PickupMaps, month_figures
+from taxi_assets.analytics.project import MANIFEST_PATH, dbt_vars, prepare_manifest
+from taxi_assets.analytics.runner import DbtCli, dbt_resource
 from taxi_assets.defs.assets.keys import mart_key, shapes_key, warehouse_key, zones_key
-from taxi_assets.defs.assets.mart_map import PickupMaps
-from taxi_assets.defs.freshness import with_freshness_policy
+from taxi_assets.defs.policies import MART_GROUP
 from taxi_assets.defs.resources import load_settings
-from taxi_assets.spec.datasets import DATASETS, SOURCE_MONTH_COLUMN
+from taxi_assets.spec.datasets import DATASETS
 from taxi_assets.spec.months import normalize_month
 from taxi_assets.spec.partitions import any_monthly_partitions
 from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.warehouse import Warehouse
 from taxi_assets.transform.zones import ZONES_TABLE
 
-MART_GROUP = "marts"
 MONTHLY_TAG = "monthly"
 MONTHLY_SELECT = f"tag:{MONTHLY_TAG}"
 AUTOMATION_SENSOR_NAME = "marts_automation_sensor"
-DIM_ZONES_KEY = mart_key("dim_zones")
 TRIPS_BY_ZONE = mart_key("trips_by_zone")
-
-# What the automation sensor does, in both orders: data loaded before it is switched on counts
-# (Dagster's since_last_handled() forgets on its first tick what was already missing; handled
-# here is only "requested" or "updated"). A month's model runs once
-# - it is missing, or an input of it was updated, since it was last requested or updated;
-# - the month has data: an input of that month is there (or requested now); a feed's staging
-#   view is not built for a month that feed does not have (fact_trips reads it as empty);
-# - nothing the month needs is missing: an input that should have the month (a feed's table
-#   that has it, its staging view, fact_trips) is there or requested in this tick (the same
-#   run, where dbt builds in order), and dim_zones is built;
-# - nothing of it is in progress.
-# A failed run is not retried until an input is updated again (no loop of failing runs).
-# New zones or shapes alone do not rebuild every month of history: backfill the marts then.
-_HANDLED = (dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()).with_label("handled")
-_EXISTS = (dg.AutomationCondition.missing() | ~dg.AutomationCondition.missing()).with_label("exists")
-_ZONES_AND_SHAPES = dg.AssetSelection.assets(DIM_ZONES_KEY, shapes_key("lake"))
-_RUNNING = dg.AutomationCondition.any_deps_in_progress() | dg.AutomationCondition.in_progress()
-
-MONTH_COMPLETE = (
-    (
-        dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated().ignore(_ZONES_AND_SHAPES)
-    ).since(_HANDLED)
-    & dg.AutomationCondition.any_deps_match(
-        ~dg.AutomationCondition.missing() | dg.AutomationCondition.will_be_requested()
-    )
-    .ignore(_ZONES_AND_SHAPES)
-    .with_label("month_has_data")
-    # The shapes only draw trips_by_zone's map (which says so when they are missing): no reason to wait.
-    & ~dg.AutomationCondition.any_deps_match(
-        dg.AutomationCondition.missing()
-        & ~dg.AutomationCondition.will_be_requested()
-        & dg.AutomationCondition.any_deps_match(_EXISTS)
-    )
-    .ignore(_ZONES_AND_SHAPES)
-    .with_label("any_input_of_the_month_missing")
-    # dim_zones is built by a run of its own, which the month's run would not wait for: built first.
-    & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing())
-    .allow(dg.AssetSelection.assets(DIM_ZONES_KEY))
-    .with_label("dim_zones_missing")
-    & ~_RUNNING
-).with_label("month_complete")
-
-# dim_zones: built when it is missing or the zone lookup was loaded, whichever came first.
-ZONES_LOADED = (
-    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since(_HANDLED)
-    & ~dg.AutomationCondition.any_deps_missing()
-    & ~_RUNNING
-).with_label("zones_loaded")
 
 
 class TaxiDbtTranslator(ManifestTranslator):
@@ -134,89 +77,6 @@ class TaxiDbtTranslator(ManifestTranslator):
             return dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
         return None
 
-    def get_automation_condition(self, props: Mapping[str, Any]) -> dg.AutomationCondition | None:
-        if MONTHLY_TAG in props.get("tags", []):
-            return MONTH_COMPLETE
-        return ZONES_LOADED
-
-
-MONTHLY_ZONE_REVENUE = mart_key("monthly_zone_revenue")
-
-
-def month_figures(warehouse: Warehouse, month: str, key: dg.AssetKey) -> dict[str, Any]:
-    """The figures of a mart's month that the UI plots across partitions."""
-    backend = warehouse
-    where = f"WHERE {SOURCE_MONTH_COLUMN} = DATE '{normalize_month(month)}-01'"
-    if key == MONTHLY_ZONE_REVENUE:
-        (row,) = backend.query(
-            f"SELECT COUNT(*) AS n, SUM(total_monthly_trips) AS trips, SUM(revenue_monthly_total_amount) AS total "
-            f"FROM {backend.table_ref('monthly_zone_revenue')} {where}"
-        ).to_pylist()
-        return {
-            "dagster/row_count": int(row["n"]),
-            "total_trips": int(row["trips"] or 0),
-            "total_revenue": round(row["total"] or 0.0, 2),
-        }
-    if key != TRIPS_BY_ZONE:
-        return {}
-    totals = backend.query(
-        f"SELECT dataset, SUM(trips) AS trips, SUM(revenue) AS revenue, COUNT(*) AS zone_rows, "
-        f"SUM(CASE WHEN pickup_zone IS NULL THEN trips ELSE 0 END) AS unknown_zone_trips "
-        f"FROM {backend.table_ref('trips_by_zone')} {where} GROUP BY dataset"
-    ).to_pylist()
-    by_dataset = {row["dataset"]: row for row in totals}
-    figures: dict[str, Any] = {
-        "dagster/row_count": sum(int(r["zone_rows"]) for r in totals),
-        "total_trips": sum(int(r["trips"]) for r in totals),
-        "total_revenue": round(sum(r["revenue"] or 0.0 for r in totals), 2),
-        "unknown_zone_trips": sum(int(r["unknown_zone_trips"]) for r in totals),
-    }
-    for spec in DATASETS.values():
-        row = by_dataset.get(spec.name, {})
-        figures[f"trips_{spec.name}"] = int(row.get("trips") or 0)
-        if spec.amount_column:
-            figures[f"revenue_{spec.name}"] = round(row.get("revenue") or 0.0, 2)
-    return figures
-
-
-class DbtCli(dg.ConfigurableResource):
-    """Where dbt is: the project and the executable (dagster-dbt's DbtCliResource is made from
-    them in the step, taxi_assets/analytics/runner.py)."""
-
-    project_dir: str
-    dbt_executable: str
-
-
-def run_dbt(
-    context: dg.AssetExecutionContext,
-    dbt: DbtCli,
-    warehouse: Warehouse,
-    translator: TaxiDbtTranslator,
-    args: list[str],
-) -> tuple[list[Any], Exception | None]:
-    """dbt `args` against the warehouse, holding its writer lock, on what the step selected:
-    the step's events, and the error dbt ended with (raise it after passing the events on).
-
-    Events are passed on once dbt has exited: on DuckDB the dbt process holds the file until
-    then, and the marts' figures are read from it afterwards."""
-    from taxi_assets.analytics import runner as dbt_runner  # dagster-dbt and dbt-core: only in the steps that run dbt
-
-    selection, indirect = dbt_runner.selection(context, translator)
-    events: list[Any] = []
-    with writer_lock(warehouse.uri):
-        # Only the BigQuery backend has a location and a key; DuckDB needs neither.
-        location, key = getattr(warehouse, "location", None), getattr(warehouse, "gcp_credentials_json", None)
-        env = dbt_env(warehouse.uri, location, key)
-        if indirect:
-            env["DBT_INDIRECT_SELECTION"] = indirect
-        with environment_for_spawn(env):
-            invocation = dbt_runner.start(translator, dbt.project_dir, dbt.dbt_executable, args, selection)
-        try:
-            events.extend(dbt_runner.step_events(context, invocation.stream()))
-        except Exception as exc:  # noqa: BLE001 - returned, raised by the caller after the events
-            return events, exc
-    return events, None
-
 
 def build_dbt_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
     # Built by `make install`; rebuilt here only when a project file is newer (a stat per file).
@@ -242,13 +102,13 @@ def build_dbt_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
         lake_io_manager: dg.ResourceParam[LakeIOManager],
     ):
         month = normalize_month(context.partition_key)
-        events, failure = run_dbt(context, dbt, warehouse, translator, ["build", "--vars", dbt_vars(month)])
+        events, failure = dbt.run(context, warehouse, translator, ["build", "--vars", dbt_vars(month)])
         for event in events:
             if isinstance(event, dg.MaterializeResult) and (
-                figures := month_figures(warehouse, month, event.asset_key)
+                figures := month_figures(warehouse, month, event.asset_key.path[-1])
             ):
                 if event.asset_key == TRIPS_BY_ZONE:
-                    maps = PickupMaps(lake_io_manager, context.log)
+                    maps = PickupMaps(lake_io_manager, shapes_key("lake"), context.log)
                     figures.update(maps.metadata(warehouse, warehouse.table_ref("trips_by_zone"), month))
                 event = dg.MaterializeResult(asset_key=event.asset_key, metadata={**(event.metadata or {}), **figures})
             yield event
@@ -263,7 +123,7 @@ def build_dbt_assets(warehouse_kind: str) -> list[dg.AssetsDefinition]:
         op_tags={SELECT_TAG: "fqn:*", EXCLUDE_TAG: MONTHLY_SELECT},
     )
     def dbt_zone_models(context: dg.AssetExecutionContext, dbt: DbtCli, warehouse: Warehouse):
-        events, failure = run_dbt(context, dbt, warehouse, translator, ["build"])
+        events, failure = dbt.run(context, warehouse, translator, ["build"])
         yield from events
         if failure is not None:
             raise failure
@@ -280,17 +140,13 @@ def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     )
 
 
-def dbt_resource() -> DbtCli:
-    return DbtCli(project_dir=str(PROJECT_DIR), dbt_executable=dbt_executable())
-
-
 @dg.definitions
 def dbt_models() -> dg.Definitions:
     """The dbt models as assets, and the sensor that builds a month's once its feeds are in."""
     assets = build_dbt_assets(load_settings().warehouse_kind)
     return dg.Definitions(
-        assets=with_freshness_policy(assets),
+        assets=assets,
         sensors=[build_automation_sensor()],
-        # The dbt project's models run against `warehouse` (run_dbt points dbt at it).
+        # The dbt project's models run against `warehouse` (DbtCli.run points dbt at it).
         resources={"dbt": dbt_resource()},
     )

@@ -9,7 +9,6 @@ from pydantic import Field
 from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.assets.metadata import download_metadata
 from taxi_assets.defs.assets.staging import log_month, stage_each_partition
-from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.defs.resources import load_settings
 from taxi_assets.source import drop_zone
 from taxi_assets.source.http import GZIP_MAGIC, PARQUET_MAGIC, Download
@@ -17,13 +16,16 @@ from taxi_assets.source.resource import NOT_AT, TaxiSource, url_templates
 from taxi_assets.spec.datasets import DATASETS, DatasetSpec
 from taxi_assets.spec.months import normalize_month
 from taxi_assets.spec.partitions import monthly_partitions
+from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.staging import StagedFile
 from taxi_assets.transform.convert import check_schema
 
 
-def download_staged(file_name: str, fetch: Callable[[Path], Download]) -> tuple[StagedFile, Download]:
+def download_staged(
+    lake: LakeIOManager, file_name: str, fetch: Callable[[Path], Download]
+) -> tuple[StagedFile, Download]:
     """fetch(dest) into a new staged file; nothing is left behind when it fails."""
-    staged = StagedFile.new(file_name)
+    staged = lake.stage(file_name)
     try:
         return staged, fetch(staged.path)
     except BaseException:
@@ -52,7 +54,12 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
         description=f"{spec.name} trip records of one month: the source file as published, unchanged.",
         metadata={"dataset": spec.name, "layer": "raw"},
     )
-    def raw(context: dg.AssetExecutionContext, config: RawConfig, source: TaxiSource) -> dict[str, StagedFile]:
+    def raw(
+        context: dg.AssetExecutionContext,
+        config: RawConfig,
+        source: TaxiSource,
+        lake_io_manager: dg.ResourceParam[LakeIOManager],
+    ) -> dict[str, StagedFile]:
         if config.source_uri:
             check_dropped_file(spec, context.partition_keys, config.source_uri)
 
@@ -64,7 +71,7 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
         def fetch(key: str, staged: StagedFile) -> tuple[StagedFile, dict]:
             month = normalize_month(key)
             if config.source_uri:
-                got = drop_zone.download(config.source_uri, staged.path, f"{spec.name} {month}")
+                got = source.download_dropped(config.source_uri, staged.path, f"{spec.name} {month}")
                 log_month(context, f"{spec.name} {month}: {got.bytes:,} bytes in {got.seconds:.1f}s from {got.url}")
                 return staged, download_metadata(got)
             # The sources in order; the file keeps the name the winning source gives it.
@@ -73,7 +80,7 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
             def new_dest(name: str) -> Path:
                 for old in chosen:
                     old.discard()
-                chosen[:] = [staged if name == staged.path.name else StagedFile.new(name)]
+                chosen[:] = [staged if name == staged.path.name else lake_io_manager.stage(name)]
                 return chosen[0].path
 
             def readable(path: Path) -> None:  # a file the lake step would refuse: try the next source
@@ -99,7 +106,7 @@ def build_raw_asset(spec: DatasetSpec, pool: str | None = None) -> dg.AssetsDefi
                 metadata["skipped_sources"] = skipped
             return chosen[0], metadata
 
-        return stage_each_partition(context, file_name, fetch)
+        return stage_each_partition(context, lake_io_manager, file_name, fetch)
 
     return raw
 
@@ -139,4 +146,4 @@ def check_dropped_file(spec: DatasetSpec, partition_keys: list[str], uri: str) -
 @dg.definitions
 def raw_layer() -> dg.Definitions:
     pool = load_settings().download_pool
-    return dg.Definitions(assets=with_freshness_policy([build_raw_asset(spec, pool) for spec in DATASETS.values()]))
+    return dg.Definitions(assets=([build_raw_asset(spec, pool) for spec in DATASETS.values()]))

@@ -6,11 +6,13 @@ from typing import Any
 
 import dagster as dg
 
+from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.staging import StagedFile
 
 
 def stage_each_partition(
     context: dg.AssetExecutionContext,
+    lake: LakeIOManager,
     file_name: Callable[[str], str],
     fill: Callable[[str, StagedFile], tuple[StagedFile, Mapping[str, Any]]],
 ) -> dict[str, StagedFile]:
@@ -25,7 +27,7 @@ def stage_each_partition(
     started = time.monotonic()
     try:
         for key in context.partition_keys:
-            staged[key] = StagedFile.new(file_name(key))
+            staged[key] = lake.stage(file_name(key))
             staged[key], metadata = fill(key, staged[key])
             context.add_asset_metadata(metadata, partition_key=key)
     except BaseException:

@@ -5,7 +5,6 @@ import dagster as dg
 from taxi_assets.defs.assets.keys import lake_key, warehouse_key
 from taxi_assets.defs.assets.metadata import table_schema
 from taxi_assets.defs.assets.staging import log_month
-from taxi_assets.defs.freshness import with_freshness_policy
 from taxi_assets.defs.resources import load_settings
 from taxi_assets.spec.datasets import DATASETS, DatasetSpec
 from taxi_assets.spec.months import normalize_month
@@ -62,6 +61,4 @@ def build_warehouse_asset(spec: DatasetSpec, warehouse_kind: str) -> dg.AssetsDe
 @dg.definitions
 def warehouse_layer() -> dg.Definitions:
     kind = load_settings().warehouse_kind
-    return dg.Definitions(
-        assets=with_freshness_policy([build_warehouse_asset(spec, kind) for spec in DATASETS.values()])
-    )
+    return dg.Definitions(assets=([build_warehouse_asset(spec, kind) for spec in DATASETS.values()]))

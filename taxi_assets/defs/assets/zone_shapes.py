@@ -20,8 +20,9 @@ from taxi_assets.geo.shapes import (
     read_shapefile_zip,
     write_shapes_parquet,
 )
-from taxi_assets.geo.stored import CACHE_ENV, INDEX_FILE_NAME, write_index
+from taxi_assets.geo.stored import CACHE_ENV, INDEX_FILE_NAME, ZoneIndexResource
 from taxi_assets.source.resource import TaxiSource
+from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.staging import StagedFile
 
@@ -36,10 +37,12 @@ SHAPES_FILE_NAME = "part-0.parquet"
     description="The taxi zone shapefile (zip: .shp/.shx/.dbf/.prj, EPSG:2263) as published, unchanged.",
     metadata={"layer": "raw"},
 )
-def raw_taxi_zone_shapes(context: dg.AssetExecutionContext, source: TaxiSource) -> dg.Output[StagedFile]:
+def raw_taxi_zone_shapes(
+    context: dg.AssetExecutionContext, source: TaxiSource, lake_io_manager: dg.ResourceParam[LakeIOManager]
+) -> dg.Output[StagedFile]:
     # The download checks the zip whole (central directory, every CRC): source/http.py.
     staged, got = download_staged(
-        source.zone_shapes_file_name(), lambda dest: source.download_zone_shapes(dest, context.log)
+        lake_io_manager, source.zone_shapes_file_name(), lambda dest: source.download_zone_shapes(dest, context.log)
     )
     context.log.info(f"taxi zone shapes: {got.bytes:,} bytes from {got.url}")
     return dg.Output(staged, metadata=download_metadata(got))
@@ -59,16 +62,21 @@ def raw_taxi_zone_shapes(context: dg.AssetExecutionContext, source: TaxiSource) 
     ),
     metadata={"layer": "lake", "dagster/column_schema": arrow_table_schema(SHAPES_SCHEMA), "crs": SHAPES_CRS},
 )
-def lake_taxi_zone_shapes(context: dg.AssetExecutionContext, raw: LakeObject) -> dg.Output[StagedFile]:
+def lake_taxi_zone_shapes(
+    context: dg.AssetExecutionContext,
+    raw: LakeObject,
+    lake_io_manager: dg.ResourceParam[LakeIOManager],
+    zone_index: ZoneIndexResource,
+) -> dg.Output[StagedFile]:
     with raw.local_path() as path:
         shapes = read_shapefile_zip(path, raw.uri)
-    staged = StagedFile.new(SHAPES_FILE_NAME)
+    staged = lake_io_manager.stage(SHAPES_FILE_NAME)
     index_path = staged.path.with_name(INDEX_FILE_NAME)
     try:
         write_shapes_parquet(shapes, staged.path)
         # The zone index of these shapes, once, for every month's lake step (geo/stored.py).
         started = time.monotonic()
-        cached = write_index(staged.path, index_path)
+        cached = zone_index.write(staged.path, index_path)
         index_seconds = time.monotonic() - started
     except BaseException:
         staged.discard()

@@ -16,6 +16,7 @@ from taxi_assets.defs.assets.raw import download_staged
 from taxi_assets.defs.resources import load_settings
 from taxi_assets.errors import ConversionError
 from taxi_assets.source.resource import TaxiSource
+from taxi_assets.storage.io_manager import LakeIOManager
 from taxi_assets.storage.lake import LakeObject
 from taxi_assets.storage.staging import StagedFile
 from taxi_assets.storage.warehouse import Warehouse
@@ -34,8 +35,12 @@ LAKE_FILE_NAME = "part-0.parquet"
     description="The taxi zone lookup CSV as published, unchanged.",
     metadata={"layer": "raw"},
 )
-def raw_taxi_zone_lookup(context: dg.AssetExecutionContext, source: TaxiSource) -> dg.Output[StagedFile]:
-    staged, got = download_staged(source.zones_file_name(), lambda dest: source.download_zones(dest, context.log))
+def raw_taxi_zone_lookup(
+    context: dg.AssetExecutionContext, source: TaxiSource, lake_io_manager: dg.ResourceParam[LakeIOManager]
+) -> dg.Output[StagedFile]:
+    staged, got = download_staged(
+        lake_io_manager, source.zones_file_name(), lambda dest: source.download_zones(dest, context.log)
+    )
     context.log.info(f"taxi zones: {got.bytes:,} bytes from {got.url}")
     return dg.Output(staged, metadata=download_metadata(got))
 
@@ -53,7 +58,9 @@ def raw_taxi_zone_lookup(context: dg.AssetExecutionContext, source: TaxiSource) 
     ),
     metadata={"layer": "lake", "dagster/column_schema": arrow_table_schema(ZONES_SCHEMA)},
 )
-def lake_taxi_zone_lookup(context: dg.AssetExecutionContext, raw: LakeObject) -> dg.Output[StagedFile]:
+def lake_taxi_zone_lookup(
+    context: dg.AssetExecutionContext, raw: LakeObject, lake_io_manager: dg.ResourceParam[LakeIOManager]
+) -> dg.Output[StagedFile]:
     with raw.local_path() as path:
         zones = read_zones_csv(path, raw.uri)
     problems = zone_problems(zones.table)
@@ -63,7 +70,7 @@ def lake_taxi_zone_lookup(context: dg.AssetExecutionContext, raw: LakeObject) ->
         )
     if zones.extra_columns:
         context.log.warning(f"taxi zones: dropped columns not in the schema: {', '.join(zones.extra_columns)}")
-    staged = StagedFile.new(LAKE_FILE_NAME)
+    staged = lake_io_manager.stage(LAKE_FILE_NAME)
     try:
         pq.write_table(zones.table, staged.path, compression=PARQUET_COMPRESSION)
     except BaseException:

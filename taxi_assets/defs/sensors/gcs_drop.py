@@ -16,6 +16,7 @@ from taxi_assets.defs.assets.keys import raw_key
 from taxi_assets.defs.jobs import TRIGGER_TAG, month_job
 from taxi_assets.defs.sensors.common import WatchLimits, dump_cursor, load_cursor
 from taxi_assets.source import drop_zone
+from taxi_assets.source.resource import TaxiSource
 from taxi_assets.spec.datasets import DATASETS
 from taxi_assets.spec.months import partition_key
 from taxi_assets.spec.partitions import monthly_partitions
@@ -34,13 +35,13 @@ def build_gcs_drop_sensor(max_runs: int = WatchLimits.max_runs) -> dg.SensorDefi
             f"at most {max_runs} runs per tick."
         ),
     )
-    def gcs_drop_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        zone = drop_zone.GCSDropZone.from_env()
+    def gcs_drop_sensor(context: dg.SensorEvaluationContext, source: TaxiSource) -> dg.SensorResult | dg.SkipReason:
+        zone = source.drop_zone()
         if zone is None:
             return dg.SkipReason(f"{drop_zone.DROP_URI_ENV} is not set: there is no GCS drop zone to watch")
         started = time.monotonic()
         state = load_cursor(context)
-        objects = zone.objects_after(drop_zone.client(), state.get("after"))
+        objects = zone.objects_after(source.drop_zone_client(), state.get("after"))
         runs: list[dg.RunRequest] = []
         skipped: list[str] = []
         for obj in objects:

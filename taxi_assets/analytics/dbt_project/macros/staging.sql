@@ -1,5 +1,6 @@
-{#- The one vocabulary of every feed's staging view: (column, type) in order. A feed maps
-    the columns it has; the others are typed NULLs, so the views union into fact_trips.
+{#- The one vocabulary of every feed's staging view (models/staging/stg_*_trips.sql): (column,
+    type) in order. A feed maps the columns it has; the others are typed NULLs, so the views
+    union into fact_trips (which selects these columns by name).
     revenue_amount is what trips_by_zone sums as revenue: the feed's amount column of the
     spec table (total_amount; fhvhv base_passenger_fare; none for fhv). -#}
 {% macro trip_vocabulary() %}
@@ -20,32 +21,8 @@
   ]) }}
 {% endmacro %}
 
-{#- A staging view: `columns` maps vocabulary names to expressions over the feed's table
-    (pickup_datetime and dropoff_datetime are required; trip_seconds is derived from them).
-    source_month is passed through uncast: on BigQuery the month filter then reaches the
-    tables' partitions through the views. -#}
-{% macro staging_select(service_type, table_name, columns) %}
-  {%- set known = trip_vocabulary() | map(attribute=0) | list -%}
-  {%- for name in columns if name not in known -%}
-    {{ exceptions.raise_compiler_error("staging " ~ service_type ~ ": " ~ name ~ " is not in the trip vocabulary") }}
-  {%- endfor -%}
-  {%- set exprs = dict(columns) -%}
-  {%- do exprs.update({
-      'service_type': "'" ~ service_type ~ "'",
-      'trip_seconds': seconds_between(columns['pickup_datetime'], columns['dropoff_datetime']),
-  }) -%}
-select
-  {%- for name, type in trip_vocabulary() %}
-  {% if name == 'source_month' -%}
-  source_month
-  {%- elif name in exprs -%}
-  cast({{ exprs[name] }} as {{ sql_type(type) }})
-  {%- else -%}
-  cast(null as {{ sql_type(type) }})
-  {%- endif %} as {{ name }}{{ ',' if not loop.last }}
-  {%- endfor %}
-from {{ source_or_empty(table_name) }}
-{% endmacro %}
+{#- The vocabulary's column names, comma-separated: what fact_trips selects from each view. -#}
+{% macro trip_columns() %}{{ trip_vocabulary() | map(attribute=0) | join(', ') }}{% endmacro %}
 
 {#- A staging view, or (the view never built: its feed has no month loaded yet, so the
     automation did not build it) no rows of the trip vocabulary: fact_trips of a 2009 month

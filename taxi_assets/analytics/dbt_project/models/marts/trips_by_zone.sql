@@ -5,14 +5,14 @@
 {{ monthly_mart_config() }}
 {{ require_month_loaded('trips_by_zone') }}
 select
-  {{ month_start() }} as source_month,
-  service_type as dataset,
-  pickup_borough,
-  pickup_zone,
-  count(*) as trips,
-  sum(revenue_amount) as revenue,
-  avg(trip_distance) as avg_distance,
-  avg(trip_seconds) / 60 as avg_duration_minutes
+    {{ month_start() }} as source_month,
+    service_type as dataset,
+    pickup_borough,
+    pickup_zone,
+    count(*) as trips,
+    sum(revenue_amount) as revenue,
+    avg(trip_distance) as avg_distance,
+    avg(trip_seconds) / 60 as avg_duration_minutes
 from {{ ref('fact_trips') }}
 where source_month = {{ month_start() }}
 group by service_type, pickup_borough, pickup_zone
