@@ -3,7 +3,7 @@ the month's materialization metadata as Markdown with the image inline (a data: 
 which the Dagster UI renders on the asset's page.
 
 Kept apart from the mart's own code so that it moves as it is when the mart is built
-another way (dbt, issue 16): it needs only the mart table's name in the warehouse,
+another way: it needs only the mart table's name in the warehouse,
 the month, the warehouse's query method and the lake's zone shapes.
 """
 
