@@ -3,7 +3,9 @@ Google services) and the test kinds. Helpers tests import live in harness.py."""
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -167,8 +169,8 @@ def _unit_tests_build_no_zone_index(request, monkeypatch):
 
 # Test kinds (pyproject.toml's markers), given here so that a new test file needs none:
 # deploy/ is `deploy`; a test using one of these fixtures (a server, a Dagster run of the
-# product, the real zone index) is `integration`; any other is `unit`. A module's own
-# `pytestmark` wins.
+# product, the real zone index) or making one of these calls in its body is `integration`;
+# any other is `unit`. A test's or module's own kind wins.
 KINDS = ("unit", "integration", "deploy")
 INTEGRATION_FIXTURES = {
     "mirror",
@@ -180,16 +182,32 @@ INTEGRATION_FIXTURES = {
     "bigquery_emulator",
     "zone_index",
 }
+INTEGRATION_CALLS = re.compile(r"\b(Platform|GCSPlatform|MirrorServer|materialize\w*|FakeGoogleServer)\(")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    seen: set[tuple] = set()
     for item in items:
+        # `make check` runs the first case of such a test, `make test` every case.
+        if item.get_closest_marker("first_case_in_check"):
+            function = (item.path, item.originalname)
+            if function in seen:
+                item.add_marker(pytest.mark.slow)
+            seen.add(function)
         if any(item.get_closest_marker(name) for name in KINDS):
             continue
         if "deploy" in Path(str(item.path)).relative_to(Path(__file__).parent).parts:
             item.add_marker(pytest.mark.deploy)
-        elif INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+        elif INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())) or _calls_real_parts(item):
             item.add_marker(pytest.mark.integration)
         else:
             item.add_marker(pytest.mark.unit)
+
+
+def _calls_real_parts(item: pytest.Item) -> bool:
+    function = getattr(item, "function", None)
+    try:
+        return bool(function and INTEGRATION_CALLS.search(inspect.getsource(function)))
+    except (OSError, TypeError):
+        return False

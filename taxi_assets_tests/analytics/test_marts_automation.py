@@ -176,6 +176,7 @@ def test_a_month_builds_once_every_feed_of_it_is_in_and_not_before():
         assert all(NEXT not in partitions for partitions in requested.values())
 
 
+@pytest.mark.slow
 def test_a_failed_month_is_not_requested_again_until_a_feed_of_it_is_loaded_again():
     with dg.instance_for_test() as instance:
         graph = defs.resolve_asset_graph()

@@ -442,6 +442,7 @@ def test_cli_serve_subprocess(mirror_root: Path) -> None:
     assert stderr == ""  # quiet: no per-request logging
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize(
     "dataset,month,fmt",
     [

@@ -73,6 +73,7 @@ def impossible_date(lines: list[str]) -> None:
     set_field(lines, 10, "tpep_pickup_datetime", "2021-02-30 10:00:00")
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize(
     "edit,error",
     [
