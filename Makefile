@@ -1,5 +1,5 @@
 # The two commands of the README: `make dev` and `make test`. Both set up .venv first.
-# `make check` is the inner loop: no root, about 115 CPU-s in two test processes (README, Layout).
+# `make check` is the inner loop (no root, no slow tests); `make test` is everything, as CI runs it.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -25,7 +25,7 @@ install: $(STAMP)
 
 # The local instance: a run queue of two, Dagster's SQLite storage with an event log that keeps
 # its database engines, and run monitoring that fails a run whose process was killed
-# (taxi_assets/dagster_local.yaml; README, Performance).
+# (taxi_assets/dagster_local.yaml).
 $(DAGSTER_HOME)/dagster.yaml: taxi_assets/dagster_local.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp taxi_assets/dagster_local.yaml $@
@@ -67,7 +67,7 @@ test: lint
 # Conversion (CSV.gz and TLC-shaped Parquet months, generated and cached in .bench/) vs DuckDB,
 # Polars, pandas; the definitions' import time; the whole record's backfill through Dagster vs
 # plain Python; the UI in headless Chromium. The last line is one summary line of ratios.
-# Self-contained (no network); see README, Performance. bench-quick: the same, small, minutes.
+# Self-contained (no network); see docs/performance.md. bench-quick: the same, small inputs.
 bench: install
 	deploy/ci/install-chromium.sh
 	$(PY) -m taxi_tools.bench all

@@ -6,9 +6,9 @@ load `defs` from here.
 Every run worker, sensor tick and code server pays this import, so it loads the defs folder
 only: `dg.load_from_defs_folder` would also build the catalog of every installed component
 type (for `dg scaffold` and the UI's component editor), which imports each installed
-Dagster integration whole: dagster-dbt (dbt-core, 2.4 s) and dagster-gcp (BigQuery and
-pandas, 1.2 s). The project has no YAML components, so it has no use for that catalog;
-the defs folder is the same tree, walked the same way (README, Performance)."""
+Dagster integration whole (dagster-dbt with dbt-core, dagster-gcp with BigQuery and pandas).
+The project has no YAML components, so it has no use for that catalog; the defs folder is
+the same tree, walked the same way."""
 
 import warnings
 from pathlib import Path

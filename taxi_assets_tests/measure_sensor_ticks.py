@@ -3,7 +3,7 @@
     .venv/bin/python -m taxi_assets_tests.measure_sensor_ticks
 
 Times are the sensor function's own evaluation (what the daemon adds on top is
-its gRPC call). Not a test: figures for the README and the issue note.
+its gRPC call). Not a test: figures for docs/performance.md.
 """
 
 import statistics

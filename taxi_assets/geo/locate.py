@@ -1,37 +1,9 @@
 """Longitude/latitude -> taxi zone LocationID, for whole arrays of points at once.
 
-A grid over the zones' bounding box (lon/lat, cells of `FINE_CELL_DEG`, about 42 x 56 m)
-answers most points with one array lookup: a cell that no zone border crosses lies in
-one zone or in none, and holds that zone's ID (or 0). A cell a border crosses is cut
-further, quadtree-like, `SUB_LEVELS` times (down to about 1.3 x 1.7 m): each crossed
-cell has four children, each again an ID, 0 or crossed; a point goes down those levels
-with one array lookup per STEPS pass (two levels at once where it can). A leaf a border still crosses (within a metre or two of
-a border) is a line leaf when that border, within 1 cm of the leaf, is one straight
-segment or two meeting at a vertex, the same for its one or two zones: its points are
-decided in numpy by the side of that border (ZoneIndex._side; the IDs of each side and
-of the border itself are found exactly at build time), no GEOS call. The other leaves
-(several vertices, three zones, overlaps: about 12 % of them) are tested exactly, with
-shapely's `intersects_xy` against the zones that touch that leaf (usually two), each
-clipped to a 0.0005-degree cell (a handful of vertices, several times faster per test
-than a whole zone), in ascending LocationID, stopping at the first hit.
-
-Memory (the index stays loaded beside the lake step's batches): the grid and the levels
-are uint16 (IDs below 2**15; a crossed cell's number is a per-block base plus an offset,
-see MARK), and the pieces are kept as WKB, each made a GEOS geometry at its first exact
-test (a month of trips meets a few thousand of the 21,436).
-
-The index is built from the shapes by a quadtree pass with shapely (`STRtree` of cell
-boxes queried with the zone borders): cells of `COARSE_CELL_DEG` first, and only the
-cells a border crosses are cut in four, level by level, then the line leaves are found:
-about 50 s of CPU (half of it the line leaves), once per shapes version, in
-`lake/taxi_zone_shapes_lake`, which stores it beside the shapes (`save`/`load`,
-geo/stored.py) for the lake steps to load.
-
-Rules:
-- a point in no zone (0,0, water, outside the city, NaN, impossible values) -> null;
-- a point on the border of two zones -> the smaller LocationID (the border counts as
-  inside, and the first hit in ascending order is the smallest), so the result never
-  depends on the zones' order.
+A grid over the zones answers most points with one array lookup; cells a border crosses
+are cut further (a quadtree), and only points very near a border reach a numpy side-of-line
+test or an exact shapely test. A point in no zone gets null; one on a shared border the
+smaller LocationID, whatever the zones' order. How and why in detail: docs/zones.md.
 """
 
 from __future__ import annotations
@@ -57,8 +29,8 @@ SPLIT_POINTS = 1 << 17  # larger calls are split between two threads (see ZoneIn
 CHUNK_POINTS = 1 << 19  # at most this many points located at once
 # The lookup goes down the SUB_LEVELS quadtree levels in passes of STEPS levels each: a
 # pass of two levels looks up one of a crossed cell's 16 grandchildren (the children's
-# values, repeated four times for a child no border crosses). Two passes fewer over the
-# points cost 1.6 MiB more of the index (the first four levels: 3.9 -> 5.5 MiB).
+# values, repeated four times for a child no border crosses): fewer passes over the points
+# for a somewhat larger index.
 STEPS = (2, 2, 1)
 INDEX_FORMAT = "taxi-zone-index/3"  # bump when the stored arrays change meaning
 # The grid and the quadtree levels are uint16: a value below MARK is a LocationID (0: no
@@ -116,10 +88,9 @@ class ZoneIndex:
         self.line_xy, self.line_dir = line_xy, line_dir  # float32 directions: off by < 1 um in a leaf
         self.candidates = _compact(np.asarray(candidates))
         self.offsets = _compact(np.asarray(offsets))
-        # The pieces as WKB (3 MiB), each made a GEOS geometry at its first exact test and
-        # kept (see _pieces): all of them as geometries take ~8.5 MiB beside the lake step's
-        # batches, where a month of trips needs a few thousand; making them per call instead
-        # cost more than the tests themselves, and more with every call.
+        # The pieces as WKB, each made a GEOS geometry at its first exact test and kept
+        # (see _pieces): a month of trips needs a few thousand of them, and making them per
+        # call cost more than the tests themselves.
         self.pieces_wkb = pieces_wkb
         self.pieces = np.full(len(pieces_wkb), None, dtype=object)
         self.piece_ids = np.asarray(piece_ids, dtype=np.uint16)
@@ -199,12 +170,10 @@ class ZoneIndex:
     def locate(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """LocationID (int32) of each point, 0 where the point is in no zone.
 
-        The lake step calls it per row group (convert.ROW_GROUP_ROWS, 64Ki rows): the
-        lookup's temporaries (~60 bytes a point) stay ~4 MiB beside its batches. Arrays of
-        over SPLIT_POINTS go in chunks (two, up to CHUNK_POINTS each: ~30 MiB) that
-        alternate between this thread and a helper thread: numpy and shapely release the
-        GIL in their array passes, so a second core, when free, nearly halves the wall
-        time. Fewer, larger chunks: 1M points took 13 % less time in two than in eight."""
+        The lake step calls it per row group, so the lookup's temporaries stay small beside
+        its batches. Arrays of over SPLIT_POINTS go in a few large chunks (up to
+        CHUNK_POINTS each) alternating between this thread and a helper thread: numpy and
+        shapely release the GIL in their array passes, so a free second core helps."""
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
         if len(lon) <= SPLIT_POINTS:
@@ -346,8 +315,8 @@ class ZoneIndex:
     def locate_arrow(self, lon: pa.Array | pa.ChunkedArray, lat: pa.Array | pa.ChunkedArray) -> pa.Array:
         """int32 LocationIDs with nulls where a point is in no zone or a coordinate is null.
 
-        The coordinates are read in place from the Arrow buffers (a 1M-row group's two
-        float64 copies would be 16 MiB beside the batch); a null's slot holds any value,
+        The coordinates are read in place from the Arrow buffers (no float64 copies beside
+        the batch); a null's slot holds any value,
         and its validity bit, not that value, makes the ID null."""
         x, x_valid = _floats(lon)
         y, y_valid = _floats(lat)

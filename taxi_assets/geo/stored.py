@@ -1,25 +1,12 @@
 """The zone index kept in the lake beside the shapes, so a month's lake step loads it
-(a ~10 MB file, about 0.2 s) instead of building it (about 46 s of CPU and a few
-hundred MiB at the build's peak).
+instead of building it (most of a minute of CPU; docs/zones.md).
 
-`lake/taxi_zone_shapes_lake` builds it once per shapes version and publishes it as a
-sidecar of the shapes file (taxi_zone_shapes/_zone_index.npz, through the lake I/O
-manager: a local folder or GCS). It records the SHA-256 of the shapes file it was built
-from and its format; the lake step uses it only when both match the shapes it reads.
-Otherwise (shapes materialized before the index existed, a run that died between the
-two files, an index of another format) the lake step builds the index from the shapes
-itself, with a warning: the shapes are the truth and the index only a cache of them, so
-the months still come out the same; only the step's time and memory suffer, which the
-warning says and a rematerialization of the shapes fixes.
-
-`ZoneIndexResource` (the `zone_index` resource) loads it for the lake step and builds it for
-the shapes' step. Its `cache_dir` (TAXI_ZONE_INDEX_CACHE; optional, unset by default) names a folder where built indexes are
-also kept, one file per key: the SHA-256 of the shapes file, INDEX_FORMAT, the source of
-the index code (geo/locate.py, geo/shapes.py) and the numpy/shapely/GEOS versions. A
-process that would build an index finds it there instead (a load, about 0.2 s), whoever
-built it: a fresh lake, a new DAGSTER_HOME, each test session's run workers. Any change of
-code, library or shapes is another key, so a stale index is never read (old files stay
-until the folder is emptied). The test session points it at pytest's cache folder.
+It records the SHA-256 of the shapes file and its format, and is used only when both match
+the shapes read: otherwise the lake step builds the index itself and warns, since the
+shapes are the truth and the index only a cache of them. `ZoneIndexResource` (the `zone_index` resource) loads it for the lake step and builds it for
+the shapes' step; its `cache_dir` (TAXI_ZONE_INDEX_CACHE, optional)
+names a folder that also keeps built indexes, keyed by the shapes, the format, the index
+code and the numpy/shapely/GEOS versions, so a stale one is never read.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def map_codes(values: pa.Array, codes: dict, type_: pa.DataType, column: str, co
     (No Python scalars or lists reach pyarrow here: they would make it import pandas.)
     """
     if codes is FLAG_CODES and _all_y_or_n(values):
-        # The common case, checked without pyarrow.compute (13 MiB to import).
+        # The common case, checked without importing pyarrow.compute (heavy) into the lake step.
         return values if values.type == pa.string() else values.cast(pa.string())
     # A column of codes holds a handful of distinct values: map those, then take per row
     # (a month's column is mapped at the cost of a hash pass, not of ten passes of text work).
@@ -133,7 +133,7 @@ def map_codes(values: pa.Array, codes: dict, type_: pa.DataType, column: str, co
     if unresolved.true_count:
         rows = unresolved.take(indices)
         # filter drops the rows whose mask is null: no fill_null(False), whose Python
-        # scalar makes pyarrow import pandas (~45 MiB in the lake step's process).
+        # scalar makes pyarrow import pandas into the lake step's process.
         counts.add(column, text.take(indices).filter(rows))
     return out.take(indices)
 

@@ -43,7 +43,7 @@ def _held_elsewhere(exc: BaseException) -> bool:
 def connect(path: str, label: str) -> duckdb.DuckDBPyConnection:
     """A connection to the file, waiting (and saying so) while another process holds it."""
     # Imported here, where a step opens the warehouse: loading the definitions (the resource
-    # is made there) would otherwise pay DuckDB's import in every process (README, Performance).
+    # is made there) would otherwise pay DuckDB's import in every process.
     import duckdb
 
     log = get_dagster_logger()

@@ -1,12 +1,12 @@
 """The production lake: objects in a GCS bucket under a prefix, in the local lake's layout.
 
 Publishing never shows half an object under its final name: the file is streamed
-to a temporary object under `{prefix}/_tmp/` (resumable upload in chunks for files
-over 8 MiB, CRC32C checked by the server), copied server-side onto the final name
+to a temporary object under `{prefix}/_tmp/` (resumable upload in chunks for large
+files, CRC32C checked by the server), copied server-side onto the final name
 (a metadata operation inside one bucket) and the temporary is deleted. A failed or
 interrupted upload leaves the previous version in place. A temporary orphaned by a
 killed process is outside every month folder, so readers never see it; a bucket
-lifecycle rule on `_tmp/` removes it (README, "Run on Google Cloud").
+lifecycle rule on `_tmp/` removes it (docs/google-cloud.md).
 
 Not dagster-gcp's `GCSPickleIOManager`: it pickles Python objects, while the lake
 holds the files themselves (CSV.gz, Parquet) readable by BigQuery and DuckDB.

@@ -5,7 +5,7 @@ Dagster's SQLite event log builds a new engine for every write and drops it afte
 (`SqliteEventLogStorage._connect`): dialect set-up and first-connect queries on each of
 the tens of thousands of writes a whole-history backfill makes (planned events, one
 materialization per asset and month, one check result per check and month). Keeping
-the engine halves the CPU of a write (README, Performance). Connections are still
+the engine makes each write much cheaper. Connections are still
 opened per use and closed after (NullPool, as Dagster does): nothing is shared across
 processes or forks, and the database files, their layout and their WAL mode are
 Dagster's own, so the same DAGSTER_HOME works with or without this class.

@@ -5,13 +5,13 @@ This is the lake layer's code path and also a command, so anyone can time it:
 
 The file is streamed (memory stays flat whatever the month's size), with types
 declared by the spec (never inferred) and column names normalised across years.
-Why it is shaped this way (figures in the README, `make bench`):
+Why it is shaped this way (figures: docs/performance.md, `make bench`):
 - the CSV reader is given the spec's names, order and types, so its batches are
   already the lake schema: no inference, no casts, absent optional columns come
   out as typed nulls;
 - gzip is inflated by ISA-L on its own thread, beside Arrow's parser (zlib
-  inflation alone is about a fifth of DuckDB's whole conversion time);
-- the fast mode parses 1 MiB blocks of the CSV on two threads, which also make the
+  inflation is a large share of a conversion);
+- the fast mode parses blocks of the CSV on two threads, which also make the
   canonical batches (Arrow's streaming reader parses on one thread);
 - batches are gathered into row groups that a writer thread encodes while the
   next ones are parsed;
@@ -154,8 +154,8 @@ class ConvertResult:
 def memory_pool() -> pa.MemoryPool:
     """jemalloc told to hand freed pages back at once.
 
-    Arrow's default (mimalloc) keeps tens of MiB of freed batches mapped, which is
-    most of the difference between a flat 200 MiB and not.
+    Arrow's default (mimalloc) keeps freed batches mapped, and memory then grows with the
+    month instead of staying flat.
     """
     try:
         pool = pa.jemalloc_memory_pool()
@@ -168,9 +168,8 @@ def memory_pool() -> pa.MemoryPool:
 @contextmanager
 def default_pool(pool: pa.MemoryPool) -> Iterator[None]:
     """`pool` as Arrow's default while a file converts: the Parquet reader (pyarrow's
-    ParquetFile takes no pool) and the casts allocate from the default pool. Under
-    mimalloc they kept 40-60 MiB more mapped on a 2009 yellow month (1Mi-row row groups,
-    text times); README, Performance."""
+    ParquetFile takes no pool) and the casts allocate from the default pool, which would
+    otherwise keep freed memory mapped as in memory_pool."""
     previous = pa.default_memory_pool()
     pa.set_memory_pool(pool)
     try:
@@ -266,8 +265,8 @@ def outside_month_rows(pickup: pa.ChunkedArray, start: dt.date, end: dt.date) ->
     """Rows whose pickup (timestamp[us]) is before start or on/after end; nulls do not count.
 
     Read straight from the Arrow buffers with numpy: pyarrow.compute, pa.scalar and
-    to_numpy would import pandas (pyarrow's lazy shim), 0.3-0.7 s and 45 MiB that the
-    conversion has no other use for.
+    to_numpy would import pandas (pyarrow's lazy shim), time and memory the conversion has
+    no other use for.
     """
     lo, hi = _micros(start), _micros(end)
     outside = 0
@@ -460,7 +459,7 @@ def convert(
                 f"{label}: cannot convert {src}: its metadata is not UTF-8 text (damaged?): {exc}"
             ) from None
         except READ_ERRORS as exc:
-            if "straddling object" in str(exc):  # only the careful mode's 16 MiB blocks get here
+            if "straddling object" in str(exc):  # only the careful mode's large blocks get here
                 exc = f"a record longer than {2 * CAREFUL_BLOCK_SIZE >> 20} MiB (an unclosed quote?)"
             raise ConversionError(f"{label}: cannot convert {src}: {exc}") from None
     result.seconds = time.monotonic() - started

@@ -11,7 +11,7 @@ header and column mapping, so the two can never disagree about a file.
   that fail are handed to `set_aside(reason, record)`, the others cast to the declared
   types. It is only run on a file the fast mode refused (quarantine.py).
 
-Rules both modes apply (README, "Failure behaviour"):
+Rules both modes apply (docs/failure-behaviour.md):
 - a time with a zone offset (Z, +01:00) is not readable: TLC times are New York
   wall-clock times, and shifting them by an offset would move every trip;
 - integers are decimal digits only (no 0x1F, no 1e3, no +5);
@@ -40,7 +40,7 @@ from taxi_assets.spec import eras
 from taxi_assets.spec.datasets import DatasetSpec
 
 # The fast mode parses blocks of this size on PARSE_THREADS threads, holding at most
-# BLOCKS_IN_FLIGHT of them (README, Performance).
+# BLOCKS_IN_FLIGHT of them: bounded memory, two cores kept busy.
 PARSE_BLOCK_SIZE = 1 << 20
 PARSE_THREADS = 2
 BLOCKS_IN_FLIGHT = 4
@@ -347,7 +347,7 @@ def fast_batches(
                 pa.py_buffer(block),
                 memory_pool=pool,
                 # Without quotes in the block, the same rows without the tokenizer's quote
-                # handling: 7% less parse CPU (README, Performance).
+                # handling, which costs parse CPU.
                 parse_options=pacsv.ParseOptions() if quoted else UNQUOTED,
                 read_options=pacsv.ReadOptions(
                     column_names=names,

@@ -98,6 +98,7 @@ def expected_builds(graph, months: list[str]) -> dict[dg.AssetKey, set]:
     return expected
 
 
+@pytest.mark.slow
 def test_data_loaded_before_the_sensor_is_switched_on_is_built():
     """The README's order: load the zones and the months, then turn the sensor on."""
     with dg.instance_for_test() as instance:
@@ -125,6 +126,7 @@ def test_data_loaded_before_the_sensor_is_switched_on_is_built():
         assert built[staging_of(graph, last)] == {MONTH}
 
 
+@pytest.mark.slow
 def test_data_loaded_after_the_sensor_is_switched_on_is_built():
     """The other order: the sensor on first, then the zones, then the months feed by feed."""
     with dg.instance_for_test() as instance:
@@ -146,6 +148,7 @@ def test_data_loaded_after_the_sensor_is_switched_on_is_built():
         assert built == expected_builds(graph, USER_MONTHS)
 
 
+@pytest.mark.slow
 def test_a_month_builds_once_every_feed_of_it_is_in_and_not_before():
     with dg.instance_for_test() as instance:
         sensor = Sensor(instance)
@@ -173,6 +176,7 @@ def test_a_month_builds_once_every_feed_of_it_is_in_and_not_before():
         assert all(NEXT not in partitions for partitions in requested.values())
 
 
+@pytest.mark.slow
 def test_a_failed_month_is_not_requested_again_until_a_feed_of_it_is_loaded_again():
     with dg.instance_for_test() as instance:
         graph = defs.resolve_asset_graph()
@@ -189,6 +193,7 @@ def test_a_failed_month_is_not_requested_again_until_a_feed_of_it_is_loaded_agai
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # dbt builds the marts
 def test_the_sensors_runs_build_a_month_loaded_before_it_was_on_without_failing(tmp_path):
     """Real dbt runs of what the sensor requests, in the user's order: the zone lookup and
     yellow 2010-05 (the other feeds have not started: their tables do not exist) loaded, then

@@ -13,6 +13,7 @@ from taxi_assets.spec.datasets import DATASETS
 UTC = dt.UTC
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize(
     "when, expected",
     [

@@ -38,6 +38,7 @@ def evaluations(result):
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
 def test_checks_pass_on_good_data(platform, mirror_root, dataset):
     spec = DATASETS[dataset]
@@ -206,6 +207,7 @@ def _empty_column(root, column: str, fmt: str) -> None:
         csv.writer(f, lineterminator="\n").writerows([header, *rows])
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize(
     "column,fmt",
     [

@@ -92,6 +92,7 @@ def materialize_month_with(platform, **replaced):
     )
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize("template", list(BAD_SOURCE_URLS))
 def test_a_source_template_that_cannot_work_fails_before_any_download(platform, source, template):
     result = materialize_month_with(platform, source=TaxiSource(url_template=template))

@@ -47,7 +47,7 @@ def test_every_column_of_every_trips_layer_and_the_zones_has_a_description():
 
 
 # What every run worker, sensor tick and code server would pay again if the definitions
-# imported them (README, Performance): each is imported where it is used, in the steps.
+# imported them: each is imported where it is used, in the steps.
 NOT_AT_LOAD = (
     "dbt",  # dbt-core: the dbt step only (taxi_assets/analytics/runner.py)
     "dagster_dbt",

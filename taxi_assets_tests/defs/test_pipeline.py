@@ -13,6 +13,7 @@ from taxi_assets_tests.harness import MONTHS
 from taxi_assets_tests.helpers import csv_data_rows, mirror_file
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
 def test_two_months_land_in_every_layer_with_the_source_row_count(platform, mirror_root, dataset):
     spec = DATASETS[dataset]

@@ -33,6 +33,7 @@ def bad_version(kind: str, mirror_root) -> bytes:
     return mirror_file(mirror_root, "yellow", "2021-02").read_bytes()
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize(
     "kind, check",
     [("empty", "has_rows"), ("wrong_month", "pickups_in_month"), ("no_pickup_times", "columns_have_values")],

@@ -32,6 +32,7 @@ def environment(platform, monkeypatch, tmp_path):
     return workdir
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize(
     "resource_config",
     [

@@ -36,7 +36,7 @@ MART = mart_key("trips_by_zone")
 KEYS = [raw_key(SPEC), lake_key(SPEC), warehouse_key(SPEC)]
 MONTHS = ["2021-01", "2021-02", "2021-03"]
 NEW_MONTH = "2021-04"
-SENSOR = f"{SPEC.name}_new_month_sensor"  # built on branch issue-4
+SENSOR = f"{SPEC.name}_new_month_sensor"
 RETRIED_MONTH = "2021-02"  # its first download is served broken: a run retry must fix it
 BACKFILL_TIMEOUT_S = 240
 RUN_TIMEOUT_S = 120
@@ -395,15 +395,9 @@ def test_the_pickup_map_of_a_mart_month_shows_on_the_asset_page(e2e, tmp_path, m
 
 
 def test_a_new_month_on_the_mirror_starts_the_source_sensor_run(e2e):
-    """Needs the source sensor from branch issue-4: fails (does not skip) without it."""
     generate(e2e.mirror_root, [SPEC.name], [NEW_MONTH])
     sensor = e2e.client.sensor_state(LOCATION, SENSOR)
-    if sensor is None:
-        pytest.fail(
-            f"sensor {SENSOR} is not in the definitions: it comes with branch issue-4 "
-            "(sensors on new monthly files); this test passes once that is merged",
-            pytrace=False,
-        )
+    assert sensor is not None, f"sensor {SENSOR} is not in the definitions"
     started = time.monotonic()
     if sensor["sensorState"]["status"] != "RUNNING":
         assert e2e.client.start_sensor(LOCATION, SENSOR) == "RUNNING"

@@ -1,7 +1,6 @@
 """The lake step's zone filling: a month with coordinates and no location IDs converts with
 PULocationID/DOLocationID from the points' zones, counts what it could not place, and a
-month without coordinates is left as it was. The spec with coordinate columns is built
-here (the whole-record spec, issue 14, brings them for yellow and green)."""
+month without coordinates is left as it was."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.spec.datasets import YELLOW, DatasetSpec
 from taxi_assets.transform.convert import convert
 from taxi_assets.transform.quality import UNLOCATED_DROPOFF, UNLOCATED_PICKUP, month_figures
-from taxi_assets_tests.harness import TEST_DATA, stored_zone_index
+from taxi_assets_tests.harness import TEST_DATA
 
 SHAPES_ZIP = TEST_DATA / "taxi_zones.zip"
 COORDINATES = ("pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude")
@@ -40,8 +39,8 @@ def coordinate_spec() -> DatasetSpec:
 
 
 @pytest.fixture(scope="module")
-def index() -> ZoneIndex:
-    return stored_zone_index()
+def index(zone_index) -> ZoneIndex:
+    return zone_index
 
 
 def write_month(path, trips: list[tuple], with_ids: bool) -> None:
@@ -171,7 +170,9 @@ def test_a_coordinate_month_through_raw_lake_and_its_checks_in_dagster(tmp_path,
     assert by_check["location_ids_in_range"].passed
 
 
-def test_the_lake_step_loads_the_stored_zone_index_and_rebuilds_a_missing_or_stale_one(tmp_path, monkeypatch):
+def test_the_lake_step_loads_the_stored_zone_index_and_rebuilds_a_missing_or_stale_one(
+    tmp_path, monkeypatch, zone_index
+):
     """The index `lake/taxi_zone_shapes_lake` stores beside the shapes is what the lake step
     uses; one built from other shapes, of another format, or none at all: the step builds
     it from the shapes (same answers) and says so in a warning."""

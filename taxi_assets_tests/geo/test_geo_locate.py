@@ -13,7 +13,7 @@ import shapely
 from taxi_assets.geo.locate import ZoneIndex
 from taxi_assets.geo.shapes import read_shapefile_zip
 from taxi_assets_tests.geo_reference import projected_points, reference_ids, reference_zones
-from taxi_assets_tests.harness import TEST_DATA, stored_zone_index
+from taxi_assets_tests.harness import TEST_DATA
 from taxi_tools.bench.geo_points import city_points
 
 SHAPES_ZIP = TEST_DATA / "taxi_zones.zip"
@@ -27,8 +27,8 @@ def shapes() -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def index() -> ZoneIndex:
-    return stored_zone_index()
+def index(zone_index) -> ZoneIndex:
+    return zone_index
 
 
 @pytest.mark.slow

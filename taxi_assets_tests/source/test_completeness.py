@@ -75,6 +75,7 @@ def assert_refused(result, step: str, pattern: str) -> None:
     assert re.fullmatch(pattern, message), message
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize("at_line_break", [True, False], ids=["at_a_line_break", "mid_line"])
 def test_a_plain_csv_cut_without_a_length_is_not_published(served, tmp_path, at_line_break):
     platform = platform_for(served, tmp_path, ".csv")

@@ -37,6 +37,7 @@ def assert_failed_cleanly(platform, good: State, result, error: str, message: st
 # ---------------------------------------------------------------- transient: retried, then success
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize("status", [500, 503])
 def test_5xx_a_few_times_is_retried_then_lands_like_a_clean_run(platform, source, clean_state, status):
     source.set_fault(FILE, Fault("status", status=status, times=3))
@@ -121,6 +122,7 @@ def test_endless_trickle_hits_the_attempt_deadline(platform, good, source):
     assert_failed_cleanly(platform, good, result, "SourceError", message)
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize(
     "fault,what",
     [

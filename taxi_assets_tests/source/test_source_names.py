@@ -42,6 +42,7 @@ def test_the_file_name_comes_from_the_path_or_else_the_query(url, name):
     assert url_file_name(url) == name
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize(
     "template,served,fmt",
     [

@@ -144,6 +144,9 @@ def sort_key(row: tuple) -> tuple:
     return tuple("" if v is None else str(v) for v in row)
 
 
+# A Dagster run per era of every feed: `make test`.
+@pytest.mark.integration
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset,month,fmt", ERA_CASES)
 def test_era_month_lands_value_for_value(era_mirror, tmp_path, monkeypatch, dataset, month, fmt):
     root, server = era_mirror

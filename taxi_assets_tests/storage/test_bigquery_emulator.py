@@ -29,6 +29,9 @@ from taxi_assets.transform.zones import ZONES_SCHEMA, ZONES_TABLE
 from taxi_assets_tests.harness import MONTHS, TEST_DATA
 from taxi_assets_tests.storage.test_bigquery_warehouse import COORDINATES, PREVIOUS_YELLOW_BQ_SCHEMA, lake_files  # noqa: F401
 
+# An emulator per test process and its jobs: `make test`; `make check` has the HTTP-boundary fake.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 YELLOW = DATASETS["yellow"]
 
 

@@ -24,7 +24,7 @@ from taxi_assets_tests.helpers import mirror_file
 YELLOW = DATASETS["yellow"]
 
 # Written out by hand (not derived from the spec) so the test checks the mapping.
-# The table as the version before the whole record (issue 14) made it:
+# The table as the version before the whole record made it:
 PREVIOUS_YELLOW_BQ_SCHEMA = [
     ("VendorID", "INT64"),
     ("tpep_pickup_datetime", "DATETIME"),

@@ -65,6 +65,7 @@ def test_the_event_log_keeps_one_engine_per_database(home, engines_created):
     assert [url.rsplit("/", 1)[-1] for url in engines_created[before:]] == [f"{run_id}.db"]
 
 
+@pytest.mark.slow
 def test_what_the_ui_reads_after_a_range_is_the_same_as_with_dagsters_own_storage(home):
     """Months, row counts and failed months as the UI gets them; then the same DAGSTER_HOME
     opened with Dagster's default storage (no storage block) reads the same: no migration."""

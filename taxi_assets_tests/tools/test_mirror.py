@@ -442,6 +442,7 @@ def test_cli_serve_subprocess(mirror_root: Path) -> None:
     assert stderr == ""  # quiet: no per-request logging
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize(
     "dataset,month,fmt",
     [
@@ -451,16 +452,15 @@ def test_cli_serve_subprocess(mirror_root: Path) -> None:
         ("yellow", "2015-04", "csv"),
     ],
 )
-def test_coordinate_era_months_are_located_like_real_ones(tmp_path, dataset, month, fmt):
+def test_coordinate_era_months_are_located_like_real_ones(tmp_path, dataset, month, fmt, zone_index):
     """`make demo`'s coordinate-era months pass their located checks: 1-3 % of the points in no
     zone, as in real months (0,0, water, outside the city), through the lake's own conversion."""
     from taxi_assets.geo.fill import ZoneFill
     from taxi_assets.transform.quarantine import convert_quarantining
-    from taxi_assets_tests.harness import stored_zone_index
 
     generate(tmp_path, [dataset], [month], formats=(fmt,))
     src = tmp_path / relpath(dataset, month, fmt)
-    index = stored_zone_index()
+    index = zone_index
     result, _ = convert_quarantining(
         DATASETS[dataset], month, src, tmp_path / "out.parquet", tmp_path / "q.csv", ZoneFill(lambda: index)
     )

@@ -4,8 +4,8 @@ reported or refused, and a failing load leaves every warehouse month as it was.
 
 The raw layer keeps the file as the source served it once it passed transport
 verification, so in the failing cases below the raw file is the new one while the
-lake's Parquet and the warehouse keep the previous good version (README, Failure
-behaviour)."""
+lake's Parquet and the warehouse keep the previous good version
+(docs/failure-behaviour.md)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,7 @@ def impossible_date(lines: list[str]) -> None:
     set_field(lines, 10, "tpep_pickup_datetime", "2021-02-30 10:00:00")
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize(
     "edit,error",
     [

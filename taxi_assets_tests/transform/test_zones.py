@@ -159,6 +159,7 @@ PLAUSIBILITY_CASES = {
 }  # fmt: skip
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize("edit,problem", PLAUSIBILITY_CASES.values(), ids=PLAUSIBILITY_CASES.keys())
 def test_an_implausible_zone_table_fails_naming_the_file_and_the_warehouse_keeps_its_zones(
     zones_platform, edit, problem
@@ -183,6 +184,7 @@ def test_an_implausible_zone_table_fails_naming_the_file_and_the_warehouse_keeps
     assert after.equals(before) and after.num_rows == 265
 
 
+@pytest.mark.first_case_in_check
 @pytest.mark.parametrize("quoted", [True, False], ids=["quoted_values", "plain_values"])
 def test_a_zone_csv_with_blanks_after_the_commas_is_read(zones_platform, quoted):
     platform, served = zones_platform

@@ -28,10 +28,12 @@ from pathlib import Path
 
 import dagster as dg
 import requests
+import yaml
 
 # The definitions' beta-API notices are not what this bench reports.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
+import taxi_assets  # noqa: E402
 from taxi_assets.defs.assets.keys import lake_key, raw_key, shapes_key, warehouse_key  # noqa: E402
 from taxi_assets.spec.datasets import DATASETS  # noqa: E402
 from taxi_assets.spec.months import partition_key  # noqa: E402
@@ -42,19 +44,17 @@ from taxi_tools.mirror import MirrorServer  # noqa: E402
 DAGSTER = Path(sys.executable).with_name("dagster")
 
 
-# The run queue of the local instance (`make dev`, the Makefile writes the same).
+# The run queue of the local instance (`make dev`): two runs at once.
 DEV_MAX_CONCURRENT_RUNS = 2
+LOCAL_INSTANCE = Path(taxi_assets.__file__).parent / "dagster_local.yaml"
 
 
 def instance_yaml(max_concurrent_runs: int = DEV_MAX_CONCURRENT_RUNS) -> str:
-    """The instance settings `make dev` writes to DAGSTER_HOME (see the Makefile)."""
-    return (
-        "telemetry:\n  enabled: false\n"
-        "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
-        f"  config:\n    max_concurrent_runs: {max_concurrent_runs}\n    dequeue_interval_seconds: 1\n"
-        "storage:\n  custom:\n    module: taxi_assets.storage.instance\n    class: SqliteStorage\n"
-        "    config:\n      base_dir:\n        env: DAGSTER_HOME\n"
-    )
+    """The instance `make dev` copies to DAGSTER_HOME (taxi_assets/dagster_local.yaml), with
+    its run queue's size set: the bench measures the instance users run."""
+    config = yaml.safe_load(LOCAL_INSTANCE.read_text())
+    config["run_coordinator"]["config"]["max_concurrent_runs"] = max_concurrent_runs
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def local_instance(home: Path) -> dg.DagsterInstance:

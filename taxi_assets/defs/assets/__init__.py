@@ -1,7 +1,7 @@
 """The assets. Each layer's module builds its asset for every dataset of the spec table and
 contributes them (`@dg.definitions`): raw.py, lake.py, warehouse.py; the zone lookup's three
-layers in zones.py, the trips-by-zone mart in mart.py. keys.py, metadata.py and staging.py
-are helpers (no definitions)."""
+layers and the shapes in zones.py and zone_shapes.py, the dbt marts in marts.py (their maps
+in mart_map.py). keys.py, metadata.py and staging.py are helpers (no definitions)."""
 
 from __future__ import annotations
 
