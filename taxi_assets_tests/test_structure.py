@@ -2,7 +2,6 @@
 one direction, the product never imports the tools."""
 
 import ast
-import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
