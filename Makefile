@@ -51,7 +51,7 @@ lint: install
 # Dagster runs in the test process); not the `deploy` ones (processes, PostgreSQL, Chromium).
 # Two test processes (pytest-xdist), a test file each at a time: module fixtures stay one per file.
 check: lint
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "(unit or integration) and not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "(unit or integration) and not slow"
 
 # Everything, as CI runs it. The deployment tests use a real PostgreSQL and Chromium from Debian's
 # packages: installed and started here when missing (needs root, as on CI; a clear error otherwise).
@@ -62,7 +62,7 @@ check: lint
 test: lint
 	deploy/ci/install-chromium.sh
 	export TAXI_TEST_PG_STARTED="$$(mktemp -d)/started"; \
-	TAXI_TEST_PG_URL="$${TAXI_TEST_PG_URL:-$$(deploy/ci/start-postgres.sh)}" $(PY) -m pytest -n 2 --dist loadfile
+	TAXI_TEST_PG_URL="$${TAXI_TEST_PG_URL:-$$(deploy/ci/start-postgres.sh)}" $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # Conversion (CSV.gz and TLC-shaped Parquet months, generated and cached in .bench/) vs DuckDB,
 # Polars, pandas; the definitions' import time; the whole record's backfill through Dagster vs

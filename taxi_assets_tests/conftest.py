@@ -185,8 +185,31 @@ INTEGRATION_FIXTURES = {
 INTEGRATION_CALLS = re.compile(r"\b(Platform|GCSPlatform|MirrorServer|materialize\w*|FakeGoogleServer)\(")
 
 
+# The longest test files, longest first: `--dist loadfile --no-loadscope-reorder` hands files
+# to the two test processes in collection order, so these start at once instead of ending the run
+# on one process while the other idles (xdist's own reorder puts files with few tests last).
+LONGEST_FIRST = (
+    "analytics/test_bigquery_marts.py",
+    "deploy/test_webserver_e2e.py",
+    "analytics/test_marts.py",
+    "deploy/test_whole_history_e2e.py",
+    "geo/test_geo_locate.py",
+    "analytics/test_marts_automation.py",
+    "storage/test_run_monitoring.py",
+    "tools/test_demo.py",
+    "tools/test_bench.py",
+    "defs/test_google_cloud.py",
+)
+
+
+def _file_rank(item: pytest.Item) -> int:
+    path = Path(str(item.path)).relative_to(Path(__file__).parent).as_posix()
+    return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_file_rank)  # stable: each file keeps its own order
     seen: set[tuple] = set()
     for item in items:
         # `make check` runs the first case of such a test, `make test` every case.
