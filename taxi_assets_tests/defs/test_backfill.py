@@ -133,6 +133,11 @@ def test_a_range_run_keeps_each_months_metadata_and_quarantine_apart(three_month
     expected = {m: csv_data_rows(three_month_mirror.root / relpath("yellow", m)) for m in MONTHS}
     expected["2021-02"] -= 1
     assert platform.warehouse().month_row_counts(DATASETS["yellow"]) == expected
+    # Each month accounts for its own rows, counted from its own file: read = published + set aside.
+    for key, metadata in lake.items():
+        read = csv_data_rows(three_month_mirror.root / relpath("yellow", key[:7]))
+        assert metadata["rows_read"].value == read
+        assert metadata["dagster/row_count"].value + metadata["set_aside_rows"].value == read
 
 
 def assert_each_month_has_its_own_figures_and_checks(instance, platform, mirror_root, quarantined=None):
