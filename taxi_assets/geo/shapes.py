@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from taxi_assets.errors import ConversionError
+from taxi_assets.transform.zones import id_ranges
 
 SHAPES_TABLE = "taxi_zone_shapes"
 SHAPES_CRS = "EPSG:4326"
@@ -139,24 +140,14 @@ def read_shapefile_zip(path: Path, source: str) -> pa.Table:
     )
 
 
-def _ranges(ids: list[int]) -> str:
-    parts: list[list[int]] = []
-    for i in sorted(ids):
-        if parts and parts[-1][1] == i - 1:
-            parts[-1][1] = i
-        else:
-            parts.append([i, i])
-    return ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in parts)
-
-
 def _check_zone_ids(ids: list[int], source: str) -> None:
     expected = set(SHAPED_LOCATION_IDS)
     missing = sorted(expected - set(ids))
     unknown = sorted(set(ids) - expected - {264, 265})
     lo, hi = SHAPED_LOCATION_IDS[0], SHAPED_LOCATION_IDS[-1]
     if missing or unknown:
-        what = [f"no shape for {len(missing)} of LocationIDs {lo}..{hi}: {_ranges(missing)}"] if missing else []
-        what += [f"LocationID(s) that are no TLC zone: {_ranges(unknown[:20])}"] if unknown else []
+        what = [f"no shape for {len(missing)} of LocationIDs {lo}..{hi}: {id_ranges(missing)}"] if missing else []
+        what += [f"LocationID(s) that are no TLC zone: {id_ranges(unknown[:20])}"] if unknown else []
         raise ConversionError(
             f"taxi zone shapes: {source} has {len(ids)} zones, not the taxi zones (TLC's file has a shape for each "
             f"of LocationIDs {lo}..{hi}, {len(expected)} records): {'; '.join(what)}"

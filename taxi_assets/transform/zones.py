@@ -39,7 +39,7 @@ class ZonesFile:
     extra_columns: list[str]
 
 
-def _ranges(ids: list[int]) -> str:
+def id_ranges(ids: list[int]) -> str:
     """3, 4, 5, 9 -> "3..5, 9": a list of IDs readable even when long."""
     parts: list[str] = []
     for i in sorted(ids):
@@ -67,7 +67,7 @@ def zone_problems(table: pa.Table) -> list[str]:
         lo, hi = KNOWN_LOCATION_IDS[0], KNOWN_LOCATION_IDS[-1]
         unknown = sorted({i for i in present if i not in known})
         if unknown:
-            problems.append(f"LocationID outside {lo}..{hi}: {_ranges(unknown[:20])}")
+            problems.append(f"LocationID outside {lo}..{hi}: {id_ranges(unknown[:20])}")
         counts = pc.value_counts(ids.drop_null())
         repeated = [c["values"] for c in counts.to_pylist() if c["counts"] > 1]
         if repeated:
@@ -76,7 +76,7 @@ def zone_problems(table: pa.Table) -> list[str]:
         if missing:
             problems.append(
                 f"{len(missing)} of the {len(known)} known LocationIDs missing ({table.num_rows} rows): "
-                f"{_ranges(missing)}"
+                f"{id_ranges(missing)}"
             )
     return problems
 
